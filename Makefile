@@ -1,0 +1,62 @@
+# cdnlab: the two commands users need are `sudo make demo` and `sudo make test`.
+# Everything they need is installed from this file and pyproject.toml.
+
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+CDNLAB := $(VENV)/bin/cdnlab
+STAMPS := .setup
+
+# Debian/Ubuntu packages: the emulator (Mininet, Open vSwitch, iproute2, iptables),
+# measurement tools, and what the node programs run (ffmpeg, nginx, BIND's dig/nsupdate, dnsperf).
+APT_PACKAGES := mininet openvswitch-switch iproute2 iptables ethtool bridge-utils \
+	iputils-ping iperf3 tcpdump kmod procps ffmpeg nginx bind9-dnsutils dnsperf \
+	python3 python3-venv python3-dev
+
+DEMO_TOPOLOGY ?= two_isp_ixp
+
+.PHONY: setup demo test unit lint services clean-run help
+help:
+	@echo "sudo make demo   set up if needed, then run the default scenario"
+	@echo "sudo make test   set up if needed, then run the whole test suite"
+
+setup: $(STAMPS)/apt $(STAMPS)/venv
+
+$(STAMPS)/apt: Makefile
+	@mkdir -p $(STAMPS)
+	@if [ "$$(id -u)" != 0 ]; then echo "make setup: installing Debian packages needs root; run: sudo make setup" >&2; exit 1; fi
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing: $$missing"; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+	@touch $@
+
+# A venv from the distribution's Python, seeing Debian's mininet through --system-site-packages.
+$(STAMPS)/venv: pyproject.toml $(STAMPS)/apt
+	@test -x $(PY) || /usr/bin/python3 -m venv --system-site-packages $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $@
+
+# Services the emulator needs that a fresh machine (or CI) has not started.
+services: setup
+	$(CDNLAB) doctor --fix
+
+demo: services
+	$(CDNLAB) topo check $(DEMO_TOPOLOGY)
+
+test: services
+	$(VENV)/bin/ruff check cdnlab nodes topologies tests
+	$(VENV)/bin/pytest
+
+unit: $(STAMPS)/venv
+	$(VENV)/bin/pytest tests/unit
+
+lint: $(STAMPS)/venv
+	$(VENV)/bin/ruff check cdnlab nodes topologies tests
+
+# Remove what an interrupted run recorded and left behind (never by name pattern).
+clean-run: setup
+	$(CDNLAB) clean

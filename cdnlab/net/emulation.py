@@ -1,0 +1,257 @@
+"""`Emulation`: a topology brought up as a real Mininet network, and torn down again.
+
+The engine's network stage. It chooses the shaping backend and switch datapath from what
+the machine offers, creates hosts, routers and switches, wires every link through the
+backend, assigns the address plan and installs the computed routes, applies the shapes,
+and records everything it creates in a `Ledger`. `stop()` (also on exceptions, Ctrl-C and
+SIGTERM, through the context manager) removes exactly what the ledger holds.
+
+    with Emulation(load_topology("minimal")) as emu:
+        emu.node("c1").cmd("ping -c1", emu.ip("origin"))
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any
+
+from cdnlab.capabilities import Capabilities, detect
+from cdnlab.errors import EnvironmentProblem
+from cdnlab.net.ledger import Ledger
+from cdnlab.net.shaping import choose_backend
+from cdnlab.net.shaping.base import BuildContext, ShapedLink, run_in
+from cdnlab.topology.addressing import AddressPlan, plan_addresses
+from cdnlab.topology.routing import Routing
+from cdnlab.topology.shape import LinkShape
+from cdnlab.topology.spec import HOST, ROUTER, Topology
+
+DATAPATHS = ("auto", "kernel", "user", "bridge")
+
+
+def choose_datapath(requested: str, caps: Capabilities) -> str:
+    if requested == "auto":
+        chosen = caps.switch_datapath
+        if chosen is None:
+            raise EnvironmentProblem("no switch datapath: Open vSwitch is not running and Linux "
+                                     "bridges cannot be made (run `cdnlab doctor --fix`)")
+        return chosen
+    if requested == "kernel" and not (caps.ovs_daemons and caps.ovs_kernel_module):
+        raise EnvironmentProblem("--datapath kernel needs the openvswitch kernel module and "
+                                 "running OVS daemons; use --datapath user or auto")
+    if requested == "user" and not caps.ovs_daemons:
+        raise EnvironmentProblem("--datapath user needs Open vSwitch running "
+                                 "(run `cdnlab doctor --fix`)")
+    if requested not in DATAPATHS:
+        raise EnvironmentProblem(f"unknown datapath {requested!r}: use {', '.join(DATAPATHS)}")
+    return requested
+
+
+class _Interrupted(BaseException):
+    """SIGTERM during a run: unwind like Ctrl-C so teardown runs."""
+
+
+class Emulation:
+    def __init__(self, topology: Topology, shaping: str = "auto", datapath: str = "auto",
+                 run_dir: Path | None = None, seed: int = 1,
+                 dynamic_links: set[str] | None = None) -> None:
+        if os.geteuid() != 0:
+            raise EnvironmentProblem("bringing up a network needs root: run with sudo")
+        self.topology = topology
+        self.plan: AddressPlan = plan_addresses(topology)
+        self.routing = Routing(topology, self.plan)
+        caps = detect()
+        if not caps.mininet:
+            raise EnvironmentProblem("Mininet is not importable: run `sudo make setup`")
+        self.backend = choose_backend(shaping, caps)
+        self.datapath = choose_datapath(datapath, caps)
+        self.seed = seed
+        self.dynamic_links = dynamic_links or set()
+        self.run_id = f"{topology.name}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        self.ledger: Ledger | None = None
+        self.own_run_dir = run_dir is None
+        self.run_dir = run_dir or Path(tempfile.mkdtemp(prefix="cdnlab-"))
+        self.net: Any = None
+        self.links: dict[str, ShapedLink] = {}
+        self.t0 = time.time()
+        self._previous_sigterm: Any = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def __enter__(self) -> Emulation:
+        self.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self.stop()
+
+    def _on_sigterm(self, _signum: int, _frame: FrameType | None) -> None:
+        raise _Interrupted()
+
+    def start(self) -> None:
+        from mininet.log import setLogLevel
+        from mininet.net import Mininet
+
+        setLogLevel(os.environ.get("CDNLAB_MININET_LOG", "error"))
+        self._previous_sigterm = signal.signal(signal.SIGTERM, self._on_sigterm)
+        self.ledger = Ledger(self.run_id)
+        if self.own_run_dir:
+            self.ledger.add_directory(self.run_dir)
+        try:
+            self._refuse_name_clashes()
+            self.net = Mininet(topo=None, build=False, controller=None, autoSetMacs=False,
+                               waitConnected=False)
+            self._add_nodes()
+            self._add_links()
+            self.net.build()
+            self.net.start()
+            self._configure_interfaces()
+            self._install_addresses_and_routes()
+            self._start_shaping()
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Remove everything this run created; safe to call more than once."""
+        for link in self.links.values():
+            with contextlib.suppress(Exception):
+                link.stop()
+        if self.net is not None:
+            with contextlib.suppress(Exception):
+                self.net.stop()
+            self.net = None
+        if self.ledger is not None:
+            self.ledger.close()
+            self.ledger = None
+        if self._previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
+            self._previous_sigterm = None
+
+    # -- build -----------------------------------------------------------------------------
+    def _refuse_name_clashes(self) -> None:
+        """Never adopt (and later delete) an interface or bridge this run did not make."""
+        existing = set(os.listdir("/sys/class/net"))
+        ours = {n for n in self.topology.nodes if self.topology.kind(n) not in (HOST, ROUTER)}
+        ours |= {i.name for i in self.plan.interfaces.values() if i.node in ours}
+        clash = sorted(existing & ours)
+        if clash:
+            raise EnvironmentProblem(f"interfaces {', '.join(clash)} already exist: another "
+                                     "run may be active, or one was interrupted (cdnlab clean)")
+
+    def _add_nodes(self) -> None:
+        from mininet.node import OVSSwitch
+
+        from cdnlab.net.nodes import EmulatedHost, IpBridge, Router
+
+        assert self.ledger is not None
+        for index, node in enumerate(self.topology.nodes.values(), start=1):
+            if node.kind == HOST:
+                added = self.net.addHost(node.name, cls=EmulatedHost, ip=None)
+                self.ledger.add_process(added.pid, f"host {node.name}")
+            elif node.kind == ROUTER:
+                added = self.net.addHost(node.name, cls=Router, ip=None)
+                self.ledger.add_process(added.pid, f"router {node.name}")
+            elif self.datapath == "bridge":
+                self.ledger.add_linux_bridge(node.name)
+                self.net.addSwitch(node.name, cls=IpBridge, dpid=f"{index:016x}")
+            else:
+                self.ledger.add_ovs_bridge(node.name)
+                self.net.addSwitch(node.name, cls=OVSSwitch, dpid=f"{index:016x}",
+                                   failMode="standalone", datapath=self.datapath)
+
+    def _add_links(self) -> None:
+        assert self.ledger is not None
+        ctx = BuildContext(self.net, self.run_dir, self.seed, self.t0, self.ledger)
+        root_side: list[str] = []
+        for link in self.topology.links:
+            intf_a = self.plan.interface(link.a, link.index).name
+            intf_b = self.plan.interface(link.b, link.index).name
+            for end, intf in ((link.a, intf_a), (link.b, intf_b)):
+                if self.topology.kind(end) not in (HOST, ROUTER):
+                    root_side.append(intf)
+            self.ledger.add_interfaces(root_side)
+            root_side = []
+            shaped = self.backend.connect(ctx, link, self.net.get(link.a),
+                                          self.net.get(link.b), intf_a, intf_b,
+                                          boxed=link.name in self.dynamic_links)
+            self.links[link.name] = shaped
+
+    def _configure_interfaces(self) -> None:
+        """Userspace OVS mangles partially checksummed packets: compute checksums in the
+        stack instead (TX checksum offload off) on every interface of the run."""
+        if self.datapath != "user":
+            return
+        for node in self.net.hosts:
+            names = [i.name for i in node.intfList() if i.name != "lo"]
+            if names:
+                node.cmd("; ".join(f"ethtool -K {n} tx off >/dev/null 2>&1" for n in names))
+        root = [i.name for s in self.net.switches for i in s.intfList() if i.name != "lo"]
+        if root:
+            subprocess.run(["sh", "-c", "; ".join(f"ethtool -K {n} tx off >/dev/null 2>&1"
+                                                   for n in root)], check=False)
+
+    def _install_addresses_and_routes(self) -> None:
+        batches = self.run_dir / "routes"
+        batches.mkdir(parents=True, exist_ok=True)
+        for name, node in self.topology.nodes.items():
+            if node.kind not in (HOST, ROUTER):
+                continue
+            lines = [f"addr add {i.address} dev {i.name}" for i in self.plan.of_node(name)
+                     if i.address is not None]
+            lines += [f"route add {r.subnet} via {r.via}"
+                      for r in self.routing.routes[name].values()]
+            batch = batches / f"{name}.ip"
+            batch.write_text("\n".join(lines) + "\n")
+            run_in(self.net.get(name), f"ip -batch {batch}")
+
+    def _start_shaping(self) -> None:
+        for link in self.links.values():
+            link.start()
+        launched = [link for link in self.links.values() if hasattr(link, "launch")]
+        for link in launched:
+            link.launch()  # type: ignore[attr-defined]
+        deadline = time.monotonic() + 15.0
+        for link in launched:
+            link.wait_ready(deadline)  # type: ignore[attr-defined]
+
+    # -- use -------------------------------------------------------------------------------
+    def node(self, name: str) -> Any:
+        if name not in self.topology.nodes:
+            raise KeyError(f"unknown node {name!r}")
+        return self.net.get(name)
+
+    def ip(self, name: str) -> str:
+        return str(self.plan.address(name))
+
+    def link(self, a: str, b: str) -> ShapedLink:
+        return self.links[self.topology.link(a, b).name]
+
+    def set_shape(self, a: str, b: str, direction: str, shape: LinkShape) -> None:
+        self.link(a, b).set_shape(direction, shape)
+
+    @property
+    def shaping(self) -> str:
+        return self.backend.name
+
+    def ping_all(self, count: int = 1, timeout_s: float = 2.0) -> list[tuple[str, str]]:
+        """Ping every other L3 host from every host; the pairs that failed."""
+        hosts = self.topology.hosts()
+        failed: list[tuple[str, str]] = []
+        for src in hosts:
+            node = self.node(src)
+            targets = [h for h in hosts if h != src]
+            script = " ".join(
+                f"(ping -c{count} -W{timeout_s:g} -q {self.ip(t)} >/dev/null 2>&1 "
+                f"|| echo FAIL {t}) &" for t in targets) + " wait"
+            out = node.cmd(script)
+            failed += [(src, line.split()[1]) for line in out.splitlines()
+                       if line.startswith("FAIL ")]
+        return failed

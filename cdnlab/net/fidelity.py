@@ -1,0 +1,239 @@
+"""Fidelity: what the emulated network really does, measured against what the spec implies.
+
+RTT with ping between host pairs (expected: the one-way delays along the routed path there
+and back), TCP goodput with iperf3 across a path's bottleneck (ideal: the htb rate less
+TCP/IP/Ethernet headers, 1448 payload bytes per 1514-byte frame), and one-way loss with
+iperf3 over UDP. `check()` does the bring-up check of a topology: RTT from every client to
+every edge server and the origin, and goodput on a sample of client access paths. The
+report goes into the results bundle and is printed as a table.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+TCP_PAYLOAD_EFFICIENCY = 1448 / 1514
+RTT_ABS_TOLERANCE_MS = 1.0
+RTT_REL_TOLERANCE = 0.05
+RATE_REL_TOLERANCE = 0.10
+LOSS_TOLERANCE_PP = 1.5
+IPERF_PORT = 5201
+_PING_SUMMARY = re.compile(r"= ([\d.]+)/([\d.]+)/([\d.]+)/([\d.]+) ms")
+_PING_COUNTS = re.compile(r"(\d+) packets transmitted, (\d+) received")
+
+
+def rtt_tolerance_ms(expected_ms: float) -> float:
+    return max(RTT_ABS_TOLERANCE_MS, RTT_REL_TOLERANCE * expected_ms)
+
+
+@dataclass
+class RttSample:
+    src: str
+    dst: str
+    expected_ms: float
+    measured_ms: float
+    min_ms: float
+    sent: int
+    received: int
+
+    @property
+    def error_ms(self) -> float:
+        return self.measured_ms - self.expected_ms
+
+    @property
+    def error_pct(self) -> float:
+        return 100.0 * self.error_ms / self.expected_ms if self.expected_ms else 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.received > 0 and abs(self.error_ms) <= rtt_tolerance_ms(self.expected_ms)
+
+
+@dataclass
+class RateSample:
+    src: str
+    dst: str
+    rate_mbps: float
+    measured_mbps: float
+    intervals: list[float] = field(default_factory=list)
+
+    @property
+    def ideal_mbps(self) -> float:
+        return self.rate_mbps * TCP_PAYLOAD_EFFICIENCY
+
+    @property
+    def error_pct(self) -> float:
+        return 100.0 * (self.measured_mbps - self.ideal_mbps) / self.ideal_mbps
+
+    @property
+    def ok(self) -> bool:
+        return abs(self.measured_mbps - self.rate_mbps) <= RATE_REL_TOLERANCE * self.rate_mbps
+
+
+@dataclass
+class LossSample:
+    src: str
+    dst: str
+    expected_pct: float
+    measured_pct: float
+    packets: int
+
+    @property
+    def error_pp(self) -> float:
+        return self.measured_pct - self.expected_pct
+
+    @property
+    def ok(self) -> bool:
+        return self.packets > 0 and abs(self.error_pp) <= LOSS_TOLERANCE_PP
+
+
+@dataclass
+class FidelityReport:
+    backend: str
+    datapath: str
+    rtt: list[RttSample] = field(default_factory=list)
+    rate: list[RateSample] = field(default_factory=list)
+    loss: list[LossSample] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(s.ok for s in [*self.rtt, *self.rate, *self.loss])
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "backend": self.backend, "datapath": self.datapath, "ok": self.ok,
+            "rtt_err_max_pct": max((abs(s.error_pct) for s in self.rtt), default=0.0),
+            "rtt_err_max_ms": max((abs(s.error_ms) for s in self.rtt), default=0.0),
+            "rate_err_max_pct": max((abs(s.error_pct) for s in self.rate), default=0.0),
+            "loss_err_max_pp": max((abs(s.error_pp) for s in self.loss), default=0.0),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"summary": self.summary(),
+                "rtt": [asdict(s) | {"ok": s.ok} for s in self.rtt],
+                "rate": [asdict(s) | {"ideal_mbps": s.ideal_mbps, "ok": s.ok}
+                         for s in self.rate],
+                "loss": [asdict(s) | {"ok": s.ok} for s in self.loss]}
+
+    def table(self) -> str:
+        lines = [f"fidelity ({self.backend} shaping, {self.datapath} switches)"]
+        if self.rtt:
+            lines.append(f"  {'RTT':<26}{'configured':>11}{'measured':>10}{'error':>9}  ok")
+            for s in self.rtt:
+                lines.append(f"  {s.src + ' → ' + s.dst:<26}{s.expected_ms:>9.2f}ms"
+                             f"{s.measured_ms:>8.2f}ms{s.error_pct:>+8.1f}%  "
+                             f"{'yes' if s.ok else 'NO'}")
+        if self.rate:
+            lines.append(f"  {'TCP goodput':<26}{'rate':>11}{'ideal':>10}{'measured':>10}"
+                         f"{'error':>9}  ok")
+            for r in self.rate:
+                lines.append(f"  {r.src + ' → ' + r.dst:<26}{r.rate_mbps:>6.1f}Mbit"
+                             f"{r.ideal_mbps:>10.2f}{r.measured_mbps:>10.2f}"
+                             f"{r.error_pct:>+8.1f}%  {'yes' if r.ok else 'NO'}")
+        if self.loss:
+            lines.append(f"  {'UDP loss':<26}{'configured':>11}{'measured':>10}{'packets':>9}  ok")
+            for x in self.loss:
+                lines.append(f"  {x.src + ' → ' + x.dst:<26}{x.expected_pct:>10.2f}%"
+                             f"{x.measured_pct:>9.2f}%{x.packets:>9}  "
+                             f"{'yes' if x.ok else 'NO'}")
+        return "\n".join(lines)
+
+
+def _ping_args(ip: str, count: int, interval: float) -> list[str]:
+    return ["ping", "-n", "-q", "-c", str(count), "-i", f"{interval:g}", "-W", "2", ip]
+
+
+def measure_rtt(emu: Any, pairs: list[tuple[str, str]], count: int = 20,
+                interval: float = 0.05) -> list[RttSample]:
+    """Ping each (src, dst) pair, all pairs at once; a warm-up ping first resolves ARP."""
+    warm = [emu.node(s).popen(_ping_args(emu.ip(d), 1, 0.2), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL) for s, d in pairs]
+    for process in warm:
+        process.wait()
+    running = [(s, d, emu.node(s).popen(_ping_args(emu.ip(d), count, interval),
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+               for s, d in pairs]
+    samples = []
+    for src, dst, process in running:
+        out = process.communicate()[0].decode(errors="replace")
+        counts = _PING_COUNTS.search(out)
+        sent, received = (int(counts[1]), int(counts[2])) if counts else (count, 0)
+        summary = _PING_SUMMARY.search(out)
+        low, avg = (float(summary[1]), float(summary[2])) if summary else (0.0, 0.0)
+        samples.append(RttSample(src, dst, emu.routing.expected_rtt_ms(src, dst), avg, low,
+                                 sent, received))
+    return samples
+
+
+def _iperf(emu: Any, src: str, dst: str, client_args: list[str]) -> dict[str, Any]:
+    """Run one iperf3 test from `src` to a one-shot server on `dst`; the client's JSON."""
+    server = emu.node(dst).popen(["iperf3", "-s", "-1", "-p", str(IPERF_PORT)],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        emu.node(dst).cmd(f"for i in $(seq 100); do ss -Hltn 'sport = :{IPERF_PORT}' "
+                          f"| grep -q . && break; sleep 0.05; done")
+        client = emu.node(src).popen(["iperf3", "-c", emu.ip(dst), "-p", str(IPERF_PORT),
+                                      "-J", *client_args], stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE)
+        out, err = client.communicate(timeout=60)
+        try:
+            result: dict[str, Any] = json.loads(out)
+        except ValueError as exc:
+            raise RuntimeError(f"iperf3 {src} → {dst} failed: {err.decode().strip()}") from exc
+        if "error" in result:
+            raise RuntimeError(f"iperf3 {src} → {dst}: {result['error']}")
+        return result
+    finally:
+        if server.poll() is None:
+            server.kill()
+        server.wait()
+
+
+def measure_goodput(emu: Any, src: str, dst: str, seconds: float = 3.0,
+                    interval: float = 0.5, rate_mbps: float | None = None) -> RateSample:
+    """TCP from `src` to `dst` (the first second, slow start, is left out)."""
+    result = _iperf(emu, src, dst, ["-t", f"{seconds:g}", "-O", "1", "-i", f"{interval:g}"])
+    received = result["end"]["sum_received"]["bits_per_second"] / 1e6
+    intervals = [i["sum"]["bits_per_second"] / 1e6 for i in result["intervals"]
+                 if not i["sum"].get("omitted")]
+    rate = rate_mbps if rate_mbps is not None else emu.routing.bottleneck_mbps(src, dst)
+    return RateSample(src, dst, rate or 0.0, received, intervals)
+
+
+def measure_loss(emu: Any, src: str, dst: str, seconds: float = 3.0,
+                 send_mbps: float = 4.0) -> LossSample:
+    """UDP at `send_mbps` (below the bottleneck, so only configured loss drops packets)."""
+    result = _iperf(emu, src, dst, ["-u", "-b", f"{send_mbps:g}M", "-l", "1000",
+                                    "-t", f"{seconds:g}"])
+    total = result["end"]["sum"]
+    packets = int(total.get("packets", 0))
+    lost = float(total.get("lost_percent", 0.0))
+    return LossSample(src, dst, emu.routing.path_loss_pct(src, dst), lost, packets)
+
+
+def check(emu: Any, goodput_samples: int = 2, seconds: float = 3.0) -> FidelityReport:
+    """The bring-up check: RTT client → every edge server and the origin; goodput from the
+    origin or an edge to a sample of clients (one per distinct access bottleneck)."""
+    topology = emu.topology
+    targets = [n for n in topology.nodes.values() if n.cluster or n.role == "origin"]
+    clients = topology.by_role("client")
+    pairs = [(c, t.name) for c in clients for t in targets]
+    report = FidelityReport(emu.shaping, emu.datapath)
+    report.rtt = measure_rtt(emu, pairs)
+    seen_bottlenecks: set[tuple[str, float | None]] = set()
+    senders = [t.name for t in targets]
+    for client in clients:
+        if len(report.rate) >= goodput_samples or not senders:
+            break
+        sender = senders[len(report.rate) % len(senders)]
+        rate = emu.routing.bottleneck_mbps(sender, client)
+        access = topology.links_of(client)[0].name
+        if rate is None or (access, rate) in seen_bottlenecks:
+            continue
+        seen_bottlenecks.add((access, rate))
+        report.rate.append(measure_goodput(emu, sender, client, seconds))
+    return report

@@ -1,0 +1,71 @@
+"""Mininet node classes of the emulated network: hosts, routers, link namespaces, bridges.
+
+Mininet's own classes carry most of the weight (`Host` runs commands in a namespace,
+`OVSSwitch` drives Open vSwitch); these add what cdnlab needs: routers forward IPv4, every
+namespace drops IPv6 (the emulation is IPv4, so nothing bypasses the IPv4 shaping rules),
+a `LinkBox` is the small namespace in the middle of a shaped wire where the nfqueue backend
+delays packets, and `IpBridge` is a Linux bridge switch driven with iproute2.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mininet.node import Host, Switch
+
+_QUIET_NAMESPACE = ("sysctl -qw net.ipv6.conf.all.disable_ipv6=1 "
+                    "net.ipv6.conf.default.disable_ipv6=1 net.ipv4.conf.all.rp_filter=0 "
+                    "net.ipv4.conf.default.rp_filter=0")
+
+
+class EmulatedHost(Host):
+    """An end host (client, server, origin, DNS): IPv4 only."""
+
+    def config(self, **params: Any) -> dict[str, Any]:
+        result = super().config(**params)
+        self.cmd(_QUIET_NAMESPACE)
+        return result
+
+
+class Router(EmulatedHost):
+    """A host that forwards IPv4 between its interfaces."""
+
+    def config(self, **params: Any) -> dict[str, Any]:
+        result = super().config(**params)
+        self.cmd("sysctl -qw net.ipv4.ip_forward=1")
+        return result
+
+
+class LinkBox(EmulatedHost):
+    """The namespace in the middle of one shaped link: a bridge joining its two ports,
+    whose FORWARD hook sends each direction to its own NFQUEUE."""
+
+    BRIDGE = "br0"
+
+    def join_ports(self, port_a: str, port_b: str) -> None:
+        out = self.cmd(
+            f"ip link add {self.BRIDGE} type bridge forward_delay 0 && "
+            f"ip link set {port_a} master {self.BRIDGE} && "
+            f"ip link set {port_b} master {self.BRIDGE} && "
+            f"ip link set {self.BRIDGE} up && "
+            "sysctl -qw net.bridge.bridge-nf-call-iptables=1 && echo joined")
+        if "joined" not in out:
+            raise RuntimeError(f"{self.name}: cannot bridge {port_a} and {port_b}: {out.strip()}")
+
+
+class IpBridge(Switch):
+    """A Linux bridge switch in the root namespace (used when Open vSwitch is not running)."""
+
+    def start(self, _controllers: list[Any]) -> None:
+        self.cmd(f"ip link add name {self.name} type bridge forward_delay 0")
+        for intf in self.intfList():
+            if intf.name != "lo":
+                self.cmd(f"ip link set {intf.name} master {self.name}")
+        self.cmd(f"ip link set {self.name} up")
+
+    def stop(self, deleteIntfs: bool = True) -> None:
+        self.cmd(f"ip link del {self.name}")
+        super().stop(deleteIntfs)
+
+    def connected(self) -> bool:
+        return True

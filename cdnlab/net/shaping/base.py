@@ -1,0 +1,85 @@
+"""What every shaping backend provides: wiring one topology link, and reshaping it live.
+
+A backend's `connect` creates the Mininet link(s) for one topology link and returns a
+`ShapedLink`; `start` applies the shapes once the network is up, `set_shape` changes a
+direction in place (rate by htb class change, delay/jitter/loss by the backend's own means),
+`stop` undoes what `start` did. Direction `a_to_b` is shaped where it leaves node a.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cdnlab.topology.shape import LinkShape
+from cdnlab.topology.spec import Link
+
+DIRECTIONS = ("a_to_b", "b_to_a")
+
+
+def run_in(node: Any, command: str) -> str:
+    """Run a shell command in a Mininet node (root namespace for switches); raise on failure."""
+    if getattr(node, "inNamespace", True):
+        out = node.cmd(f"{command}; echo __rc=$?")
+        body, _, code = out.rpartition("__rc=")
+        if code.strip() != "0":
+            raise RuntimeError(f"{node.name}: `{command}` failed: {body.strip()}")
+        return str(body)
+    done = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise RuntimeError(f"`{command}` failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+@dataclass
+class BuildContext:
+    """What a backend needs from the emulation while wiring links."""
+
+    net: Any  # mininet.net.Mininet
+    run_dir: Path
+    seed: int
+    t0: float
+    ledger: Any  # cdnlab.net.ledger.Ledger
+
+
+class ShapedLink(ABC):
+    def __init__(self, spec: Link, node_a: Any, node_b: Any, intf_a: str, intf_b: str) -> None:
+        self.spec = spec
+        self.nodes = {"a_to_b": node_a, "b_to_a": node_b}
+        self.intfs = {"a_to_b": intf_a, "b_to_a": intf_b}
+        self.shapes = {"a_to_b": spec.a_to_b, "b_to_a": spec.b_to_a}
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def egress(self, direction: str) -> tuple[Any, str]:
+        """The node and interface whose egress carries `direction`."""
+        return self.nodes[direction], self.intfs[direction]
+
+    def set_rate(self, direction: str, rate_mbps: float | None) -> None:
+        self.set_shape(direction, self.shapes[direction].with_changes(rate=rate_mbps))
+
+    @abstractmethod
+    def start(self) -> None: ...
+
+    @abstractmethod
+    def set_shape(self, direction: str, shape: LinkShape) -> None: ...
+
+    @abstractmethod
+    def stop(self) -> None: ...
+
+    def extra_processes(self) -> list[int]:
+        return []
+
+
+class Backend(ABC):
+    name: str
+
+    @abstractmethod
+    def connect(self, ctx: BuildContext, spec: Link, node_a: Any, node_b: Any,
+                intf_a: str, intf_b: str, boxed: bool) -> ShapedLink:
+        """Create the Mininet link(s) for `spec`; `boxed` asks for live delay changes later."""

@@ -1,0 +1,162 @@
+"""Routes over the topology graph, and the paths packets take.
+
+Every layer-3 node (router or host) gets one route per segment it is not on, computed as a
+shortest path by one-way delay (plus a small per-hop cost, so ties prefer fewer hops and
+every path has a positive length). Packets may cross switches and routers, never hosts.
+`path()` walks the installed routes hop by hop, so expected RTT, bottleneck rate and loss
+are derived from what the kernel will really do, not from a separate model.
+"""
+
+from __future__ import annotations
+
+import heapq
+import ipaddress
+from dataclasses import dataclass
+
+from cdnlab.topology.addressing import AddressPlan
+from cdnlab.topology.shape import LinkShape
+from cdnlab.topology.spec import HOST, ROUTER, SWITCH, Link, Topology
+
+HOP_COST_MS = 0.001
+
+
+@dataclass(frozen=True)
+class Route:
+    subnet: ipaddress.IPv4Network
+    via: ipaddress.IPv4Address
+    via_node: str
+
+
+@dataclass(frozen=True)
+class Hop:
+    """One link crossed in one direction."""
+
+    link: Link
+    src: str
+
+    @property
+    def dst(self) -> str:
+        return self.link.other(self.src)
+
+    @property
+    def shape(self) -> LinkShape:
+        return self.link.shape_from(self.src)
+
+
+class Routing:
+    def __init__(self, topology: Topology, plan: AddressPlan) -> None:
+        self.topology = topology
+        self.plan = plan
+        self.adjacency: dict[str, list[Link]] = {n: [] for n in topology.nodes}
+        for link in topology.links:
+            self.adjacency[link.a].append(link)
+            self.adjacency[link.b].append(link)
+        self.routes: dict[str, dict[int, Route]] = {}
+        for node in topology.nodes.values():
+            if node.kind != SWITCH:
+                self.routes[node.name] = self._routes_from(node.name)
+
+    def _spf(self, src: str) -> tuple[dict[str, float], dict[str, Link]]:
+        dist = {src: 0.0}
+        via: dict[str, Link] = {}
+        heap = [(0.0, src)]
+        while heap:
+            d, node = heapq.heappop(heap)
+            if d > dist[node]:
+                continue
+            if node != src and self.topology.kind(node) == HOST:
+                continue  # hosts do not forward
+            for link in self.adjacency[node]:
+                other = link.other(node)
+                nd = d + link.shape_from(node).delay + HOP_COST_MS
+                if nd < dist.get(other, float("inf")):
+                    dist[other] = nd
+                    via[other] = link
+                    heapq.heappush(heap, (nd, other))
+        return dist, via
+
+    def _first_l3_hop(self, src: str, target: str, via: dict[str, Link]) -> tuple[str, Link]:
+        """The first router or host after `src` on the SPF path to `target`, with the link
+        by which the path enters it."""
+        chain: list[tuple[str, Link]] = []
+        node = target
+        while node != src:
+            link = via[node]
+            chain.append((node, link))
+            node = link.other(node)
+        for node, link in reversed(chain):
+            if self.topology.kind(node) != SWITCH:
+                return node, link
+        raise AssertionError(f"no layer-3 hop from {src} to {target}")
+
+    def _routes_from(self, src: str) -> dict[int, Route]:
+        dist, via = self._spf(src)
+        own = set(self.plan.segment_of(src))
+        routes: dict[int, Route] = {}
+        for segment in self.plan.segments:
+            if segment.index in own:
+                continue
+            gateways = [(dist[n], n) for n, _ in segment.members
+                        if self.topology.kind(n) == ROUTER and n in dist]
+            if not gateways:
+                continue
+            _, gateway = min(gateways)
+            hop, link = self._first_l3_hop(src, gateway, via)
+            address = self.plan.interface(hop, link.index).address
+            assert address is not None
+            routes[segment.index] = Route(segment.subnet, address.ip, hop)
+        return routes
+
+    def _l2_path(self, src: str, dst: str) -> list[Hop]:
+        """Links from `src` to `dst` across switches only (they share a segment)."""
+        previous: dict[str, Link] = {}
+        frontier = [src]
+        seen = {src}
+        while frontier:
+            node = frontier.pop(0)
+            if node == dst:
+                break
+            if node != src and self.topology.kind(node) != SWITCH:
+                continue
+            for link in self.adjacency[node]:
+                other = link.other(node)
+                if other not in seen:
+                    seen.add(other)
+                    previous[other] = link
+                    frontier.append(other)
+        hops: list[Hop] = []
+        node = dst
+        while node != src:
+            link = previous[node]
+            hops.append(Hop(link, link.other(node)))
+            node = link.other(node)
+        return hops[::-1]
+
+    def path(self, src: str, dst: str) -> list[Hop]:
+        """The links a packet from host/router `src` to `dst` crosses, in order."""
+        target_segments = set(self.plan.segment_of(dst))
+        hops: list[Hop] = []
+        node = src
+        for _ in range(len(self.topology.nodes) + 1):
+            if target_segments & set(self.plan.segment_of(node)):
+                return hops + self._l2_path(node, dst)
+            segment = min(target_segments)
+            route = self.routes[node].get(segment)
+            if route is None:
+                raise KeyError(f"{node} has no route to {dst}")
+            hops += self._l2_path(node, route.via_node)
+            node = route.via_node
+        raise RuntimeError(f"routing loop from {src} to {dst}")
+
+    def expected_rtt_ms(self, src: str, dst: str) -> float:
+        return sum(h.shape.delay for h in self.path(src, dst) + self.path(dst, src))
+
+    def bottleneck_mbps(self, src: str, dst: str) -> float | None:
+        rates = [h.shape.rate for h in self.path(src, dst) if h.shape.rate is not None]
+        return min(rates) if rates else None
+
+    def path_loss_pct(self, src: str, dst: str) -> float:
+        delivered = 1.0
+        for hop in self.path(src, dst):
+            delivered *= 1.0 - hop.shape.loss / 100.0
+        return 100.0 * (1.0 - delivered)
