@@ -61,9 +61,9 @@ def _data_lines(path: Path) -> list[tuple[int, str]]:
 
 def parse_csv(path: Path) -> BandwidthTrace:
     steps: list[tuple[float, float]] = []
-    for number, line in _data_lines(path):
+    for position, (number, line) in enumerate(_data_lines(path)):
         parts = [p.strip() for p in line.split(",")]
-        if number == 1 and not _is_number(parts[0]):
+        if position == 0 and not _is_number(parts[0]):
             continue  # a header row
         if len(parts) != 2 or not all(_is_number(p) for p in parts):
             raise SpecError(str(path), f"line {number}", f"expected `seconds,Mbit/s`, got "

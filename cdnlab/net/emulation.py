@@ -26,12 +26,14 @@ from typing import Any
 from cdnlab.capabilities import Capabilities, detect
 from cdnlab.errors import EnvironmentProblem
 from cdnlab.net.ledger import Ledger
+from cdnlab.net.replay import TraceReplayer
 from cdnlab.net.shaping import choose_backend
 from cdnlab.net.shaping.base import BuildContext, ShapedLink, run_in
 from cdnlab.topology.addressing import AddressPlan, plan_addresses
-from cdnlab.topology.routing import Routing
+from cdnlab.topology.routing import Hop, Routing
 from cdnlab.topology.shape import LinkShape
 from cdnlab.topology.spec import HOST, ROUTER, Topology
+from cdnlab.traces import BandwidthTrace, load_trace
 
 DATAPATHS = ("auto", "kernel", "user", "bridge")
 
@@ -80,6 +82,7 @@ class Emulation:
         self.run_dir = run_dir or Path(tempfile.mkdtemp(prefix="cdnlab-"))
         self.net: Any = None
         self.links: dict[str, ShapedLink] = {}
+        self.replayers: list[TraceReplayer] = []
         self.t0 = time.time()
         self._previous_sigterm: Any = None
 
@@ -121,6 +124,8 @@ class Emulation:
 
     def stop(self) -> None:
         """Remove everything this run created; safe to call more than once."""
+        for replayer in self.replayers:
+            replayer.stop()
         for link in self.links.values():
             with contextlib.suppress(Exception):
                 link.stop()
@@ -221,6 +226,18 @@ class Emulation:
         deadline = time.monotonic() + 15.0
         for link in launched:
             link.wait_ready(deadline)  # type: ignore[attr-defined]
+        for spec in self.topology.links:
+            if spec.trace is not None:
+                self.replay(spec.a, spec.b, load_trace(spec.trace.path), spec.trace.direction,
+                            spec.trace.loop)
+
+    def replay(self, a: str, b: str, trace: BandwidthTrace, direction: str = "both",
+               loop: bool = True) -> TraceReplayer:
+        """Make the a–b link's rate follow `trace` from now on, until `stop()`."""
+        replayer = TraceReplayer(self.link(a, b), trace, direction, loop)
+        self.replayers.append(replayer)
+        replayer.start()
+        return replayer
 
     # -- use -------------------------------------------------------------------------------
     def node(self, name: str) -> Any:
@@ -240,6 +257,20 @@ class Emulation:
     @property
     def shaping(self) -> str:
         return self.backend.name
+
+    def current_shape(self, hop: Hop) -> LinkShape:
+        shaped = self.links[hop.link.name]
+        return shaped.shapes["a_to_b" if hop.src == hop.link.a else "b_to_a"]
+
+    def expected_rtt_ms(self, src: str, dst: str) -> float:
+        """The one-way delays along the routed path there and back, as shaped now."""
+        return self.routing.expected_rtt_ms(src, dst, self.current_shape)
+
+    def bottleneck_mbps(self, src: str, dst: str) -> float | None:
+        return self.routing.bottleneck_mbps(src, dst, self.current_shape)
+
+    def path_loss_pct(self, src: str, dst: str) -> float:
+        return self.routing.path_loss_pct(src, dst, self.current_shape)
 
     def ping_all(self, count: int = 1, timeout_s: float = 2.0) -> list[tuple[str, str]]:
         """Ping every other L3 host from every host; the pairs that failed."""

@@ -164,7 +164,7 @@ def measure_rtt(emu: Any, pairs: list[tuple[str, str]], count: int = 20,
         sent, received = (int(counts[1]), int(counts[2])) if counts else (count, 0)
         summary = _PING_SUMMARY.search(out)
         low, avg = (float(summary[1]), float(summary[2])) if summary else (0.0, 0.0)
-        samples.append(RttSample(src, dst, emu.routing.expected_rtt_ms(src, dst), avg, low,
+        samples.append(RttSample(src, dst, emu.expected_rtt_ms(src, dst), avg, low,
                                  sent, received))
     return samples
 
@@ -200,7 +200,7 @@ def measure_goodput(emu: Any, src: str, dst: str, seconds: float = 3.0,
     received = result["end"]["sum_received"]["bits_per_second"] / 1e6
     intervals = [i["sum"]["bits_per_second"] / 1e6 for i in result["intervals"]
                  if not i["sum"].get("omitted")]
-    rate = rate_mbps if rate_mbps is not None else emu.routing.bottleneck_mbps(src, dst)
+    rate = rate_mbps if rate_mbps is not None else emu.bottleneck_mbps(src, dst)
     return RateSample(src, dst, rate or 0.0, received, intervals)
 
 
@@ -212,7 +212,7 @@ def measure_loss(emu: Any, src: str, dst: str, seconds: float = 3.0,
     total = result["end"]["sum"]
     packets = int(total.get("packets", 0))
     lost = float(total.get("lost_percent", 0.0))
-    return LossSample(src, dst, emu.routing.path_loss_pct(src, dst), lost, packets)
+    return LossSample(src, dst, emu.path_loss_pct(src, dst), lost, packets)
 
 
 def check(emu: Any, goodput_samples: int = 2, seconds: float = 3.0) -> FidelityReport:
@@ -230,7 +230,7 @@ def check(emu: Any, goodput_samples: int = 2, seconds: float = 3.0) -> FidelityR
         if len(report.rate) >= goodput_samples or not senders:
             break
         sender = senders[len(report.rate) % len(senders)]
-        rate = emu.routing.bottleneck_mbps(sender, client)
+        rate = emu.bottleneck_mbps(sender, client)
         access = topology.links_of(client)[0].name
         if rate is None or (access, rate) in seen_bottlenecks:
             continue

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import heapq
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from cdnlab.topology.addressing import AddressPlan
@@ -41,6 +42,13 @@ class Hop:
     @property
     def shape(self) -> LinkShape:
         return self.link.shape_from(self.src)
+
+
+ShapeOf = Callable[[Hop], LinkShape]
+
+
+def _spec_shape(hop: Hop) -> LinkShape:
+    return hop.shape
 
 
 class Routing:
@@ -148,15 +156,18 @@ class Routing:
             node = route.via_node
         raise RuntimeError(f"routing loop from {src} to {dst}")
 
-    def expected_rtt_ms(self, src: str, dst: str) -> float:
-        return sum(h.shape.delay for h in self.path(src, dst) + self.path(dst, src))
+    # Path figures. `shape_of` gives a hop's shape; by default the spec's, while a running
+    # emulation passes the shapes as they are now (after trace steps and events).
+    def expected_rtt_ms(self, src: str, dst: str, shape_of: ShapeOf = _spec_shape) -> float:
+        return sum(shape_of(h).delay for h in self.path(src, dst) + self.path(dst, src))
 
-    def bottleneck_mbps(self, src: str, dst: str) -> float | None:
-        rates = [h.shape.rate for h in self.path(src, dst) if h.shape.rate is not None]
+    def bottleneck_mbps(self, src: str, dst: str,
+                        shape_of: ShapeOf = _spec_shape) -> float | None:
+        rates = [r for h in self.path(src, dst) if (r := shape_of(h).rate) is not None]
         return min(rates) if rates else None
 
-    def path_loss_pct(self, src: str, dst: str) -> float:
+    def path_loss_pct(self, src: str, dst: str, shape_of: ShapeOf = _spec_shape) -> float:
         delivered = 1.0
         for hop in self.path(src, dst):
-            delivered *= 1.0 - hop.shape.loss / 100.0
+            delivered *= 1.0 - shape_of(hop).loss / 100.0
         return 100.0 * (1.0 - delivered)

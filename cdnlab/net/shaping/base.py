@@ -21,16 +21,16 @@ DIRECTIONS = ("a_to_b", "b_to_a")
 
 
 def run_in(node: Any, command: str) -> str:
-    """Run a shell command in a Mininet node (root namespace for switches); raise on failure."""
+    """Run a shell command in a Mininet node's namespace (the root namespace for switches)
+    as its own process, so threads (trace replay) never share the node's shell; raise on
+    failure with what the command printed."""
+    argv = ["sh", "-c", command]
     if getattr(node, "inNamespace", True):
-        out = node.cmd(f"{command}; echo __rc=$?")
-        body, _, code = out.rpartition("__rc=")
-        if code.strip() != "0":
-            raise RuntimeError(f"{node.name}: `{command}` failed: {body.strip()}")
-        return str(body)
-    done = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=False)
+        argv = ["mnexec", "-a", str(node.pid), *argv]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
     if done.returncode:
-        raise RuntimeError(f"`{command}` failed: {done.stderr.strip()}")
+        raise RuntimeError(f"{node.name}: `{command}` failed: "
+                           f"{(done.stderr or done.stdout).strip()}")
     return done.stdout
 
 

@@ -1,0 +1,206 @@
+"""The `cdnlab` command line: one entry point for every stage of the engine.
+
+    cdnlab doctor [--fix]                   what this machine offers, and the fixes
+    cdnlab topo validate|plan|draw TOPO     check a topology; show its addresses, routes, RTTs
+    cdnlab topo check TOPO                  bring it up, ping all, print fidelity, tear down
+    cdnlab topo up TOPO                     bring it up with Mininet's CLI
+    cdnlab bench fidelity [--quick]         configured vs measured, per shaping backend
+    cdnlab clean                            remove what interrupted runs recorded and left
+
+User errors (a bad file, a missing feature) print one line naming the problem and the fix,
+and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from cdnlab.errors import CdnlabError
+
+
+def _params(pairs: list[str]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise CdnlabError(f"--param {pair!r}: expected key=value, e.g. --param isps=4")
+        try:
+            params[key] = json.loads(value)
+        except ValueError:
+            params[key] = value
+    return params
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from cdnlab.topology import load_topology
+
+    return load_topology(args.topology, _params(args.param) or None)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from cdnlab import doctor
+
+    return doctor.run(args.fix, args.json)
+
+
+def cmd_topo_validate(args: argparse.Namespace) -> int:
+    topology = _load(args)
+    hosts = topology.hosts()
+    print(f"{topology.source}: ok — {topology.name}: {len(topology.nodes)} nodes "
+          f"({len(hosts)} hosts), {len(topology.links)} links")
+    return 0
+
+
+def cmd_topo_plan(args: argparse.Namespace) -> int:
+    from cdnlab.topology.addressing import plan_addresses
+    from cdnlab.topology.routing import Routing
+
+    topology = _load(args)
+    plan = plan_addresses(topology)
+    routing = Routing(topology, plan)
+    print(f"{topology.name}: segments")
+    for segment in plan.segments:
+        members = ", ".join(f"{n}={plan.interface(n, i).address}" for n, i in segment.members)
+        print(f"  {segment.subnet}: {members}")
+    clients = topology.by_role("client")
+    targets = [n.name for n in topology.nodes.values() if n.cluster or n.role == "origin"]
+    if clients and targets:
+        print("expected RTT (ms), client → server")
+        print("  " + " " * 10 + "".join(f"{t:>10}" for t in targets))
+        for client in clients:
+            print(f"  {client:<10}" + "".join(f"{routing.expected_rtt_ms(client, t):>10.1f}"
+                                              for t in targets))
+    return 0
+
+
+def cmd_topo_draw(args: argparse.Namespace) -> int:
+    from cdnlab.topology.draw import draw
+
+    topology = _load(args)
+    out = Path(args.out or f"{topology.name}.png")
+    print(draw(topology, out))
+    return 0
+
+
+def _emulation(args: argparse.Namespace, topology: Any) -> Any:
+    from cdnlab.net.emulation import Emulation
+
+    return Emulation(topology, shaping=args.shaping, datapath=args.datapath, seed=args.seed)
+
+
+def cmd_topo_check(args: argparse.Namespace) -> int:
+    from cdnlab.net import fidelity
+
+    topology = _load(args)
+    started = time.monotonic()
+    with _emulation(args, topology) as emu:
+        print(f"{topology.name}: up in {time.monotonic() - started:.1f} s "
+              f"({emu.shaping} shaping, {emu.datapath} switches)")
+        failed = emu.ping_all()
+        pairs = len(topology.hosts()) * (len(topology.hosts()) - 1)
+        print(f"connectivity: {pairs - len(failed)}/{pairs} host pairs reach each other")
+        for src, dst in failed:
+            print(f"  unreachable: {src} → {dst}")
+        report = fidelity.check(emu, goodput_samples=0 if args.no_goodput else 2)
+        print(report.table())
+        if args.json:
+            Path(args.json).write_text(json.dumps(report.to_dict(), indent=2))
+    summary = report.summary()
+    print(f"fidelity: backend={summary['backend']} "
+          f"rtt_err_max={summary['rtt_err_max_pct']:.2f}% "
+          f"({summary['rtt_err_max_ms']:.2f} ms) rate_err_max={summary['rate_err_max_pct']:.2f}% "
+          f"within_bounds={'yes' if report.ok else 'no'}")
+    print("torn down: nothing left behind")
+    return 0 if report.ok and not failed else 1
+
+
+def cmd_topo_up(args: argparse.Namespace) -> int:
+    from mininet.cli import CLI
+
+    topology = _load(args)
+    with _emulation(args, topology) as emu:
+        for name in topology.hosts():
+            print(f"  {name:<10} {emu.ip(name)}")
+        CLI(emu.net)
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    if args.what == "fidelity":
+        from cdnlab.bench import fidelity as bench_fidelity
+
+        return bench_fidelity.run(args.shaping, args.quick)
+    raise CdnlabError(f"unknown benchmark {args.what!r}")
+
+
+def cmd_clean(_args: argparse.Namespace) -> int:
+    from cdnlab.net.ledger import clean_stale
+
+    removed = clean_stale()
+    for line in removed:
+        print(f"removed {line}")
+    print(f"clean: {len(removed)} leftover item(s) removed")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cdnlab", description="CDN emulation testbed")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    doctor = sub.add_parser("doctor", help="what this machine offers, and the fixes")
+    doctor.add_argument("--fix", action="store_true", help="start Open vSwitch if needed")
+    doctor.add_argument("--json", action="store_true")
+    doctor.set_defaults(func=cmd_doctor)
+
+    topo = sub.add_parser("topo", help="topologies").add_subparsers(dest="action", required=True)
+    for name, func, helptext in (
+            ("validate", cmd_topo_validate, "check a topology file"),
+            ("plan", cmd_topo_plan, "addresses and expected RTTs"),
+            ("draw", cmd_topo_draw, "write a PNG picture"),
+            ("check", cmd_topo_check, "bring up, ping all, measure fidelity, tear down"),
+            ("up", cmd_topo_up, "bring up with Mininet's CLI")):
+        p = topo.add_parser(name, help=helptext)
+        p.add_argument("topology", help="a shipped name (two_isp_ixp) or a YAML path")
+        p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                       help="parameter of a parametric family")
+        p.set_defaults(func=func)
+        if name == "draw":
+            p.add_argument("-o", "--out", help="PNG path (default <name>.png)")
+        if name in ("check", "up"):
+            p.add_argument("--shaping", default="auto", help="auto, netem or nfqueue")
+            p.add_argument("--datapath", default="auto", help="auto, kernel, user or bridge")
+            p.add_argument("--seed", type=int, default=1)
+        if name == "check":
+            p.add_argument("--json", help="write the fidelity report here")
+            p.add_argument("--no-goodput", action="store_true", help="RTT only (faster)")
+
+    bench = sub.add_parser("bench", help="benchmarks")
+    bench.add_argument("what", choices=["fidelity"])
+    bench.add_argument("--quick", action="store_true", help="a subset, under a minute")
+    bench.add_argument("--shaping", default="all", help="all, netem or nfqueue")
+    bench.set_defaults(func=cmd_bench)
+
+    clean = sub.add_parser("clean", help="remove what interrupted runs left")
+    clean.set_defaults(func=cmd_clean)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except CdnlabError as exc:
+        print(f"cdnlab: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("cdnlab: interrupted; everything this run created was removed", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""The command line without root: validate, plan and draw; bad input exits 2 with the reason."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+
+def cdnlab(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "cdnlab.cli", *args], capture_output=True,
+                          text=True, check=False)
+
+
+def test_validate_reports_counts() -> None:
+    done = cdnlab("topo", "validate", "two_isp_ixp")
+    assert done.returncode == 0, done.stderr
+    assert "ok — two_isp_ixp: 23 nodes (14 hosts), 22 links" in done.stdout
+
+
+def test_validate_bad_file_exits_2_naming_file_link_and_fix(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("nodes: {c1: client, r1: isp}\nlinks:\n  - {a: c1, b: r2}\n")
+    done = cdnlab("topo", "validate", str(path))
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"cdnlab: {path}: links[0] (c1--r2): unknown node 'r2'")
+    assert "fix:" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_family_parameters_from_the_command_line() -> None:
+    done = cdnlab("topo", "validate", "isp_mesh", "--param", "isps=5", "--param", "ixps=1")
+    assert done.returncode == 0, done.stderr
+    assert "isp_mesh_5x1x4x1" in done.stdout
+    bad = cdnlab("topo", "validate", "isp_mesh", "--param", "isps")
+    assert bad.returncode == 2 and "expected key=value" in bad.stderr
+
+
+def test_plan_prints_the_rtt_matrix() -> None:
+    done = cdnlab("topo", "plan", "two_isp_ixp")
+    assert done.returncode == 0, done.stderr
+    row = next(line for line in done.stdout.splitlines() if line.strip().startswith("b1 "))
+    assert row.split()[1:] == ["48.0", "26.0", "26.0", "17.0", "17.0", "48.0", "48.0"]
+
+
+def test_draw_writes_a_png(tmp_path: Path) -> None:
+    out = tmp_path / "topo.png"
+    done = cdnlab("topo", "draw", "minimal", "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert out.stat().st_size > 10_000
