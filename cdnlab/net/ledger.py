@@ -23,12 +23,22 @@ LEDGER_DIR = Path(os.environ.get("CDNLAB_LEDGER_DIR", "/run/cdnlab"))
 
 
 def process_start_time(pid: int) -> int | None:
-    """The kernel's start time of `pid` in clock ticks, or None if it is gone."""
+    """The kernel's start time of `pid` in clock ticks, or None if it is gone (a zombie
+    counts as gone: it holds no namespace or socket any more)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return int(stat.rsplit(")", 1)[1].split()[19])
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] in ("Z", "X"):
+        return None
+    return int(fields[19])
+
+
+def _wait_gone(pid: int, start: object, timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while process_start_time(pid) == start and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 @dataclass
@@ -93,12 +103,16 @@ class Ledger:
     def undo(self) -> list[str]:
         """Remove whatever recorded thing still exists; what was removed, as lines."""
         removed: list[str] = []
+        killed: list[tuple[int, object]] = []
         for entry in reversed(self.record.processes):
             pid, start = int(str(entry["pid"])), entry["start"]
             if start is not None and process_start_time(pid) == start:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
+                    killed.append((pid, start))
                     removed.append(f"process {pid} ({entry['what']})")
+        for pid, start in killed:
+            _wait_gone(pid, start)
         for name in self.record.ovs_bridges:
             if _run(["ovs-vsctl", "--timeout=5", "br-exists", name]):
                 _run(["ovs-vsctl", "--timeout=5", "--if-exists", "del-br", name])

@@ -1,0 +1,42 @@
+"""The root commands users run: doctor, topo check, bench fidelity --quick."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.root
+
+
+def cdnlab(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "cdnlab.cli", *args], capture_output=True,
+                          text=True, check=False, timeout=600)
+
+
+def test_doctor_reports_the_backend_and_datapath() -> None:
+    done = cdnlab("doctor")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(r"shaping backend \(auto\): (netem|nfqueue)", done.stdout)
+    assert re.search(r"switch datapath \(auto\): (kernel|bridge|user)", done.stdout)
+
+
+def test_topo_check_prints_connectivity_and_fidelity(nothing_left_behind: None) -> None:
+    done = cdnlab("topo", "check", "minimal")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "connectivity: 12/12 host pairs reach each other" in done.stdout
+    assert re.search(r"fidelity: backend=\w+ rtt_err_max=[\d.]+% .* within_bounds=yes",
+                     done.stdout)
+
+
+def test_bench_fidelity_quick_meets_the_targets(nothing_left_behind: None) -> None:
+    done = cdnlab("bench", "fidelity", "--quick")
+    assert done.returncode == 0, done.stdout + done.stderr
+    last = done.stdout.strip().splitlines()[-1]
+    found = re.fullmatch(r"fidelity: backend=(\w+) rtt_err_max=([\d.]+)% "
+                         r"rate_err_max=([\d.]+)% loss_err_max=([\d.]+)pp", last)
+    assert found, last
+    assert float(found[2]) <= 5.0 and float(found[3]) <= 10.0 and float(found[4]) <= 1.5
+    assert "baseline, unshaped" in done.stdout

@@ -1,0 +1,40 @@
+"""Switch datapaths and forced backends: OVS userspace works (TCP survives its checksum
+handling), and what this kernel cannot do is refused with the fix."""
+
+from __future__ import annotations
+
+import pytest
+
+from cdnlab.capabilities import detect
+from cdnlab.errors import EnvironmentProblem
+from cdnlab.net import fidelity
+from cdnlab.net.emulation import Emulation
+from cdnlab.topology import load_topology
+
+pytestmark = pytest.mark.root
+
+
+@pytest.mark.skipif(not detect().ovs_daemons, reason="Open vSwitch is not running")
+def test_ovs_userspace_datapath_forwards_tcp(nothing_left_behind: None) -> None:
+    with Emulation(load_topology("minimal"), datapath="user") as emu:
+        assert emu.datapath == "user"
+        assert emu.ping_all() == []
+        goodput = fidelity.measure_goodput(emu, "edge1_1", "c1", seconds=2)
+        assert abs(goodput.measured_mbps - 20.0) <= 2.0
+
+
+def test_linux_bridge_datapath(nothing_left_behind: None) -> None:
+    with Emulation(load_topology("minimal"), datapath="bridge") as emu:
+        assert emu.ping_all() == []
+
+
+@pytest.mark.skipif(detect().netem, reason="this kernel has netem")
+def test_forcing_netem_without_it_names_the_fix() -> None:
+    with pytest.raises(EnvironmentProblem, match=r"no sch_netem.*use --shaping nfqueue"):
+        Emulation(load_topology("minimal"), shaping="netem")
+
+
+@pytest.mark.skipif(detect().ovs_kernel_module, reason="this kernel has the OVS module")
+def test_forcing_the_ovs_kernel_datapath_without_the_module_names_the_fix() -> None:
+    with pytest.raises(EnvironmentProblem, match="openvswitch kernel module"):
+        Emulation(load_topology("minimal"), datapath="kernel")

@@ -1,0 +1,124 @@
+"""Shaped links measured on a real network: rates, delays, loss, jitter, asymmetric
+directions, in-place changes and trace replay."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from cdnlab.net import fidelity
+from cdnlab.net.emulation import Emulation
+from cdnlab.topology.shape import LinkShape
+from cdnlab.topology.spec import parse_topology
+from cdnlab.traces import BandwidthTrace
+
+pytestmark = pytest.mark.root
+
+PAIR = {"name": "pair", "nodes": {"src": "server", "dst": "client"},
+        "links": [{"a": "src", "b": "dst"}]}
+
+
+@pytest.fixture(scope="module")
+def pair() -> Iterator[Emulation]:
+    with Emulation(parse_topology(PAIR, "pair"), dynamic_links={"src--dst"}) as emu:
+        yield emu
+
+
+def reshape(emu: Emulation, shape: LinkShape) -> None:
+    for direction in ("a_to_b", "b_to_a"):
+        emu.set_shape("src", "dst", direction, shape)
+
+
+@pytest.mark.parametrize("delay", [5.0, 20.0, 50.0])
+def test_rtt_follows_delay(pair: Emulation, delay: float) -> None:
+    reshape(pair, LinkShape(delay=delay))
+    sample = fidelity.measure_rtt(pair, [("dst", "src")])[0]
+    assert sample.expected_ms == 2 * delay
+    assert abs(sample.error_ms) <= max(1.0, 0.05 * sample.expected_ms)
+
+
+@pytest.mark.parametrize("rate", [10.0, 50.0])
+def test_goodput_follows_rate(pair: Emulation, rate: float) -> None:
+    reshape(pair, LinkShape(rate=rate, delay=10.0))
+    sample = fidelity.measure_goodput(pair, "src", "dst", seconds=3)
+    assert abs(sample.measured_mbps - rate) <= 0.10 * rate
+
+
+def test_loss_is_within_one_and_a_half_points(pair: Emulation) -> None:
+    reshape(pair, LinkShape(loss=5.0))
+    sample = fidelity.measure_loss(pair, "src", "dst", seconds=4)
+    assert sample.expected_pct == pytest.approx(5.0)
+    assert sample.packets > 1500
+    assert abs(sample.measured_pct - 5.0) <= 1.5
+
+
+def test_jitter_spreads_rtt_without_reordering(pair: Emulation) -> None:
+    reshape(pair, LinkShape(delay=20.0, jitter=5.0))
+    out = pair.node("dst").cmd(f"ping -n -c 60 -i 0.02 {pair.ip('src')}")
+    rtts = [float(line.split("time=")[1].split()[0]) for line in out.splitlines()
+            if "time=" in line]
+    assert len(rtts) >= 55
+    assert statistics.pstdev(rtts) > 1.0
+    assert 35.0 <= statistics.mean(rtts) <= 52.0
+
+
+def test_a_trace_step_changes_goodput_within_a_second(pair: Emulation) -> None:
+    # A 100-packet queue: with 1000 packets, 20 Mbit/s of queue takes 2.4 s to drain at
+    # 5 Mbit/s and TCP's spurious retransmissions, not the link, would set the goodput.
+    reshape(pair, LinkShape(rate=20.0, delay=5.0, queue=100))
+    server = pair.node("dst").popen(["iperf3", "-s", "-1", "-p", "5202"],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        pair.node("dst").cmd("for i in $(seq 100); do ss -Hltn 'sport = :5202' | grep -q . "
+                             "&& break; sleep 0.05; done")
+        client_start = time.monotonic()
+        client = pair.node("src").popen(["iperf3", "-c", pair.ip("dst"), "-p", "5202", "-t", "6",
+                                         "-i", "0.5", "-J"], stdout=subprocess.PIPE)
+        time.sleep(1.5)
+        trace = BandwidthTrace(((0.0, 20.0), (1.0, 5.0)), 2.0)
+        replayer = pair.replay("src", "dst", trace, direction="a_to_b", loop=False)
+        result = json.loads(client.communicate(timeout=30)[0])
+        replayer.stop()
+    finally:
+        if server.poll() is None:
+            server.kill()
+        server.wait()
+    step_at = replayer.started_at + 1.0 - client_start  # in iperf's timeline
+    assert [mbps for _, mbps in replayer.changes] == [20.0, 5.0]
+    intervals = [(i["sum"]["start"], i["sum"]["end"], i["sum"]["bits_per_second"] / 1e6)
+                 for i in result["intervals"]]
+    before = [mbps for start, end, mbps in intervals if start >= 0.5 and end <= step_at]
+    after = [mbps for start, _end, mbps in intervals if start >= step_at + 1.0]
+    assert before and after
+    # Half-second samples of a 100-packet queue wobble (±10 %); compare each phase's mean.
+    assert abs(statistics.mean(before) - 20.0) <= 2.0, intervals
+    assert abs(statistics.mean(after) - 5.0) <= 0.5, intervals
+    assert all(m <= 5.0 * 1.25 for m in after), intervals  # every sample left the old rate
+
+
+def test_asymmetric_directions_apply_per_direction(nothing_left_behind: None) -> None:
+    spec = {"name": "asym", "nodes": {"c": "client", "r": "isp", "o": "origin"},
+            "links": [{"a": "c", "b": "r", "rate": 10, "delay": 5,
+                       "b_to_a": {"rate": 30, "delay": 15}},
+                      {"a": "r", "b": "o"}]}
+    with Emulation(parse_topology(spec, "asym")) as emu:
+        rtt = fidelity.measure_rtt(emu, [("c", "o")])[0]
+        up = fidelity.measure_goodput(emu, "c", "o", seconds=3)
+        down = fidelity.measure_goodput(emu, "o", "c", seconds=3)
+    assert rtt.expected_ms == 20.0 and abs(rtt.error_ms) <= 1.0
+    assert (up.rate_mbps, down.rate_mbps) == (10.0, 30.0)
+    assert abs(up.measured_mbps - 10.0) <= 1.0
+    assert abs(down.measured_mbps - 30.0) <= 3.0
+
+
+def test_an_unboxed_link_refuses_a_delay_change(nothing_left_behind: None) -> None:
+    with Emulation(parse_topology(PAIR, "pair")) as emu:
+        with pytest.raises(ValueError, match="declare it dynamic"):
+            emu.set_shape("src", "dst", "a_to_b", LinkShape(delay=5.0))
+        emu.set_shape("src", "dst", "a_to_b", LinkShape(rate=10.0))
+        assert abs(fidelity.measure_goodput(emu, "src", "dst", 2).measured_mbps - 10) <= 1.0
