@@ -16,6 +16,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -79,7 +80,7 @@ class Emulation:
         self.run_id = f"{topology.name}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
         self.ledger: Ledger | None = None
         self.own_run_dir = run_dir is None
-        self.run_dir = run_dir or Path(tempfile.mkdtemp(prefix="cdnlab-"))
+        self.run_dir = run_dir or Path()  # a temporary one is made by start()
         self.net: Any = None
         self.links: dict[str, ShapedLink] = {}
         self.replayers: list[TraceReplayer] = []
@@ -106,6 +107,7 @@ class Emulation:
         self._previous_sigterm = signal.signal(signal.SIGTERM, self._on_sigterm)
         self.ledger = Ledger(self.run_id)
         if self.own_run_dir:
+            self.run_dir = Path(tempfile.mkdtemp(prefix="cdnlab-"))
             self.ledger.add_directory(self.run_dir)
         try:
             self._refuse_name_clashes()
@@ -126,6 +128,9 @@ class Emulation:
         """Remove everything this run created; safe to call more than once."""
         for replayer in self.replayers:
             replayer.stop()
+            if replayer.error is not None:
+                print(f"cdnlab: trace replay on {replayer.link.name} failed: {replayer.error}",
+                      file=sys.stderr)
         for link in self.links.values():
             with contextlib.suppress(Exception):
                 link.stop()
@@ -175,15 +180,12 @@ class Emulation:
     def _add_links(self) -> None:
         assert self.ledger is not None
         ctx = BuildContext(self.net, self.run_dir, self.seed, self.t0, self.ledger)
-        root_side: list[str] = []
         for link in self.topology.links:
             intf_a = self.plan.interface(link.a, link.index).name
             intf_b = self.plan.interface(link.b, link.index).name
-            for end, intf in ((link.a, intf_a), (link.b, intf_b)):
-                if self.topology.kind(end) not in (HOST, ROUTER):
-                    root_side.append(intf)
-            self.ledger.add_interfaces(root_side)
-            root_side = []
+            # switch ports live in the root namespace: record them before they exist
+            self.ledger.add_interfaces([intf for end, intf in ((link.a, intf_a), (link.b, intf_b))
+                                        if self.topology.kind(end) not in (HOST, ROUTER)])
             shaped = self.backend.connect(ctx, link, self.net.get(link.a),
                                           self.net.get(link.b), intf_a, intf_b,
                                           boxed=link.name in self.dynamic_links)
@@ -220,12 +222,11 @@ class Emulation:
     def _start_shaping(self) -> None:
         for link in self.links.values():
             link.start()
-        launched = [link for link in self.links.values() if hasattr(link, "launch")]
-        for link in launched:
-            link.launch()  # type: ignore[attr-defined]
+        for link in self.links.values():
+            link.launch()
         deadline = time.monotonic() + 15.0
-        for link in launched:
-            link.wait_ready(deadline)  # type: ignore[attr-defined]
+        for link in self.links.values():
+            link.wait_ready(deadline)
         for spec in self.topology.links:
             if spec.trace is not None:
                 self.replay(spec.a, spec.b, load_trace(spec.trace.path), spec.trace.direction,

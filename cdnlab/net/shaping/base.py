@@ -64,7 +64,14 @@ class ShapedLink(ABC):
         self.set_shape(direction, self.shapes[direction].with_changes(rate=rate_mbps))
 
     @abstractmethod
-    def start(self) -> None: ...
+    def start(self) -> None:
+        """Apply the shapes once the network is up."""
+
+    def launch(self) -> None:  # noqa: B027 - optional hook: only nfqueue has helpers
+        """Start helper processes, without waiting (all links launch, then all wait)."""
+
+    def wait_ready(self, deadline: float) -> None:  # noqa: B027 - optional hook
+        """Wait until the helpers serve traffic (monotonic `deadline`); raise if they fail."""
 
     @abstractmethod
     def set_shape(self, direction: str, shape: LinkShape) -> None: ...

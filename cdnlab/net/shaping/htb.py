@@ -31,3 +31,7 @@ def install_commands(intf: str, rate_mbps: float, queue: int) -> list[str]:
 
 def change_rate_command(intf: str, rate_mbps: float) -> str:
     return f"tc class change dev {intf} parent {ROOT} classid {CLASS} htb {_rate_args(rate_mbps)}"
+
+
+def change_queue_command(intf: str, queue: int) -> str:
+    return f"tc qdisc change dev {intf} parent {CLASS} handle {LEAF} pfifo limit {queue}"

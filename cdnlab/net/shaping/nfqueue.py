@@ -127,6 +127,9 @@ class NfqueueLink(ShapedLink):
         self.shapes[direction] = shape
         if shape.rate != old.rate:
             self._apply_rate(direction, shape.rate)
+        elif shape.queue != old.queue and direction in self.htb_on:
+            node, intf = self.egress(direction)
+            run_in(node, htb.change_queue_command(intf, shape.queue))
         if self.process is not None and (shape.delay, shape.jitter, shape.loss) != (
                 old.delay, old.jitter, old.loss):
             self._write_config()
