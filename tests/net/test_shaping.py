@@ -88,17 +88,21 @@ def test_a_trace_step_changes_goodput_within_a_second(pair: Emulation) -> None:
         if server.poll() is None:
             server.kill()
         server.wait()
-    step_at = replayer.started_at + 1.0 - client_start  # in iperf's timeline
+    # The step in iperf's timeline: iperf's clock starts a little after popen, so the
+    # step is at most `step_at` there; "before" keeps a 0.25 s margin short of it.
+    step_at = replayer.started_at + 1.0 - client_start
     assert [mbps for _, mbps in replayer.changes] == [20.0, 5.0]
     intervals = [(i["sum"]["start"], i["sum"]["end"], i["sum"]["bits_per_second"] / 1e6)
                  for i in result["intervals"] if i["sum"]["seconds"] >= 0.4]  # full samples
-    before = [mbps for start, end, mbps in intervals if start >= 0.5 and end <= step_at]
+    before = [mbps for start, end, mbps in intervals if start >= 0.5 and end <= step_at - 0.25]
     after = [mbps for start, _end, mbps in intervals if start >= step_at + 1.0]
-    assert before and after
-    # Half-second samples of a 100-packet queue wobble (±10 %); compare each phase's mean.
+    assert before and after, intervals
+    # Half-second samples are read in GRO-sized chunks (at 5 Mbit/s they alternate about
+    # 6.3 / 3.1): compare each phase's mean, and require every sample from one second after
+    # the step on to be far below the old rate.
     assert abs(statistics.mean(before) - 20.0) <= 2.0, intervals
     assert abs(statistics.mean(after) - 5.0) <= 0.5, intervals
-    assert all(m <= 5.0 * 1.25 for m in after), intervals  # every sample left the old rate
+    assert max(after) <= 0.5 * 20.0, intervals
 
 
 def test_asymmetric_directions_apply_per_direction(nothing_left_behind: None) -> None:
