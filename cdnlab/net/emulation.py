@@ -57,8 +57,9 @@ def choose_datapath(requested: str, caps: Capabilities) -> str:
     return requested
 
 
-class _Interrupted(BaseException):
-    """SIGTERM during a run: unwind like Ctrl-C so teardown runs."""
+class _Interrupted(KeyboardInterrupt):
+    """SIGTERM during a run: unwind exactly like Ctrl-C, so teardown runs and the CLI
+    reports it in one line."""
 
 
 class Emulation:
@@ -105,6 +106,7 @@ class Emulation:
 
         setLogLevel(os.environ.get("CDNLAB_MININET_LOG", "error"))
         self._previous_sigterm = signal.signal(signal.SIGTERM, self._on_sigterm)
+        self.t0 = time.time()
         self.ledger = Ledger(self.run_id)
         if self.own_run_dir:
             self.run_dir = Path(tempfile.mkdtemp(prefix="cdnlab-"))
