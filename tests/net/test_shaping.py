@@ -4,6 +4,7 @@ directions, in-place changes and trace replay."""
 from __future__ import annotations
 
 import json
+import signal
 import statistics
 import subprocess
 import time
@@ -51,6 +52,9 @@ def test_goodput_follows_rate(pair: Emulation, rate: float) -> None:
 
 def test_loss_is_within_one_and_a_half_points(pair: Emulation) -> None:
     reshape(pair, LinkShape(loss=5.0))
+    # the link was built without loss: adding it live must still make drops cost one packet
+    offloads = pair.node("src").cmd("ethtool -k src-e0")
+    assert "generic-segmentation-offload: off" in offloads
     sample = fidelity.measure_loss(pair, "src", "dst", seconds=4)
     assert sample.expected_pct == pytest.approx(5.0)
     assert sample.packets > 1500
@@ -133,3 +137,22 @@ def test_a_queue_change_alone_applies_in_place(pair: Emulation) -> None:
     reshape(pair, LinkShape(rate=10.0, queue=37))
     qdiscs = pair.node("src").cmd("tc qdisc show dev src-e0")
     assert "limit 37p" in qdiscs and "htb 5:" in qdiscs
+
+
+def test_a_bad_config_reload_keeps_the_link_delaying(pair: Emulation) -> None:
+    reshape(pair, LinkShape(delay=15.0))
+    before = fidelity.measure_rtt(pair, [("dst", "src")])[0]  # also: the good one is in force
+    assert abs(before.measured_ms - 30.0) <= 1.0
+    link = pair.link("src", "dst")
+    good = link.config_path.read_text()
+    try:
+        link.config_path.write_text('{"queues": {"0": {"delay_ms": 1}, "1": {"loss_pct": 250}}}')
+        link.process.send_signal(signal.SIGHUP)
+        time.sleep(0.3)
+        sample = fidelity.measure_rtt(pair, [("dst", "src")])[0]
+        assert link.process.poll() is None
+        assert abs(sample.measured_ms - 30.0) <= 1.0  # neither half of the bad config applied
+        events = [json.loads(line) for line in link.log_path.read_text().splitlines()]
+        assert events[-1]["event"] == "config_error" and "out of range" in events[-1]["error"]
+    finally:
+        link.config_path.write_text(good)

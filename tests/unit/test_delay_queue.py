@@ -6,13 +6,19 @@ import random
 
 import pytest
 
-from cdnlab.net.shaping.delayd import QueueState
+from cdnlab.net.shaping.delayd import QueueState, parse_impairment
 
 
 def queue(delay: float = 0, jitter: float = 0, loss: float = 0, seed: int = 1) -> QueueState:
     state = QueueState(0, rng=random.Random(seed))
-    state.configure({"delay_ms": delay, "jitter_ms": jitter, "loss_pct": loss})
+    state.configure(parse_impairment({"delay_ms": delay, "jitter_ms": jitter, "loss_pct": loss}))
     return state
+
+
+@pytest.mark.parametrize("values", [{"delay_ms": -1}, {"loss_pct": 100}, {"jitter_ms": "x"}])
+def test_bad_impairments_are_refused(values: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        parse_impairment(values)
 
 
 def test_packets_are_held_for_their_delay_from_arrival() -> None:

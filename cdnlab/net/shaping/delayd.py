@@ -40,6 +40,16 @@ LATENESS_GAIN = 0.05  # weight of each new sample in the wake-lateness average
 MAX_ADVANCE_S = 0.002
 
 
+def parse_impairment(values: dict[str, Any]) -> tuple[float, float, float]:
+    """(delay s, jitter s, loss fraction) from a queue's config; ValueError if out of range."""
+    delay = float(values.get("delay_ms", 0.0)) / 1000.0
+    jitter = float(values.get("jitter_ms", 0.0)) / 1000.0
+    loss = float(values.get("loss_pct", 0.0)) / 100.0
+    if delay < 0 or jitter < 0 or not 0 <= loss < 1:
+        raise ValueError(f"impairment out of range: {values}")
+    return delay, jitter, loss
+
+
 @dataclass
 class QueueState:
     """Held packets of one direction, with that direction's current impairment."""
@@ -58,10 +68,10 @@ class QueueState:
     release_lag_s: float = 0.0  # summed: planned release → verdict sent
     released: int = 0
 
-    def configure(self, values: dict[str, Any]) -> None:
-        self.delay_s = float(values.get("delay_ms", 0.0)) / 1000.0
-        self.jitter_s = float(values.get("jitter_ms", 0.0)) / 1000.0
-        self.loss = float(values.get("loss_pct", 0.0)) / 100.0
+    def configure(self, values: tuple[float, float, float]) -> None:
+        """Set (delay s, jitter s, loss fraction), as `parse_impairment` returns them."""
+        self.delay_s, self.jitter_s, self.loss = values
+
 
     def admit(self, now: float, arrived: float, packet_id: int) -> bool:
         """Hold a packet for its delay, counted from when it `arrived` in the kernel;
@@ -124,10 +134,11 @@ class DelayProcess:
         self.log.flush()
 
     def load_config(self) -> None:
+        """Read the config; every queue's values are checked before any is applied."""
         config = json.loads(self.config_path.read_text())
         seed = config.get("seed", 0)
-        for key, values in config["queues"].items():
-            number = int(key)
+        parsed = {int(key): parse_impairment(values) for key, values in config["queues"].items()}
+        for number, values in parsed.items():
             if number not in self.queues:
                 self.queues[number] = QueueState(number, rng=random.Random(f"{seed}:{number}"))
             self.queues[number].configure(values)
@@ -161,7 +172,12 @@ class DelayProcess:
         while not self.stop_requested:
             if self.reload_requested:
                 self.reload_requested = False
-                self.load_config()
+                try:
+                    self.load_config()
+                except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+                    # keep serving with the shapes in force: a link that stops delaying or
+                    # drops everything would be worse than one that keeps its old shape
+                    self.event("config_error", error=str(exc), path=str(self.config_path))
             next_release = min((q.held[0][0] for q in queues.values() if q.held), default=None)
             now = time.monotonic()
             wake_at = None if next_release is None else next_release - self.advance
