@@ -12,8 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cdnlab.capabilities import detect
+from cdnlab.errors import EnvironmentProblem
 from cdnlab.net import fidelity
 from cdnlab.net.emulation import Emulation
+from cdnlab.net.shaping import BACKENDS, choose_backend
 from cdnlab.topology.shape import LinkShape
 from cdnlab.topology.spec import parse_topology
 
@@ -84,11 +86,14 @@ def table(result: BenchResult) -> str:
 
 def run(backend: str, quick: bool) -> int:
     caps = detect()
-    wanted = [b for b in ("netem", "nfqueue") if backend in ("all", b)]
-    usable = [b for b in wanted if (caps.netem and caps.htb) or b != "netem"]
-    usable = [b for b in usable if b != "nfqueue" or caps.nfqueue_ready]
-    for missing in set(wanted) - set(usable):
-        print(f"(backend {missing} is not available on this kernel: skipped)")
+    usable = []
+    for name in BACKENDS if backend == "all" else (backend,):
+        try:
+            choose_backend(name, caps)
+        except EnvironmentProblem as problem:
+            print(f"(skipped: {problem})")
+            continue
+        usable.append(name)
     results = [bench_backend(b, quick, 2.0 if quick else 3.0) for b in usable]
     for result in results:
         print(table(result))

@@ -37,14 +37,11 @@ class TraceReplayer:
         if self._thread.is_alive():
             self._thread.join(timeout=5)
 
-    def _schedule(self) -> list[tuple[float, float]]:
-        return list(self.trace.steps)
-
     def _run(self) -> None:
         offset = 0.0
         try:
             while not self._stop.is_set():
-                for start, mbps in self._schedule():
+                for start, mbps in self.trace.steps:
                     due = self.started_at + offset + start
                     if self._stop.wait(max(0.0, due - time.monotonic())):
                         return
