@@ -4,7 +4,9 @@
     cdnlab topo validate|plan|draw TOPO     check a topology; show its addresses, routes, RTTs
     cdnlab topo check TOPO                  bring it up, ping all, print fidelity, tear down
     cdnlab topo up TOPO                     bring it up with Mininet's CLI
+    cdnlab content ingest|synth|testsrc …   transcode and publish titles into a content store
     cdnlab bench fidelity [--quick]         configured vs measured, per shaping backend
+    cdnlab bench transcode                  encode speed per profile, against decoding
     cdnlab clean                            remove what interrupted runs recorded and left
 
 User errors (a bad file, a missing feature) print one line naming the problem and the fix,
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from cdnlab.errors import CdnlabError
+from nodes.origin.errors import ContentError
 
 
 def _params(pairs: list[str]) -> dict[str, Any]:
@@ -135,7 +138,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from cdnlab.bench import fidelity as bench_fidelity
 
         return bench_fidelity.run(args.shaping, args.quick)
+    if args.what == "transcode":
+        from cdnlab.bench import transcode as bench_transcode
+
+        return bench_transcode.run(args.seconds, args.size, args.profiles.split(","))
     raise CdnlabError(f"unknown benchmark {args.what!r}")
+
+
+def cmd_content(args: argparse.Namespace) -> int:
+    """The origin's own command line (nodes.origin), reached as `cdnlab content …`."""
+    from nodes.origin.__main__ import main as origin_main
+
+    return origin_main([args.action, *args.rest])
 
 
 def cmd_clean(_args: argparse.Namespace) -> int:
@@ -179,10 +193,21 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--json", help="write the fidelity report here")
             p.add_argument("--no-goodput", action="store_true", help="RTT only (faster)")
 
+    content = sub.add_parser("content", help="ingest, transcode and synthesize titles",
+                             description="ingest FILE --title ID --store DIR [--spec YAML] | "
+                             "synth --titles N --store DIR | testsrc OUT "
+                             "(see python -m nodes.origin --help)")
+    content.add_argument("action", choices=["ingest", "synth", "testsrc"])
+    content.add_argument("rest", nargs=argparse.REMAINDER)
+    content.set_defaults(func=cmd_content)
+
     bench = sub.add_parser("bench", help="benchmarks")
-    bench.add_argument("what", choices=["fidelity"])
+    bench.add_argument("what", choices=["fidelity", "transcode"])
     bench.add_argument("--quick", action="store_true", help="a subset, under a minute")
-    bench.add_argument("--shaping", default="all", help="all, netem or nfqueue")
+    bench.add_argument("--shaping", default="all", help="fidelity: all, netem or nfqueue")
+    bench.add_argument("--seconds", type=float, default=6.0, help="transcode: master length")
+    bench.add_argument("--size", default="1280x720", help="transcode: master size")
+    bench.add_argument("--profiles", default="avc,vp9,hevc", help="transcode: profiles")
     bench.set_defaults(func=cmd_bench)
 
     clean = sub.add_parser("clean", help="remove what interrupted runs left")
@@ -194,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except CdnlabError as exc:
+    except (CdnlabError, ContentError) as exc:
         print(f"cdnlab: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

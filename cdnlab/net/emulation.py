@@ -85,6 +85,7 @@ class Emulation:
         self.net: Any = None
         self.links: dict[str, ShapedLink] = {}
         self.replayers: list[TraceReplayer] = []
+        self.services: list[Any] = []  # node programs, stopped first at teardown
         self.t0 = time.time()
         self._previous_sigterm: Any = None
 
@@ -128,6 +129,10 @@ class Emulation:
 
     def stop(self) -> None:
         """Remove everything this run created; safe to call more than once."""
+        for service in reversed(self.services):
+            with contextlib.suppress(Exception):
+                service.stop()
+        self.services.clear()
         for replayer in self.replayers:
             replayer.stop()
             if replayer.error is not None:
@@ -241,6 +246,10 @@ class Emulation:
         self.replayers.append(replayer)
         replayer.start()
         return replayer
+
+    def add_service(self, service: Any) -> None:
+        """A node program (cdnlab.services) to stop, in reverse order, before teardown."""
+        self.services.append(service)
 
     # -- use -------------------------------------------------------------------------------
     def node(self, name: str) -> Any:

@@ -1,0 +1,86 @@
+"""`NodeProgram`: one node program running in an emulated host's namespace.
+
+The engine starts it with the venv's Python through Mininet's `popen` (mnexec), records its
+PID and start time in the run's ledger before anything else, writes its stderr to
+`<run>/logs/<name>.stderr`, and registers it with the emulation so teardown stops it before
+the network goes (SIGTERM, then SIGKILL after a grace period; the ledger catches the rest).
+Health is checked from inside the host's namespace with `nodes.common.wait_http`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from cdnlab.errors import CdnlabError
+from cdnlab.net.shaping.base import run_in
+
+
+class ServiceError(CdnlabError):
+    """A node program did not start or did not become healthy; the message has its stderr."""
+
+
+class NodeProgram:
+    def __init__(self, emu: Any, host: str, module: str, args: list[str], name: str) -> None:
+        self.emu = emu
+        self.host = host
+        self.module = module
+        self.args = args
+        self.name = name
+        self.process: subprocess.Popen[bytes] | None = None
+        self.logs = Path(emu.run_dir) / "logs"
+        self.events = Path(emu.run_dir) / "events"
+
+    @property
+    def stderr_path(self) -> Path:
+        return self.logs / f"{self.name}.stderr"
+
+    def start(self) -> None:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.events.mkdir(parents=True, exist_ok=True)
+        node = self.emu.node(self.host)
+        argv = [sys.executable, "-m", self.module, *self.args]
+        with self.stderr_path.open("wb") as errors:
+            self.process = node.popen(argv, stdin=subprocess.DEVNULL,
+                                      stdout=subprocess.DEVNULL, stderr=errors)
+        self.emu.ledger.add_process(self.process.pid, f"{self.name} on {self.host}")
+        self.emu.add_service(self)
+
+    def stderr_tail(self, chars: int = 600) -> str:
+        try:
+            return self.stderr_path.read_text(errors="replace").strip()[-chars:]
+        except OSError:
+            return ""
+
+    def wait_http(self, url: str, timeout_s: float = 15.0) -> None:
+        """Wait until `url` answers from inside the host (any status below 500)."""
+        if self.process is not None and self.process.poll() is not None:
+            raise ServiceError(f"{self.name} on {self.host} exited "
+                               f"({self.process.returncode}): {self.stderr_tail()}")
+        try:
+            run_in(self.emu.node(self.host), f"{sys.executable} -m nodes.common.wait_http "
+                                             f"{url} --timeout {timeout_s:g}")
+        except RuntimeError as err:
+            raise ServiceError(f"{self.name} on {self.host} is not healthy at {url}: "
+                               f"{self.stderr_tail() or err}") from err
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, grace_s: float = 5.0) -> int | None:
+        """Stop the program; its exit status (None if it was never started)."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.terminate()
+            try:
+                self.process.wait(grace_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode

@@ -1,0 +1,45 @@
+"""`python -m nodes.common.fetch URL… [--header K:V]`: GET each URL from wherever it runs
+(inside an emulated host, through `mnexec`) and print one JSON line per URL: status,
+headers, body length and SHA-256. Tests and operators use it to see what a server serves
+to a given host."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import urllib.error
+import urllib.request
+
+
+def fetch(url: str, headers: dict[str, str], timeout_s: float) -> dict[str, object]:
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            body = response.read()
+            status, got = response.status, dict(response.headers)
+    except urllib.error.HTTPError as err:
+        body, status, got = err.read(), err.code, dict(err.headers)
+    except OSError as err:
+        return {"url": url, "error": str(err)}
+    return {"url": url, "status": status, "headers": got, "bytes": len(body),
+            "sha256": hashlib.sha256(body).hexdigest(),
+            "text": body.decode(errors="replace") if len(body) <= 4096 else None}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m nodes.common.fetch")
+    parser.add_argument("urls", nargs="+")
+    parser.add_argument("--header", action="append", default=[], metavar="NAME:VALUE")
+    parser.add_argument("--timeout", type=float, default=10.0)
+    args = parser.parse_args()
+    headers = dict(h.split(":", 1) for h in args.header)
+    for url in args.urls:
+        print(json.dumps(fetch(url, {k.strip(): v.strip() for k, v in headers.items()},
+                               args.timeout)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

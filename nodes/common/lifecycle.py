@@ -1,0 +1,39 @@
+"""Process lifecycle for node programs: SIGTERM ends the program cleanly, and every child a
+node program starts (nginx, ffmpeg) dies with it, even if the program itself is killed.
+
+The engine records only the node program's PID; `PR_SET_PDEATHSIG` makes the kernel end the
+children when that process goes, so nothing outlives a run by accident.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import signal
+import subprocess
+from collections.abc import Sequence
+from types import FrameType
+from typing import Any
+
+_PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def die_with_parent() -> None:
+    """In a child, between fork and exec: get SIGKILL when the parent thread exits."""
+    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def spawn_child(argv: Sequence[str], **popen: Any) -> subprocess.Popen[Any]:
+    return subprocess.Popen(list(argv), preexec_fn=die_with_parent, **popen)
+
+
+class Terminated(Exception):
+    """Raised in the main thread on SIGTERM, so `finally` blocks run."""
+
+
+def _raise_terminated(_signum: int, _frame: FrameType | None) -> None:
+    raise Terminated()
+
+
+def exit_on_sigterm() -> None:
+    signal.signal(signal.SIGTERM, _raise_terminated)

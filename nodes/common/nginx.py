@@ -1,0 +1,151 @@
+"""nginx run per emulated host, with its own config, pid, logs and temp directories.
+
+Origin and edge servers are real nginx. Each gets a configuration rendered here into its
+work directory: one process (`master_process off`, so the PID the engine records is the one
+serving, and it dies with its node program), `daemon off`, every temp path and the error
+log inside the work directory, DASH MIME types, CORS and Timing-Allow-Origin headers (so
+browser players measure throughput, see the notes), and one JSON line per request:
+
+    {"time": <epoch s>, "node", "event": "request", "client", "method", "path", "status",
+     "bytes", "duration_s", "range", …site's own fields}
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nodes.common.lifecycle import spawn_child
+
+MIME_TYPES = {
+    "application/dash+xml": "mpd",
+    "video/iso.segment": "m4s",
+    "video/mp4": "mp4",
+    "video/webm": "webm",
+    "audio/mp4": "m4a",
+    "application/json": "json",
+    "text/plain": "txt",
+}
+BASE_LOG_FIELDS = {
+    "time": "$msec", "client": "\"$remote_addr\"", "method": "\"$request_method\"",
+    "path": "\"$uri\"", "status": "$status", "bytes": "$body_bytes_sent",
+    "duration_s": "$request_time", "range": "\"$http_range\"",
+}
+
+
+class NginxError(RuntimeError):
+    pass
+
+
+@dataclass
+class NginxSite:
+    node: str
+    listen: str  # address:port
+    work_dir: Path
+    access_log: Path
+    server_body: str  # root/locations of the one server block
+    http_extra: str = ""
+    log_fields: dict[str, str] = field(default_factory=dict)
+
+    def render(self) -> str:
+        fields = {"node": json.dumps(self.node), "event": '"request"', **BASE_LOG_FIELDS,
+                  **self.log_fields}
+        log = "{" + ",".join(f'"{k}":{v}' for k, v in fields.items()) + "}"
+        types = "\n".join(f"        {mime} {ext};" for mime, ext in MIME_TYPES.items())
+        temp = {name: self.work_dir / "tmp" / name for name in
+                ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")}
+        return f"""# rendered by cdnlab for node {self.node}
+daemon off;
+master_process off;
+worker_processes 1;
+pid {self.work_dir / 'nginx.pid'};
+error_log {self.work_dir / 'error.log'} warn;
+events {{ worker_connections 4096; }}
+http {{
+    types {{
+{types}
+    }}
+    default_type application/octet-stream;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 100000;
+    keepalive_timeout 120s;
+    server_tokens off;
+    client_body_temp_path {temp['client_body']};
+    proxy_temp_path {temp['proxy']};
+    fastcgi_temp_path {temp['fastcgi']};
+    uwsgi_temp_path {temp['uwsgi']};
+    scgi_temp_path {temp['scgi']};
+    log_format cdnlab escape=json '{log}';
+    access_log {self.access_log} cdnlab;
+{self.http_extra}
+    server {{
+        listen {self.listen} reuseport;
+        add_header Access-Control-Allow-Origin * always;
+        add_header Timing-Allow-Origin * always;
+        location ~ /\\. {{ return 404; }}
+{self.server_body}
+    }}
+}}
+"""
+
+
+def _wait_listening(address: str, port: int, process: subprocess.Popen[bytes],
+                    error_log: Path, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise NginxError(f"nginx exited ({process.returncode}): "
+                             f"{error_log.read_text(errors='replace').strip()[-400:]}")
+        try:
+            with socket.create_connection((address, port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise NginxError(f"nginx did not listen on {address}:{port} within {timeout_s:g} s")
+
+
+class Nginx:
+    """One nginx process for a site; a child of the node program that dies with it."""
+
+    def __init__(self, site: NginxSite) -> None:
+        self.site = site
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def conf_path(self) -> Path:
+        return self.site.work_dir / "nginx.conf"
+
+    def start(self) -> None:
+        work = self.site.work_dir
+        for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            (work / "tmp" / sub).mkdir(parents=True, exist_ok=True)
+        self.site.access_log.parent.mkdir(parents=True, exist_ok=True)
+        self.conf_path.write_text(self.site.render())
+        argv = ["nginx", "-p", str(work), "-e", str(work / "error.log"), "-c",
+                str(self.conf_path)]
+        check = subprocess.run([*argv, "-t", "-q"], capture_output=True, text=True, check=False)
+        if check.returncode:
+            raise NginxError(f"nginx rejects its config {self.conf_path}: "
+                             f"{check.stderr.strip()[-400:]}")
+        self.process = spawn_child(argv, stdin=subprocess.DEVNULL)
+        address, _, port = self.site.listen.rpartition(":")
+        if address in ("", "0.0.0.0", "*"):
+            address = "127.0.0.1"
+        _wait_listening(address, int(port), self.process, work / "error.log")
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None

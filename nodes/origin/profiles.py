@@ -1,0 +1,164 @@
+"""Bitrate ladders and device profiles: what versions of a title the origin makes.
+
+A *profile* is a format for a family of players (H.264/AVC for everything, VP9 for browsers
+that prefer it, HEVC for TVs) with its own ladder of rungs (bitrate, resolution). A title's
+`TitleSpec` lists the profiles it asks for, the segment duration and the audio bitrate; its
+`key()` is part of the content hash that makes ingest idempotent.
+
+In YAML or JSON:
+
+    segment_s: 4
+    audio_kbps: 128
+    profiles:
+      avc: default                      # the ABR-research ladder
+      vp9: [750k@640x360, 1850k@1280x720]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from nodes.origin.errors import ContentError
+
+_RUNG = re.compile(r"^(?P<kbps>\d+)k@(?P<w>\d+)x(?P<h>\d+)$")
+
+
+@dataclass(frozen=True)
+class Rung:
+    kbps: int
+    width: int
+    height: int
+
+    def __str__(self) -> str:
+        return f"{self.kbps}k@{self.width}x{self.height}"
+
+
+# The ladder of ABR research (Pensieve, Sabre…): 300–4300 kbit/s, 240p to 1080p.
+DEFAULT_LADDER = (Rung(300, 426, 240), Rung(750, 640, 360), Rung(1200, 854, 480),
+                  Rung(1850, 1280, 720), Rung(2850, 1920, 1080), Rung(4300, 1920, 1080))
+
+
+@dataclass(frozen=True)
+class Codec:
+    name: str
+    encoder: str
+    sample_entry: str  # the MP4 sample entry the codec string starts with
+    browsers: bool  # plays through Media Source Extensions in Chromium (see notes)
+
+    def stream_options(self, index: int, rung: Rung, gop: int) -> dict[str, Any]:
+        """ffmpeg options for output video stream `index` (per-stream specifiers only, so
+        profiles never override each other)."""
+        s = f"v:{index}"
+        rate = f"{rung.kbps}k"
+        opts: dict[str, Any] = {f"c:{s}": self.encoder, f"b:{s}": rate, f"maxrate:{s}": rate,
+                                f"bufsize:{s}": rate, f"g:{s}": gop, f"keyint_min:{s}": gop}
+        if self.encoder == "libx264":
+            # constant rate with filler (nal-hrd=cbr): segments carry the ladder's bitrate
+            opts |= {f"preset:{s}": "veryfast", f"sc_threshold:{s}": 0,
+                     f"x264-params:{s}": "nal-hrd=cbr:force-cfr=1"}
+        elif self.encoder == "libvpx-vp9":
+            opts |= {f"minrate:{s}": rate, f"deadline:{s}": "realtime", f"cpu-used:{s}": 8,
+                     f"row-mt:{s}": 1}
+        elif self.encoder == "libx265":
+            opts |= {f"preset:{s}": "ultrafast", f"tag:{s}": "hvc1",
+                     f"x265-params:{s}": "scenecut=0:log-level=error"}
+        return opts
+
+
+CODECS = {
+    "avc": Codec("avc", "libx264", "avc1", True),
+    "vp9": Codec("vp9", "libvpx-vp9", "vp09", True),
+    "hevc": Codec("hevc", "libx265", "hvc1", False),
+}
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    ladder: tuple[Rung, ...]
+
+    @property
+    def codec(self) -> Codec:
+        return CODECS[self.name]
+
+
+@dataclass(frozen=True)
+class TitleSpec:
+    profiles: tuple[Profile, ...] = field(default_factory=lambda: (
+        Profile("avc", DEFAULT_LADDER), Profile("vp9", DEFAULT_LADDER)))
+    segment_s: float = 4.0
+    audio_kbps: int = 128
+
+    def key(self) -> str:
+        """A hash of everything that shapes the output, for idempotent ingest."""
+        canonical = json.dumps(asdict(self), sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"segment_s": self.segment_s, "audio_kbps": self.audio_kbps,
+                "profiles": {p.name: [str(r) for r in p.ladder] for p in self.profiles}}
+
+
+def parse_rung(value: Any, where: str) -> Rung:
+    if isinstance(value, dict):
+        try:
+            return Rung(int(value["kbps"]), int(value["width"]), int(value["height"]))
+        except (KeyError, TypeError, ValueError) as err:
+            raise ContentError(f"{where}: a rung needs kbps, width and height ({err})") from err
+    match = _RUNG.match(str(value).strip())
+    if not match:
+        raise ContentError(f"{where}: rung {value!r} is not of the form 750k@640x360")
+    rung = Rung(int(match["kbps"]), int(match["w"]), int(match["h"]))
+    if rung.kbps <= 0 or rung.width % 2 or rung.height % 2 or rung.width <= 0:
+        raise ContentError(f"{where}: rung {value!r} needs a positive bitrate and an even "
+                           "width and height")
+    return rung
+
+
+def parse_title_spec(data: dict[str, Any] | None, where: str = "title spec") -> TitleSpec:
+    """A TitleSpec from YAML/JSON data; missing fields take the defaults."""
+    if not data:
+        return TitleSpec()
+    if not isinstance(data, dict):
+        raise ContentError(f"{where}: expected a mapping, got {type(data).__name__}")
+    unknown = set(data) - {"segment_s", "audio_kbps", "profiles"}
+    if unknown:
+        raise ContentError(f"{where}: unknown field(s) {', '.join(sorted(unknown))} "
+                           "(known: segment_s, audio_kbps, profiles)")
+    default = TitleSpec()
+    profiles = default.profiles
+    if "profiles" in data:
+        raw = data["profiles"]
+        if isinstance(raw, list | tuple):
+            raw = {name: "default" for name in raw}
+        if not isinstance(raw, dict) or not raw:
+            raise ContentError(f"{where}: profiles must name at least one of "
+                               f"{', '.join(CODECS)}")
+        built = []
+        for name, ladder in raw.items():
+            if name not in CODECS:
+                raise ContentError(f"{where}: unknown profile {name!r} "
+                                   f"(known: {', '.join(CODECS)})")
+            if ladder in (None, "default"):
+                rungs = DEFAULT_LADDER
+            elif isinstance(ladder, list) and ladder:
+                rungs = tuple(parse_rung(r, f"{where}: profiles.{name}") for r in ladder)
+            else:
+                raise ContentError(f"{where}: profiles.{name} must be 'default' or a list "
+                                   "of rungs like 750k@640x360")
+            built.append(Profile(name, tuple(sorted(rungs, key=lambda r: r.kbps))))
+        profiles = tuple(built)
+    try:
+        segment_s = float(data.get("segment_s", default.segment_s))
+        audio_kbps = int(data.get("audio_kbps", default.audio_kbps))
+    except (TypeError, ValueError) as err:
+        raise ContentError(f"{where}: segment_s and audio_kbps must be numbers ({err})") from err
+    if not 0.5 <= segment_s <= 30:
+        raise ContentError(f"{where}: segment_s {segment_s} is outside 0.5–30 seconds")
+    if audio_kbps < 0:
+        raise ContentError(f"{where}: audio_kbps must be 0 (no audio) or positive")
+    return TitleSpec(profiles, segment_s, audio_kbps)

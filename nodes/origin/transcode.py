@@ -1,0 +1,97 @@
+"""One ffmpeg run that turns a source into a DASH presentation for a `TitleSpec`.
+
+The command is built with ffmpeg-python: the source is decoded once, split and scaled per
+rung, each rung encoded by its profile's codec at a constant rate, key frames forced at
+every segment boundary (`-force_key_frames` plus a GOP of one segment, no scene-cut key
+frames), and the dash muxer writes one MPD with an AdaptationSet per profile and one for
+audio. ffmpeg's `-progress` output drives a `Progress`.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from pathlib import Path
+
+import ffmpeg
+
+from nodes.common.lifecycle import spawn_child
+from nodes.origin.errors import ContentError, disk_full
+from nodes.origin.probe import SourceInfo
+from nodes.origin.profiles import TitleSpec
+from nodes.origin.progress import Progress
+
+MANIFEST = "manifest.mpd"
+INIT_NAME = "init-$RepresentationID$.m4s"
+MEDIA_NAME = "seg-$RepresentationID$-$Number%05d$.m4s"
+
+
+def build_command(source: Path, info: SourceInfo, spec: TitleSpec, out_dir: Path) -> list[str]:
+    inp = ffmpeg.input(str(source))
+    rungs = [(profile, rung) for profile in spec.profiles for rung in profile.ladder]
+    split = inp.video.filter_multi_output("split", len(rungs))
+    gop = max(1, round(info.fps * spec.segment_s))
+    streams = []
+    options: dict[str, object] = {}
+    for index, (profile, rung) in enumerate(rungs):
+        # every rung keeps the source's display aspect (the dash muxer insists on one)
+        scaled = split.stream(index).filter("scale", rung.width, rung.height).filter(
+            "setdar", f"{info.width}/{info.height}")
+        streams.append(scaled)
+        options |= profile.codec.stream_options(index, rung, gop)
+        options[f"pix_fmt:v:{index}"] = "yuv420p"
+    sets, first = [], 0
+    for number, profile in enumerate(spec.profiles):
+        ids = ",".join(str(first + k) for k in range(len(profile.ladder)))
+        sets.append(f"id={number},streams={ids}")
+        first += len(profile.ladder)
+    if spec.audio_kbps and info.has_audio:
+        streams.append(inp.audio)
+        options |= {"c:a": "aac", "b:a": f"{spec.audio_kbps}k", "ac": 2}
+        sets.append(f"id={len(spec.profiles)},streams={first}")
+    options |= {
+        "format": "dash", "seg_duration": spec.segment_s, "use_template": 1,
+        "use_timeline": 0, "dash_segment_type": "mp4", "adaptation_sets": " ".join(sets),
+        "init_seg_name": INIT_NAME, "media_seg_name": MEDIA_NAME,
+        "force_key_frames": f"expr:gte(t,n_forced*{spec.segment_s})",
+    }
+    output = ffmpeg.output(*streams, str(out_dir / MANIFEST), **options).global_args(
+        "-hide_banner", "-nostats", "-loglevel", "error", "-progress", "pipe:1")
+    return list(output.compile(overwrite_output=True))
+
+
+def _tail(text: str, lines: int = 3) -> str:
+    kept = [line.strip() for line in text.splitlines() if line.strip()]
+    return " | ".join(kept[-lines:]) or "no message"
+
+
+def run_ffmpeg(argv: list[str], duration_s: float, progress: Progress | None) -> None:
+    """Run ffmpeg to completion, reporting progress; a failure raises ContentError."""
+    with tempfile.TemporaryFile(mode="w+") as errors:
+        process = spawn_child(argv, stdout=subprocess.PIPE, stderr=errors, text=True)
+        try:
+            assert process.stdout is not None
+            for line in process.stdout:
+                key, _, value = line.strip().partition("=")
+                if key == "out_time_us" and progress is not None and value.isdigit():
+                    progress.update(int(value) / 1e6 / duration_s)
+            code = process.wait()
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        errors.seek(0)
+        message = errors.read()
+    if code:
+        if "No space left on device" in message:
+            raise disk_full("transcoding")
+        raise ContentError(f"ffmpeg failed (exit {code}): {_tail(message)}", 500)
+    if progress is not None:
+        progress.done()
+
+
+def transcode(source: Path, info: SourceInfo, spec: TitleSpec, out_dir: Path,
+              progress: Progress | None = None) -> Path:
+    """Write the presentation into `out_dir` (which must exist); the MPD's path."""
+    run_ffmpeg(build_command(source, info, spec, out_dir), info.duration_s, progress)
+    return out_dir / MANIFEST
