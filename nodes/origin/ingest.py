@@ -61,7 +61,7 @@ def expected_bytes(spec: TitleSpec, duration_s: float) -> int:
 
 def ingest_file(store: ContentStore, source: Path, title: str, spec: TitleSpec,
                 log: EventLog | None = None, tty: bool | None = None,
-                source_sha256: str | None = None) -> IngestResult:
+                source_sha256: str | None = None, label: str | None = None) -> IngestResult:
     started = time.monotonic()
     check_title_id(title)
     digest = source_sha256 or file_sha256(source)
@@ -71,7 +71,7 @@ def ingest_file(store: ContentStore, source: Path, title: str, spec: TitleSpec,
         if log:
             log.emit("ingest_unchanged", title=title, content_key=key)
         return IngestResult(title, "unchanged", current, time.monotonic() - started)
-    info = probe_source(source)
+    info = probe_source(source, label)
     need, free = expected_bytes(spec, info.duration_s), free_bytes(store.root)
     if need > free:
         raise ContentError(f"disk full: the presentation needs about {need / 1e6:.1f} MB and "

@@ -30,12 +30,13 @@ def _last_line(text: bytes | None) -> str:
     return lines[-1] if lines else "no output"
 
 
-def probe_source(path: Path) -> SourceInfo:
+def probe_source(path: Path, label: str | None = None) -> SourceInfo:
+    """`label` names the file in messages (an upload's temporary path means nothing)."""
     try:
         info = ffmpeg.probe(str(path))
     except ffmpeg.Error as err:
-        raise ContentError(f"not a readable video file: ffprobe says: {_last_line(err.stderr)}",
-                           415) from err
+        said = _last_line(err.stderr).replace(str(path), label or path.name)
+        raise ContentError(f"not a readable video file: ffprobe says: {said}", 415) from err
     streams = info.get("streams", [])
     video = next((s for s in streams if s.get("codec_type") == "video"), None)
     if video is None:

@@ -31,7 +31,8 @@ class Progress:
             print(f"\r{self.label}: [{bar:<25}] {percent:3d}%", end="", file=sys.stderr,
                   flush=True)
         now = time.monotonic()
-        if self.log is not None and (now - self._last_event >= 1.0 or fraction >= 1.0):
+        final = fraction >= 1.0 and self._last_shown < 100
+        if self.log is not None and (now - self._last_event >= 1.0 or final):
             self._last_event = now
             self.log.emit("progress", step=self.label, fraction=round(fraction, 3),
                           **self.fields)

@@ -118,7 +118,7 @@ class IngestHandler(BaseHTTPRequestHandler):
             service.log.emit("upload_received", title=title, bytes=length,
                              client=self.client_address[0])
             result = ingest_file(service.store, incoming, title, spec, service.log, tty=False,
-                                 source_sha256=digest)
+                                 source_sha256=digest, label=f"upload of {title}")
             status = 201 if result.status == "published" else 200
             self._reply(status, {"title": title, "status": result.status,
                                  "content_key": result.entry["content_key"],
