@@ -1,0 +1,104 @@
+"""The DNS redirector service on the topology's `dns` host, configured from the topology:
+one cluster per edge cluster (its servers' addresses), one service name, a TSIG key and a
+REST token made fresh for the run (kept in the run directory, never on a command line)."""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import os
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cdnlab.net.shaping.base import run_in
+from cdnlab.services.base import NodeProgram, ServiceError
+
+ZONE = "cdn.lab."
+KEY_NAME = "cdnlab-key."
+REST_PORT = 8053
+
+
+def client_networks(emu: Any) -> dict[str, str]:
+    """Each client network (CIDR) → the first client address in it, to probe."""
+    found: dict[str, str] = {}
+    for client in emu.topology.by_role("client"):
+        for iface in emu.plan.of_node(client):
+            if iface.address is not None:
+                found.setdefault(str(iface.address.network), str(iface.address.ip))
+    return found
+
+
+class DnsService(NodeProgram):
+    def __init__(self, emu: Any, host: str = "dns", service: str = "video",
+                 policy: str = "min_rtt_spill", ttl: int = 5, stale_after_s: float = 30.0,
+                 extra: dict[str, Any] | None = None) -> None:
+        self.address = emu.ip(host)
+        self.work = Path(emu.run_dir) / "work" / host
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.secret = base64.b64encode(secrets.token_bytes(32)).decode()
+        self.token = secrets.token_hex(16)
+        self.service_name = f"{service}.{ZONE}"
+        clusters = {name: {"addresses": [emu.ip(s) for s in servers]}
+                    for name, servers in emu.topology.clusters().items()}
+        config = {
+            "zone": ZONE, "listen": {"address": self.address, "port": 53},
+            "nameserver": {"name": "ns1", "address": self.address},
+            "services": {service: {"policy": policy, "ttl": ttl}},
+            "clusters": clusters, "stale_after_s": stale_after_s, "seed": emu.seed,
+            "tsig": {"name": KEY_NAME, "algorithm": "hmac-sha256", "secret": self.secret},
+            "rest": {"address": self.address, "port": REST_PORT, "token": self.token},
+        } | (extra or {})
+        self.config_path = self.work / "dns.yaml"
+        self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+        os.chmod(self.config_path, 0o600)
+        self.key_file = self.work / "tsig.key"
+        self.key_file.write_text(self.secret + "\n")
+        os.chmod(self.key_file, 0o600)
+        events = Path(emu.run_dir) / "events"
+        super().__init__(emu, host, "nodes.dns", [
+            "--config", str(self.config_path), "--events", str(events / f"{host}.jsonl"),
+            "--decisions", str(events / f"{host}.decisions.jsonl"), "--node", host,
+            "--epoch", f"{emu.t0:.6f}"], host)
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://{self.address}:{REST_PORT}"
+
+    @property
+    def decisions_path(self) -> Path:
+        return self.events / f"{self.host}.decisions.jsonl"
+
+    def start(self) -> None:
+        super().start()
+        deadline = time.monotonic() + 15.0
+        node = self.emu.node(self.host)
+        while True:
+            if not self.running:
+                raise ServiceError(f"dns on {self.host} exited: {self.stderr_tail()}")
+            try:
+                out = run_in(node, f"dig +short +time=1 +tries=1 @{self.address} {ZONE} SOA")
+                if out.strip():
+                    return
+            except RuntimeError:
+                pass
+            if time.monotonic() > deadline:
+                raise ServiceError(f"dns on {self.host} does not answer: {self.stderr_tail()}")
+            time.sleep(0.1)
+
+    def resolve(self, client: str, name: str | None = None) -> list[str]:
+        """What `dig` on host `client` gets for the service name (A records)."""
+        out = run_in(self.emu.node(client), f"dig +short +time=2 +tries=1 @{self.address} "
+                                            f"{name or self.service_name} A")
+        return [line for line in out.split() if _is_ip(line)]
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.IPv4Address(text)
+    except ValueError:
+        return False
+    return True

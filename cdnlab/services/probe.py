@@ -1,0 +1,29 @@
+"""RTT probes, one per edge cluster, on the cluster's first server: they measure every
+client network and push the results to the redirector with signed UPDATEs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from cdnlab.services.base import NodeProgram
+from cdnlab.services.dns import KEY_NAME, ZONE, DnsService, client_networks
+
+
+class ProbeService(NodeProgram):
+    def __init__(self, emu: Any, dns: DnsService, cluster: str, interval_s: float = 1.0,
+                 method: str = "icmp", count: int = 5, alpha: float = 0.5,
+                 load_url: str | None = None) -> None:
+        host = emu.topology.clusters()[cluster][0]
+        targets = [f"--target={net}={addr}" for net, addr in client_networks(emu).items()]
+        args = ["--cluster", cluster, "--dns", f"{dns.address}:53", "--zone", ZONE,
+                "--key-name", KEY_NAME, "--key-file", str(dns.key_file), *targets,
+                "--method", method, "--interval", f"{interval_s:g}", "--count", str(count),
+                "--alpha", f"{alpha:g}", "--node", f"probe_{cluster}",
+                "--epoch", f"{emu.t0:.6f}",
+                "--events", str(Path(emu.run_dir) / "events" / f"probe_{cluster}.jsonl")]
+        if load_url:
+            args += ["--load-url", load_url]
+        super().__init__(emu, host, "nodes.probe", args, f"probe_{cluster}")
+        self.cluster = cluster
+        self.interval_s = interval_s

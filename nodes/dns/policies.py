@@ -1,0 +1,154 @@
+"""Policies: pure functions of (client, view of the zone, settings, a seeded draw) →
+`Decision` (cluster, reason, candidates), unit-tested without sockets.
+
+    min_rtt         the lowest-RTT usable cluster for the client's network
+    min_rtt_spill   (default) the same, unless that cluster's load is over its threshold:
+                    then a share p of queries goes to the next-lowest-RTT usable cluster,
+                    p = min(spill_max_share, spill_gain · (load − threshold) / load), the
+                    share that would bring the cluster back to its threshold at gain 1
+    coverage_zone   longest-prefix CIDR → cluster map (like Traffic Router's), falling
+                    back to min_rtt_spill for clients outside it
+    round_robin     every usable cluster in turn
+
+Usable = has addresses, not marked down, and neither its RTT to this network nor its load
+is older than `stale_after_s`. When the lowest-RTT cluster is not usable the reason is
+`failover`; a client network without measurements gets the least-loaded usable cluster
+(`no_measurement`); with no usable cluster at all there is no answer (`no_cluster`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from nodes.dns.view import ClusterState, NetworkRtts, View
+
+
+@dataclass(frozen=True)
+class PolicySettings:
+    stale_after_s: float = 30.0
+    spill_gain: float = 1.0
+    spill_max_share: float = 0.9
+    coverage: tuple[tuple[ipaddress.IPv4Network, str], ...] = ()  # longest prefix first
+
+
+@dataclass(frozen=True)
+class Candidate:
+    cluster: str
+    rtt_ms: float | None
+    load: float | None
+    threshold: float
+    usable: bool
+    why_not: str | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    cluster: str | None
+    reason: str
+    scope: int  # ECS scope prefix length the answer holds for
+    candidates: tuple[Candidate, ...] = ()
+    lowest: str | None = None  # the lowest-RTT cluster, usable or not
+    spill_share: float = 0.0
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass
+class PolicyInput:
+    client: int  # IPv4 address (or the ECS subnet's address) as an integer
+    view: View
+    now: float
+    settings: PolicySettings
+    draw: Callable[[], float]  # uniform [0, 1) from the server's seeded generator
+    turn: Callable[[], int]  # increasing counter for round robin
+
+
+Policy = Callable[[PolicyInput], Decision]
+
+
+def _why_not(state: ClusterState, rtt: float | None, rtt_updated: float | None,
+             q: PolicyInput) -> str | None:
+    if not state.up:
+        return "down"
+    if rtt_updated is not None and q.now - rtt_updated > q.settings.stale_after_s:
+        return "rtt_stale"
+    if state.load is not None and q.now - state.load.updated > q.settings.stale_after_s:
+        return "load_stale"
+    return None
+
+
+def candidates(q: PolicyInput, network: NetworkRtts | None) -> list[Candidate]:
+    """Every cluster with its RTT to the client's network (unknown last), lowest first."""
+    found = []
+    for name, state in q.view.clusters.items():
+        reading = network.rtt.get(name) if network else None
+        rtt = reading.value if reading else None
+        why = _why_not(state, rtt, reading.updated if reading else None, q)
+        found.append(Candidate(name, rtt, state.load.value if state.load else None,
+                               state.threshold, why is None, why))
+    return sorted(found, key=lambda c: (c.rtt_ms is None, c.rtt_ms or 0.0, c.cluster))
+
+
+def _fallback(q: PolicyInput, found: list[Candidate], scope: int) -> Decision:
+    usable = [c for c in found if c.usable]
+    if not usable:
+        return Decision(None, "no_cluster", scope, tuple(found))
+    least = min(usable, key=lambda c: (c.load or 0.0, c.cluster))
+    return Decision(least.cluster, "no_measurement", scope, tuple(found))
+
+
+def _lowest(q: PolicyInput, spill: bool) -> Decision:
+    network = q.view.network_for(q.client)
+    scope = network.network.prefixlen if network else 0
+    found = candidates(q, network)
+    measured = [c for c in found if c.rtt_ms is not None]
+    usable = [c for c in measured if c.usable]
+    if not usable:
+        return _fallback(q, found, scope)
+    lowest = measured[0].cluster
+    best = usable[0]
+    reason = "lowest_rtt" if best.cluster == lowest else "failover"
+    if spill and best.load is not None and best.load > best.threshold and len(usable) > 1:
+        share = min(q.settings.spill_max_share,
+                    q.settings.spill_gain * (best.load - best.threshold) / best.load)
+        if q.draw() < share:
+            return Decision(usable[1].cluster, "spill", scope, tuple(found), lowest, share,
+                            {"from": best.cluster, "load": best.load,
+                             "threshold": best.threshold})
+        return Decision(best.cluster, reason, scope, tuple(found), lowest, share)
+    return Decision(best.cluster, reason, scope, tuple(found), lowest)
+
+
+def min_rtt(q: PolicyInput) -> Decision:
+    return _lowest(q, spill=False)
+
+
+def min_rtt_spill(q: PolicyInput) -> Decision:
+    return _lowest(q, spill=True)
+
+
+def coverage_zone(q: PolicyInput) -> Decision:
+    for network, cluster in q.settings.coverage:
+        if q.client & int(network.netmask) == int(network.network_address):
+            found = candidates(q, q.view.network_for(q.client))
+            chosen = next((c for c in found if c.cluster == cluster), None)
+            if chosen is not None and chosen.usable:
+                return Decision(cluster, "coverage_zone", network.prefixlen, tuple(found),
+                                found[0].cluster if found and found[0].rtt_ms else None)
+            break  # the mapped cluster is unusable: choose by measurement instead
+    return min_rtt_spill(q)
+
+
+def round_robin(q: PolicyInput) -> Decision:
+    found = sorted(candidates(q, q.view.network_for(q.client)), key=lambda c: c.cluster)
+    usable = [c for c in found if c.usable]
+    if not usable:
+        return Decision(None, "no_cluster", 0, tuple(found))
+    return Decision(usable[q.turn() % len(usable)].cluster, "round_robin", 0, tuple(found))
+
+
+POLICIES: dict[str, Policy] = {
+    "min_rtt": min_rtt, "min_rtt_spill": min_rtt_spill, "coverage_zone": coverage_zone,
+    "round_robin": round_robin,
+}

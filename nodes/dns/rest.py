@@ -1,0 +1,183 @@
+"""The REST API (JSON over HTTP, `Authorization: Bearer <token>`), the same operations as
+DNS UPDATE plus reading the whole state. Names may be relative to the zone.
+
+    GET    /state                         zone serial, records, clusters, RTT table, services
+    POST   /records   {name, type, ttl, rdata: […]}   add RRs
+    PUT    /records   {name, type, ttl, rdata: […]}   replace the RRset
+    DELETE /records   {name[, type[, rdata]]}          delete RRs, an RRset, or the name
+    POST   /batch     {ops: [{action, name, type, ttl, rdata}]}  all or nothing
+    PUT    /clusters/<c>/rtt     {network: CIDR, rtt_ms}
+    PUT    /clusters/<c>/load    {load}
+    PUT    /clusters/<c>/health  {up: bool}
+
+Answers: 200 {serial, changed}; 400 with the reason (and the DNS RCODE it maps to); 401
+without the token; 404 for other paths.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from nodes.dns.names import record_name
+from nodes.dns.redirector import Redirector
+from nodes.dns.zone import ACTIONS, Op, ZoneError
+
+
+class RestError(Exception):
+    def __init__(self, status: int, message: str, rcode: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.rcode = rcode
+
+
+def state_document(redirector: Redirector) -> dict[str, Any]:
+    zone = redirector.zone
+    view = zone.view
+    rtt: dict[str, dict[str, float]] = {}
+    for entry in view.networks:
+        rtt[str(entry.network)] = {c: r.value for c, r in entry.rtt.items()}
+    return {
+        "zone": zone.origin, "serial": zone.serial,
+        "services": {n: {"policy": s.policy, "ttl": s.ttl}
+                     for n, s in redirector.config.services.items()},
+        "clusters": {n: {"addresses": list(c.addresses), "up": c.up,
+                         "load": c.load.value if c.load else None, "threshold": c.threshold}
+                     for n, c in view.clusters.items()},
+        "rtt_ms": rtt,
+        "records": [{"name": n, "type": t, "ttl": r.ttl, "rdata": list(r.rdatas),
+                     "updated": r.updated} for (n, t), r in sorted(zone.rrsets.items())],
+    }
+
+
+def _name(redirector: Redirector, name: Any) -> str:
+    if not isinstance(name, str) or not name:
+        raise RestError(400, "name must be a non-empty string")
+    return name if name.endswith(".") else f"{name}.{redirector.config.zone}"
+
+
+def _op(redirector: Redirector, action: str, body: dict[str, Any]) -> Op:
+    if action not in ACTIONS:
+        raise RestError(400, f"unknown action {action!r} (known: {', '.join(ACTIONS)})")
+    rdata = body.get("rdata", [])
+    if isinstance(rdata, str):
+        rdata = [rdata]
+    if not isinstance(rdata, list) or not all(isinstance(r, str | int | float) for r in rdata):
+        raise RestError(400, "rdata must be a list of strings")
+    try:
+        ttl = int(body.get("ttl", 0))
+    except (TypeError, ValueError) as err:
+        raise RestError(400, "ttl must be an integer") from err
+    return Op(action, _name(redirector, body.get("name")), str(body.get("type", "ANY")), ttl,
+              tuple(str(r) for r in rdata))
+
+
+def _cluster_op(redirector: Redirector, cluster: str, what: str, body: dict[str, Any]) -> Op:
+    zone = redirector.config.zone
+    try:
+        if what == "rtt":
+            value = float(body["rtt_ms"])
+            name = record_name("rtt", zone, cluster, str(body["network"]))
+        elif what == "load":
+            value = float(body["load"])
+            name = record_name("load", zone, cluster)
+        elif what == "health":
+            name = record_name("health", zone, cluster)
+            return Op("replace", name, "TXT", 0, ("up" if body["up"] else "down",))
+        else:
+            raise RestError(404, f"no such cluster resource {what!r}")
+    except (KeyError, TypeError, ValueError) as err:
+        raise RestError(400, f"{what}: missing or bad field: {err}") from err
+    return Op("replace", name, "TXT", 0, (f"{value:g}",))
+
+
+class RestHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    redirector: Redirector
+    token: str
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _reply(self, status: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _body(self) -> dict[str, Any]:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b"{}"
+        try:
+            body = json.loads(raw)
+        except ValueError as err:
+            raise RestError(400, f"body is not JSON: {err}") from err
+        if not isinstance(body, dict):
+            raise RestError(400, "body must be a JSON object")
+        return body
+
+    def _authorised(self) -> None:
+        given = self.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
+            raise RestError(401, "missing or wrong token (Authorization: Bearer <token>)")
+
+    def _route(self, method: str) -> None:
+        try:
+            self._authorised()
+            body = self._body() if method != "GET" else {}
+            path = self.path.split("?")[0].rstrip("/")
+            parts = path.strip("/").split("/")
+            if method == "GET" and path == "/state":
+                self._reply(200, state_document(self.redirector))
+                return
+            if path == "/records" and method in ("POST", "PUT", "DELETE"):
+                if method == "DELETE":
+                    action = "delete_rr" if body.get("rdata") else (
+                        "delete_rrset" if body.get("type") else "delete_name")
+                else:
+                    action = "add" if method == "POST" else "replace"
+                ops = [_op(self.redirector, action, body)]
+            elif path == "/batch" and method == "POST":
+                raw_ops = body.get("ops")
+                if not isinstance(raw_ops, list) or not raw_ops:
+                    raise RestError(400, "ops must be a non-empty list")
+                ops = [_op(self.redirector, str(o.get("action")), o) for o in raw_ops]
+            elif len(parts) == 3 and parts[0] == "clusters" and method == "PUT":
+                ops = [_cluster_op(self.redirector, parts[1], parts[2], body)]
+            else:
+                raise RestError(404, f"no such resource: {method} {path}")
+            before = self.redirector.zone
+            after = self.redirector.commit(ops, f"rest {self.client_address[0]}")
+            self._reply(200, {"serial": after.serial, "changed": after is not before})
+        except ZoneError as err:
+            self._reply(400, {"error": err.message, "rcode": err.rcode})
+        except RestError as err:
+            self._reply(err.status, {"error": err.message})
+
+    def do_GET(self) -> None:
+        self._route("GET")
+
+    def do_POST(self) -> None:
+        self._route("POST")
+
+    def do_PUT(self) -> None:
+        self._route("PUT")
+
+    def do_DELETE(self) -> None:
+        self._route("DELETE")
+
+
+def start_rest(redirector: Redirector, address: str, port: int,
+               token: str) -> ThreadingHTTPServer:
+    handler = type("BoundRestHandler", (RestHandler,), {"redirector": redirector,
+                                                        "token": token})
+    server = ThreadingHTTPServer((address, port), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="rest", daemon=True).start()
+    return server
