@@ -7,6 +7,7 @@
     cdnlab content ingest|synth|testsrc …   transcode and publish titles into a content store
     cdnlab bench fidelity [--quick]         configured vs measured, per shaping backend
     cdnlab bench transcode                  encode speed per profile, against decoding
+    cdnlab bench dns                        redirector queries/s and p99 under dnsperf
     cdnlab clean                            remove what interrupted runs recorded and left
 
 User errors (a bad file, a missing feature) print one line naming the problem and the fix,
@@ -141,7 +142,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.what == "transcode":
         from cdnlab.bench import transcode as bench_transcode
 
-        return bench_transcode.run(args.seconds, args.size, args.profiles.split(","))
+        return bench_transcode.run(args.seconds or 6.0, args.size, args.profiles.split(","))
+    if args.what == "dns":
+        from cdnlab.bench import dns as bench_dns
+
+        return bench_dns.run(args.seconds or 10.0)
     raise CdnlabError(f"unknown benchmark {args.what!r}")
 
 
@@ -202,10 +207,11 @@ def build_parser() -> argparse.ArgumentParser:
     content.set_defaults(func=cmd_content)
 
     bench = sub.add_parser("bench", help="benchmarks")
-    bench.add_argument("what", choices=["fidelity", "transcode"])
+    bench.add_argument("what", choices=["fidelity", "transcode", "dns"])
     bench.add_argument("--quick", action="store_true", help="a subset, under a minute")
     bench.add_argument("--shaping", default="all", help="fidelity: all, netem or nfqueue")
-    bench.add_argument("--seconds", type=float, default=6.0, help="transcode: master length")
+    bench.add_argument("--seconds", type=float,
+                       help="transcode: master length (6); dns: dnsperf time per server (10)")
     bench.add_argument("--size", default="1280x720", help="transcode: master size")
     bench.add_argument("--profiles", default="avc,vp9,hevc", help="transcode: profiles")
     bench.set_defaults(func=cmd_bench)

@@ -16,6 +16,7 @@ from nodes.dns.config import ConfigError, load_config
 from nodes.dns.redirector import Redirector
 from nodes.dns.rest import start_rest
 from nodes.dns.server import serve
+from nodes.dns.zone import ZoneError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,12 +30,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         config = load_config(Path(args.config))
+        redirector = Redirector(config, Path(args.events) if args.events else None,
+                                Path(args.decisions) if args.decisions else None, args.node,
+                                args.epoch)
     except ConfigError as err:
         stderr_line(f"dns: {err}")
         return 2
-    redirector = Redirector(config, Path(args.events) if args.events else None,
-                            Path(args.decisions) if args.decisions else None, args.node,
-                            args.epoch)
+    except ZoneError as err:
+        stderr_line(f"dns: {args.config}: records: {err.message}")
+        return 2
     rest = None
     try:
         if config.rest_port:

@@ -13,6 +13,7 @@
     rest: {address: 10.0.1.5, port: 8053, token: <text>}
     seed: 1
     decision_log: true
+    records: ["www 30 A 10.0.1.9", "10-0-4-0-24.edge_a.rtt 0 TXT 6.1"]  # initial, relative
 
 Every error names the file and the field.
 """
@@ -22,7 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +69,7 @@ class RedirectorConfig:
     rest_token: str | None = None
     seed: int = 1
     decision_log: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
+    records: tuple[tuple[str, int, str, str], ...] = ()  # (absolute name, ttl, type, rdata)
 
 
 def _get(data: dict[str, Any], key: str, kind: type, where: str, default: Any = None) -> Any:
@@ -86,7 +87,7 @@ def parse_config(data: Any, source: str = "config") -> RedirectorConfig:
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping at the top")
     known = {"zone", "listen", "nameserver", "soa", "services", "clusters", "coverage_zones",
-             "stale_after_s", "spill", "tsig", "rest", "seed", "decision_log"}
+             "stale_after_s", "spill", "tsig", "rest", "seed", "decision_log", "records"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"{source}: unknown field(s) {', '.join(unknown)}")
@@ -141,6 +142,13 @@ def parse_config(data: Any, source: str = "config") -> RedirectorConfig:
         if algorithm not in ("hmac-sha256", "hmac-sha512", "hmac-sha384"):
             raise ConfigError(f"{where}.algorithm {algorithm!r}: use hmac-sha256")
         tsig = TsigKey(absolute(_get(spec, "name", str, where)), algorithm, secret)
+    records = []
+    for n, line in enumerate(data.get("records") or []):
+        parts = str(line).split(None, 3)
+        if len(parts) != 4 or not parts[1].isdigit():
+            raise ConfigError(f"{source}: records[{n}] {line!r}: expected 'NAME TTL TYPE RDATA'")
+        name = parts[0] if parts[0].endswith(".") else f"{parts[0]}.{zone}"
+        records.append((absolute(name), int(parts[1]), parts[2].upper(), parts[3]))
     rest = data.get("rest") or {}
     address = str(listen.get("address", "127.0.0.1"))
     return RedirectorConfig(
@@ -152,7 +160,8 @@ def parse_config(data: Any, source: str = "config") -> RedirectorConfig:
         rest_address=str(rest.get("address", address)) if rest else None,
         rest_port=int(rest["port"]) if rest.get("port") else None,
         rest_token=str(rest["token"]) if rest.get("token") else None,
-        seed=int(data.get("seed", 1)), decision_log=bool(data.get("decision_log", True)))
+        seed=int(data.get("seed", 1)), decision_log=bool(data.get("decision_log", True)),
+        records=tuple(records))
 
 
 def _ns_name(name: str, zone: str) -> str:

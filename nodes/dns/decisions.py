@@ -5,8 +5,9 @@ share of clients got the lowest-RTT cluster".
      "lowest", "spill_share", "candidates": [{"cluster", "rtt_ms", "load", "usable",
      "why_not"}], …the spill's load figures}
 
-Lines are buffered and written at most every half second (and at exit), so logging keeps
-up with tens of thousands of answers a second.
+Lines are buffered and written in chunks of 256 or every half second (and at exit), so logging keeps
+up with tens of thousands of answers a second; the candidates' JSON is made once per
+candidate list (policies share one list per network and second), the rest per line.
 """
 
 from __future__ import annotations
@@ -26,22 +27,45 @@ class DecisionLog:
         self._out: TextIO | None = path.open("a", encoding="utf-8") if path else None
         self._lines: list[str] = []
         self._last_flush = time.monotonic()
+        self._strings: dict[str | None, str] = {}
+        self._candidate_cache: dict[int, tuple[tuple[Any, ...], str]] = {}
 
     def answer(self, client: str, subnet: str | None, service: str,
                decision: Decision) -> None:
         if self._out is None:
             return
-        record: dict[str, Any] = {
-            "t": round(time.time() - self.epoch, 6), "node": self.node, "event": "answer",
-            "client": client, "subnet": subnet, "service": service,
-            "cluster": decision.cluster, "reason": decision.reason, "lowest": decision.lowest,
-            "spill_share": round(decision.spill_share, 4),
-            "candidates": [{"cluster": c.cluster, "rtt_ms": c.rtt_ms, "load": c.load,
-                            "usable": c.usable, "why_not": c.why_not}
-                           for c in decision.candidates], **decision.extra}
-        self._lines.append(json.dumps(record, separators=(",", ":")))
-        if len(self._lines) >= 4096 or time.monotonic() - self._last_flush > 0.5:
+        candidates = self._candidates_json(decision.candidates)
+        extra = json.dumps(decision.extra, separators=(",", ":"))[1:-1] if decision.extra \
+            else ""
+        self._lines.append(
+            f'{{"t":{time.time() - self.epoch:.6f},"node":{self._quoted(self.node)},'
+            f'"event":"answer","client":{self._quoted(client)},'
+            f'"subnet":{self._quoted(subnet)},"service":{self._quoted(service)},'
+            f'"cluster":{self._quoted(decision.cluster)},"reason":"{decision.reason}",'
+            f'"lowest":{self._quoted(decision.lowest)},'
+            f'"spill_share":{decision.spill_share:.4f},"candidates":{candidates}'
+            f'{"," + extra if extra else ""}}}')
+        if len(self._lines) >= 256 or time.monotonic() - self._last_flush > 0.5:
             self.flush()
+
+    def _quoted(self, text: str | None) -> str:
+        found = self._strings.get(text)
+        if found is None:
+            if len(self._strings) > 65536:
+                self._strings.clear()
+            found = self._strings[text] = json.dumps(text)
+        return found
+
+    def _candidates_json(self, candidates: tuple[Any, ...]) -> str:
+        held = self._candidate_cache.get(id(candidates))
+        if held is None or held[0] is not candidates:
+            if len(self._candidate_cache) > 4096:
+                self._candidate_cache.clear()
+            text = json.dumps([{"cluster": c.cluster, "rtt_ms": c.rtt_ms, "load": c.load,
+                                "usable": c.usable, "why_not": c.why_not} for c in candidates],
+                              separators=(",", ":"))
+            held = self._candidate_cache[id(candidates)] = (candidates, text)
+        return held[1]
 
     def flush(self) -> None:
         if self._out is not None and self._lines:

@@ -19,8 +19,9 @@ from nodes.dns.policies import Decision
 from nodes.dns.zone import Zone
 
 _HEADER = struct.Struct(">HHHHHH")
-_OPT_PLAIN = struct.Struct(">BHHIH")  # root name, type 41, payload, ext-rcode/flags, rdlen 0
 EDNS_PAYLOAD = 1232
+# our OPT: root name, type 41, payload size, extended RCODE/version/flags 0, no options
+_OPT_PLAIN = struct.pack(">BHHIH", 0, 41, EDNS_PAYLOAD, 0, 0)
 
 
 class FastPath:
@@ -33,6 +34,7 @@ class FastPath:
         self._answers: dict[tuple[int, str, int], tuple[bytes, int]] = {}
         self._serial = -1
         self._clients: dict[str, int] = {}
+        self._parsed: dict[tuple[bytes, int], tuple[str, int, bool] | bool] = {}
 
     def _answer_section(self, zone: Zone, cluster: str, ttl: int) -> tuple[bytes, int]:
         if zone.serial != self._serial:
@@ -62,41 +64,52 @@ class FastPath:
         ident, flags, qd, an, ns, ar = _HEADER.unpack_from(data)
         if flags & 0xF800 or qd != 1 or an or ns or ar > 1:  # QR or opcode set, odd counts
             return None
+        body = bytes(data[12:])
+        parsed = self._parsed.get((body, ar))
+        if parsed is None:
+            if len(self._parsed) > 16384:
+                self._parsed.clear()
+            parsed = self._parsed[(body, ar)] = self._parse(data, ar)
+        if parsed is False:
+            return None
+        service, ttl, edns = parsed  # type: ignore[misc]
+        decision = self.decide(service, self.client_int(client))
+        if decision.cluster is None:
+            return None
+        zone = self.zone()
+        answers, count = self._answer_section(zone, decision.cluster, ttl)
+        reply_flags = 0x8400 | (flags & 0x0100)  # QR, AA, and the query's RD
+        header = _HEADER.pack(ident, reply_flags, 1, count, 0, 1 if edns else 0)
+        question_end = len(body) - (11 if edns else 0)
+        reply = header + body[:question_end] + answers
+        if edns:
+            reply += _OPT_PLAIN
+        return reply, decision, service
+
+    def _parse(self, data: bytes, ar: int) -> tuple[str, int, bool] | bool:
+        """(service, TTL, EDNS) for a question this path answers, False otherwise."""
         end = 12
         while True:
             length = data[end] if end < len(data) else 0xFF
             if length == 0:
                 break
             if length > 63:
-                return None  # compression or garbage: the full parser decides
+                return False  # compression or garbage: the full parser decides
             end += length + 1
         qname_end = end + 1
         if len(data) < qname_end + 4 or data[qname_end: qname_end + 4] != b"\x00\x01\x00\x01":
-            return None
+            return False
         found = self.services.get(bytes(data[12:qname_end]).lower())
         if found is None:
-            return None
+            return False
         rest = data[qname_end + 4:]
-        edns = False
         if ar:
             if len(rest) != 11 or rest[0] != 0 or rest[1:3] != b"\x00\x29" or \
                     rest[5:11] != b"\x00\x00\x00\x00\x00\x00":
-                return None  # options (ECS, cookies), DO bit, EDNS version: full parser
-            edns = True
+                return False  # options (ECS, cookies), DO bit, EDNS version: full parser
         elif rest:
-            return None
-        service, ttl = found
-        decision = self.decide(service, self.client_int(client))
-        if decision.cluster is None:
-            return None
-        zone = self.zone()
-        body, count = self._answer_section(zone, decision.cluster, ttl)
-        reply_flags = 0x8400 | (flags & 0x0100)  # QR, AA, and the query's RD
-        header = _HEADER.pack(ident, reply_flags, 1, count, 0, 1 if edns else 0)
-        reply = header + data[12: qname_end + 4] + body
-        if edns:
-            reply += _OPT_PLAIN.pack(0, 41, EDNS_PAYLOAD, 0, 0)
-        return reply, decision, service
+            return False
+        return found[0], found[1], bool(ar)
 
 
 def _wire(name: str) -> bytes:

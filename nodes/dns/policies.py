@@ -78,8 +78,19 @@ def _why_not(state: ClusterState, rtt: float | None, rtt_updated: float | None,
     return None
 
 
-def candidates(q: PolicyInput, network: NetworkRtts | None) -> list[Candidate]:
-    """Every cluster with its RTT to the client's network (unknown last), lowest first."""
+def candidates(q: PolicyInput, network: NetworkRtts | None) -> tuple[Candidate, ...]:
+    """Every cluster with its RTT to the client's network (unknown last), lowest first.
+    Kept in the view's memo for the rest of the second: staleness is judged to the second."""
+    key = (network.network if network else None, int(q.now))
+    cached = q.view.memo.get(key)
+    if cached is None:
+        if len(q.view.memo) > 4096:
+            q.view.memo.clear()
+        cached = q.view.memo[key] = _candidates(q, network)
+    return cached  # type: ignore[return-value]
+
+
+def _candidates(q: PolicyInput, network: NetworkRtts | None) -> tuple[Candidate, ...]:
     found = []
     for name, state in q.view.clusters.items():
         reading = network.rtt.get(name) if network else None
@@ -87,15 +98,15 @@ def candidates(q: PolicyInput, network: NetworkRtts | None) -> list[Candidate]:
         why = _why_not(state, rtt, reading.updated if reading else None, q)
         found.append(Candidate(name, rtt, state.load.value if state.load else None,
                                state.threshold, why is None, why))
-    return sorted(found, key=lambda c: (c.rtt_ms is None, c.rtt_ms or 0.0, c.cluster))
+    return tuple(sorted(found, key=lambda c: (c.rtt_ms is None, c.rtt_ms or 0.0, c.cluster)))
 
 
-def _fallback(q: PolicyInput, found: list[Candidate], scope: int) -> Decision:
+def _fallback(q: PolicyInput, found: tuple[Candidate, ...], scope: int) -> Decision:
     usable = [c for c in found if c.usable]
     if not usable:
-        return Decision(None, "no_cluster", scope, tuple(found))
+        return Decision(None, "no_cluster", scope, found)
     least = min(usable, key=lambda c: (c.load or 0.0, c.cluster))
-    return Decision(least.cluster, "no_measurement", scope, tuple(found))
+    return Decision(least.cluster, "no_measurement", scope, found)
 
 
 def _lowest(q: PolicyInput, spill: bool) -> Decision:
@@ -113,11 +124,11 @@ def _lowest(q: PolicyInput, spill: bool) -> Decision:
         share = min(q.settings.spill_max_share,
                     q.settings.spill_gain * (best.load - best.threshold) / best.load)
         if q.draw() < share:
-            return Decision(usable[1].cluster, "spill", scope, tuple(found), lowest, share,
+            return Decision(usable[1].cluster, "spill", scope, found, lowest, share,
                             {"from": best.cluster, "load": best.load,
                              "threshold": best.threshold})
-        return Decision(best.cluster, reason, scope, tuple(found), lowest, share)
-    return Decision(best.cluster, reason, scope, tuple(found), lowest)
+        return Decision(best.cluster, reason, scope, found, lowest, share)
+    return Decision(best.cluster, reason, scope, found, lowest)
 
 
 def min_rtt(q: PolicyInput) -> Decision:
@@ -134,18 +145,18 @@ def coverage_zone(q: PolicyInput) -> Decision:
             found = candidates(q, q.view.network_for(q.client))
             chosen = next((c for c in found if c.cluster == cluster), None)
             if chosen is not None and chosen.usable:
-                return Decision(cluster, "coverage_zone", network.prefixlen, tuple(found),
+                return Decision(cluster, "coverage_zone", network.prefixlen, found,
                                 found[0].cluster if found and found[0].rtt_ms else None)
             break  # the mapped cluster is unusable: choose by measurement instead
     return min_rtt_spill(q)
 
 
 def round_robin(q: PolicyInput) -> Decision:
-    found = sorted(candidates(q, q.view.network_for(q.client)), key=lambda c: c.cluster)
+    found = tuple(sorted(candidates(q, q.view.network_for(q.client)), key=lambda c: c.cluster))
     usable = [c for c in found if c.usable]
     if not usable:
-        return Decision(None, "no_cluster", 0, tuple(found))
-    return Decision(usable[q.turn() % len(usable)].cluster, "round_robin", 0, tuple(found))
+        return Decision(None, "no_cluster", 0, found)
+    return Decision(usable[q.turn() % len(usable)].cluster, "round_robin", 0, found)
 
 
 POLICIES: dict[str, Policy] = {

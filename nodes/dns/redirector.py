@@ -34,6 +34,7 @@ def initial_zone(config: RedirectorConfig) -> Zone:
                       tuple(spec["addresses"])))
         ops.append(Op("replace", f"{name}.threshold.{config.zone}", "TXT", 60,
                       (str(spec["threshold"]),)))
+    ops += [Op("add", name, rtype, ttl, (rdata,)) for name, ttl, rtype, rdata in config.records]
     return zone.apply(ops) if ops else zone
 
 

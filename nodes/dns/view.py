@@ -51,6 +51,8 @@ class NetworkRtts:
 class View:
     clusters: dict[str, ClusterState]
     networks: list[NetworkRtts]  # longest prefix first
+    # per-snapshot cache for policies (candidate lists by network and second)
+    memo: dict[object, object] = field(default_factory=dict)
 
     def network_for(self, address: int) -> NetworkRtts | None:
         for entry in self.networks:

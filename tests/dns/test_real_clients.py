@@ -214,3 +214,15 @@ def test_spill_policy_decisions_repeat_for_a_seed(tmp_path: Path) -> None:
             running.process.wait(10)
     assert runs[0] == runs[1]
     assert 0 < runs[0].count("10.9.1.2") < 40, "about half spill to edge_x"
+
+
+def test_bench_dns_prints_both_servers_and_the_summary_line() -> None:
+    done = subprocess.run([sys.executable, "-m", "cdnlab.cli", "bench", "dns", "--seconds",
+                           "1"], capture_output=True, text=True, check=False, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert any(line.startswith("redirector") for line in lines)
+    assert any(line.startswith("dnslib-stock") for line in lines)
+    summary = dict(item.split("=") for item in lines[-1].removeprefix("dns: ").split())
+    assert set(summary) == {"qps", "p99_ms", "baseline_qps"}
+    assert float(summary["qps"]) > 0 and float(summary["baseline_qps"]) > 0

@@ -1,0 +1,86 @@
+"""The redirector and the probes on two_isp_ixp: probes measure every cluster→client-network
+RTT within max(1 ms, 10 %) of the path's configured RTT, every client resolves to its
+lowest-RTT cluster, and raising a link's delay flips the answer within two probe intervals
+plus one TTL."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+import pytest
+
+from cdnlab.net.emulation import Emulation
+from cdnlab.net.shaping.base import run_in
+from cdnlab.services.dns import DnsService, client_networks
+from cdnlab.services.probe import ProbeService
+from cdnlab.topology import load_topology
+from tests.net.conftest import alive, recorded_processes
+
+pytestmark = pytest.mark.root
+
+INTERVAL_S = 1.0
+TTL_S = 2
+
+
+def state(emu: Emulation, dns: DnsService) -> dict[str, Any]:
+    out = run_in(emu.node(dns.host), f"{sys.executable} -m nodes.common.fetch "
+                                     f"--header 'Authorization: Bearer {dns.token}' "
+                                     f"{dns.rest_url}/state")
+    return dict(json.loads(json.loads(out)["text"] or "{}"))
+
+
+def test_probes_feed_the_redirector_and_answers_follow_rtt(nothing_left_behind: None) -> None:
+    topology = load_topology("two_isp_ixp")
+    dynamic = topology.link("isp_a", "edge_a")
+    with Emulation(topology, dynamic_links={dynamic.name}) as emu:
+        dns = DnsService(emu, ttl=TTL_S)
+        dns.start()
+        clusters = topology.clusters()
+        for cluster in clusters:
+            ProbeService(emu, dns, cluster, interval_s=INTERVAL_S).start()
+        processes = recorded_processes(emu)  # hosts, shaping, and the node programs
+        networks = client_networks(emu)
+        deadline = time.monotonic() + 20
+        while True:
+            current = state(emu, dns)
+            table = current.get("rtt_ms", {})
+            if all(len(table.get(net, {})) == len(clusters) for net in networks):
+                break
+            assert time.monotonic() < deadline, f"probes did not report: {current}"
+            time.sleep(0.5)
+        time.sleep(3 * INTERVAL_S)  # a few rounds of smoothing
+        table = state(emu, dns)["rtt_ms"]
+        for network, client in networks.items():
+            owner = emu.plan.owner(client)
+            for cluster, servers in clusters.items():
+                expected = emu.expected_rtt_ms(servers[0], owner)
+                measured = table[network][cluster]
+                assert abs(measured - expected) <= max(1.0, 0.1 * expected), \
+                    (cluster, network, measured, expected)
+        for client in topology.by_role("client"):
+            lowest = min(clusters, key=lambda c: emu.expected_rtt_ms(clusters[c][0], client))
+            assert dns.resolve(client) == [emu.ip(s) for s in clusters[lowest]], client
+        assert dns.resolve("a1") == [emu.ip(s) for s in clusters["edge_a"]]
+
+        # edge_a moves 38 ms further from ISP A's clients: edge_x (13 ms) is now nearest
+        link = emu.link("isp_a", "edge_a")
+        changed = time.monotonic()
+        for direction in ("a_to_b", "b_to_a"):
+            emu.set_shape("isp_a", "edge_a", direction,
+                          link.shapes[direction].with_changes(delay=20.0))
+        while dns.resolve("a1") != [emu.ip(s) for s in clusters["edge_x"]]:
+            assert time.monotonic() - changed < 2 * INTERVAL_S + TTL_S + 5, "never flipped"
+            time.sleep(0.1)
+        flipped_after = time.monotonic() - changed
+        assert flipped_after <= 2 * INTERVAL_S + TTL_S, flipped_after
+        assert dns.resolve("b1") == [emu.ip(s) for s in clusters["edge_x"]]
+        time.sleep(0.6)  # the decision log is written every half second
+        decisions = [json.loads(line) for line in dns.decisions_path.read_text().splitlines()]
+        mine = [d for d in decisions if d["client"] == emu.ip("a1")]
+        assert mine[0]["cluster"] == "edge_a" and mine[-1]["cluster"] == "edge_x"
+        assert all(d["reason"] == "lowest_rtt" for d in mine)
+        assert {c["cluster"] for c in mine[-1]["candidates"]} == set(clusters)
+    assert alive(processes) == []
