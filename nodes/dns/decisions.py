@@ -5,9 +5,10 @@ share of clients got the lowest-RTT cluster".
      "lowest", "spill_share", "candidates": [{"cluster", "rtt_ms", "load", "usable",
      "why_not"}], …the spill's load figures}
 
-Lines are buffered and written in chunks of 256 or every half second (and at exit), so logging keeps
-up with tens of thousands of answers a second; the candidates' JSON is made once per
-candidate list (policies share one list per network and second), the rest per line.
+Lines are buffered and written in chunks of 256 or every half second (and at exit), so
+logging keeps up with tens of thousands of answers a second; the candidates' JSON is made
+once per candidate list (policies share one list per network and second), the rest per
+line.
 """
 
 from __future__ import annotations
