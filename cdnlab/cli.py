@@ -5,6 +5,7 @@
     cdnlab topo check TOPO                  bring it up, ping all, print fidelity, tear down
     cdnlab topo up TOPO                     bring it up with Mininet's CLI
     cdnlab content ingest|synth|testsrc …   transcode and publish titles into a content store
+    cdnlab abr simulate --trace F --algo A  ABR algorithms over a bandwidth trace, offline
     cdnlab bench fidelity [--quick]         configured vs measured, per shaping backend
     cdnlab bench transcode                  encode speed per profile, against decoding
     cdnlab bench dns                        redirector queries/s and p99 under dnsperf
@@ -157,6 +158,13 @@ def cmd_content(args: argparse.Namespace) -> int:
     return origin_main([args.action, *args.rest])
 
 
+def cmd_abr_simulate(args: argparse.Namespace) -> int:
+    from cdnlab import abrsim
+
+    return abrsim.run(args.trace, args.algo, args.store, args.title, args.profile,
+                      args.duration, args.segment, args.max_buffer, args.rtt_ms, args.json)
+
+
 def cmd_clean(_args: argparse.Namespace) -> int:
     from cdnlab.net.ledger import clean_stale
 
@@ -205,6 +213,24 @@ def build_parser() -> argparse.ArgumentParser:
     content.add_argument("action", choices=["ingest", "synth", "testsrc"])
     content.add_argument("rest", nargs=argparse.REMAINDER)
     content.set_defaults(func=cmd_content)
+
+    abr = sub.add_parser("abr", help="ABR algorithms").add_subparsers(dest="action",
+                                                                      required=True)
+    simulate = abr.add_parser("simulate", help="replay a bandwidth trace offline")
+    simulate.add_argument("--trace", required=True, help="CSV or Mahimahi trace")
+    simulate.add_argument("--algo", default="all",
+                          help="throughput, bba, bola, mpc, dynamic, fixed, or all")
+    simulate.add_argument("--store", help="content store holding --title")
+    simulate.add_argument("--title", help="a catalog title (default: the default ladder)")
+    simulate.add_argument("--profile", default="avc")
+    simulate.add_argument("--duration", type=float, default=300.0,
+                          help="seconds of video without --title")
+    simulate.add_argument("--segment", type=float, default=4.0,
+                          help="segment seconds without --title")
+    simulate.add_argument("--max-buffer", type=float, default=30.0)
+    simulate.add_argument("--rtt-ms", type=float, default=0.0, help="added to each request")
+    simulate.add_argument("--json", action="store_true")
+    simulate.set_defaults(func=cmd_abr_simulate)
 
     bench = sub.add_parser("bench", help="benchmarks")
     bench.add_argument("what", choices=["fidelity", "transcode", "dns"])

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import json
 import os
 import secrets
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +19,7 @@ import yaml
 
 from cdnlab.net.shaping.base import run_in
 from cdnlab.services.base import NodeProgram, ServiceError
+from nodes.dns.names import net_label
 
 ZONE = "cdn.lab."
 KEY_NAME = "cdnlab-key."
@@ -88,6 +92,27 @@ class DnsService(NodeProgram):
             if time.monotonic() > deadline:
                 raise ServiceError(f"dns on {self.host} does not answer: {self.stderr_tail()}")
             time.sleep(0.1)
+
+    def rest(self, method: str, path: str, body: dict[str, Any] | None = None
+             ) -> tuple[int, dict[str, Any]]:
+        """Call the REST API from the DNS host itself; (status, JSON answer)."""
+        argv = [sys.executable, "-m", "nodes.common.fetch", "--method", method, "--header",
+                f"Authorization: Bearer {self.token}", f"{self.rest_url}{path}"]
+        if body is not None:
+            argv += ["--data", json.dumps(body)]
+        done = subprocess.run(["mnexec", "-a", str(self.emu.node(self.host).pid), *argv],
+                              capture_output=True, text=True, check=True)
+        answer = json.loads(done.stdout)
+        return int(answer["status"]), dict(json.loads(answer.get("text") or "{}"))
+
+    def set_rtts(self, rtts: dict[tuple[str, str], float]) -> int:
+        """Write (cluster, network) → RTT ms records in one atomic batch; the new serial."""
+        ops = [{"action": "replace", "name": f"{net_label(net)}.{cluster}.rtt", "type": "TXT",
+                "ttl": 0, "rdata": [f"{rtt:.3f}"]} for (cluster, net), rtt in rtts.items()]
+        status, answer = self.rest("POST", "/batch", {"ops": ops})
+        if status != 200:
+            raise ServiceError(f"dns REST /batch: {status} {answer}")
+        return int(answer["serial"])
 
     def resolve(self, client: str, name: str | None = None) -> list[str]:
         """What `dig` on host `client` gets for the service name (A records)."""

@@ -1,7 +1,7 @@
-"""`python -m nodes.common.fetch URL… [--header K:V]`: GET each URL from wherever it runs
-(inside an emulated host, through `mnexec`) and print one JSON line per URL: status,
-headers, body length and SHA-256. Tests and operators use it to see what a server serves
-to a given host."""
+"""`python -m nodes.common.fetch URL… [--header K:V] [--method M --data BODY]`: request each
+URL from wherever it runs (inside an emulated host, through `mnexec`) and print one JSON
+line per URL: status, headers, body length, SHA-256 and (if short) the body. Tests and
+operators use it to see what a server serves to a given host, or to call a REST API."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ import urllib.error
 import urllib.request
 
 
-def fetch(url: str, headers: dict[str, str], timeout_s: float) -> dict[str, object]:
-    request = urllib.request.Request(url, headers=headers)
+def fetch(url: str, headers: dict[str, str], timeout_s: float, method: str = "GET",
+          data: bytes | None = None) -> dict[str, object]:
+    request = urllib.request.Request(url, headers=headers, method=method, data=data)
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as response:
             body = response.read()
@@ -33,11 +34,15 @@ def main() -> int:
     parser.add_argument("urls", nargs="+")
     parser.add_argument("--header", action="append", default=[], metavar="NAME:VALUE")
     parser.add_argument("--timeout", type=float, default=10.0)
+    parser.add_argument("--method", default="GET")
+    parser.add_argument("--data", help="request body (sent as application/json)")
     args = parser.parse_args()
-    headers = dict(h.split(":", 1) for h in args.header)
+    headers = {k.strip(): v.strip() for k, v in (h.split(":", 1) for h in args.header)}
+    if args.data is not None:
+        headers.setdefault("Content-Type", "application/json")
     for url in args.urls:
-        print(json.dumps(fetch(url, {k.strip(): v.strip() for k, v in headers.items()},
-                               args.timeout)))
+        print(json.dumps(fetch(url, headers, args.timeout, args.method,
+                               args.data.encode() if args.data is not None else None)))
     return 0
 
 

@@ -1,0 +1,75 @@
+"""`cdnlab abr simulate`: replay a bandwidth trace against the ABR algorithms, offline.
+
+The title is either a catalog entry (`--store DIR --title ID`, real segment sizes of the
+chosen profile) or the default ladder at constant bitrate (`--duration`). The trace is a
+file in either format of `cdnlab.traces`. `--algo all` compares every algorithm on the
+same trace; `--json` prints one object per algorithm.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from cdnlab.errors import CdnlabError
+from cdnlab.traces import load_trace
+from nodes.client.abr import ALGORITHMS, make_abr
+from nodes.client.simulate import SimTitle, TraceLink, simulate
+from nodes.origin.profiles import DEFAULT_LADDER
+
+COLUMNS = ("algo", "qoe", "avg_bitrate_kbps", "rebuffer_s", "rebuffer_count", "switches",
+           "startup_s")
+
+
+def load_title(store: str | None, title: str | None, profile: str, duration_s: float,
+               segment_s: float) -> SimTitle:
+    if title is None:
+        return SimTitle.constant([r.kbps for r in DEFAULT_LADDER], segment_s, duration_s)
+    if store is None:
+        raise CdnlabError("--title needs --store DIR (a content store with catalog.json)")
+    catalog_path = Path(store) / "catalog.json"
+    try:
+        entry = json.loads(catalog_path.read_text())["titles"][title]
+    except OSError as err:
+        raise CdnlabError(f"{catalog_path}: cannot read the catalog: {err.strerror}") from err
+    except KeyError:
+        raise CdnlabError(f"{catalog_path}: no title {title!r}") from None
+    if profile not in entry["profiles"]:
+        raise CdnlabError(f"title {title!r} has no profile {profile!r} "
+                          f"(it has {', '.join(entry['profiles'])})")
+    reps = sorted(entry["profiles"][profile]["representations"], key=lambda r: r["bandwidth"])
+    sizes = tuple(zip(*(r["segment_bytes"] for r in reps), strict=True))
+    return SimTitle(tuple(r["bandwidth"] / 1000 for r in reps), float(entry["segment_s"]),
+                    sizes)
+
+
+def run(trace: str, algo: str, store: str | None, title: str | None, profile: str,
+        duration_s: float, segment_s: float, max_buffer_s: float, rtt_ms: float,
+        as_json: bool) -> int:
+    bandwidth = load_trace(Path(trace))
+    link = TraceLink(bandwidth.steps, bandwidth.period_s, loop=True)
+    sim_title = load_title(store, title, profile, duration_s, segment_s)
+    names = list(ALGORITHMS) if algo == "all" else [algo]
+    results: list[dict[str, Any]] = []
+    for name in names:
+        try:
+            abr = make_abr(name)
+        except ValueError as err:
+            raise CdnlabError(str(err)) from None
+        result = simulate(sim_title, link, abr, max_buffer_s=max_buffer_s,
+                          rtt_s=rtt_ms / 1000)
+        results.append({"algo": name, **result.metrics, "params": abr.params()})
+    if as_json:
+        print(json.dumps(results, indent=1))
+        return 0
+    seconds = len(sim_title.sizes) * sim_title.segment_s
+    print(f"abr simulate: {trace} (mean {bandwidth.mean_mbps():.2f} Mbit/s), "
+          f"{len(sim_title.sizes)} segments of {sim_title.segment_s:g} s ({seconds:g} s), "
+          f"ladder {', '.join(f'{b:g}' for b in sim_title.bitrates_kbps)} kbit/s, "
+          f"max buffer {max_buffer_s:g} s")
+    print("".join(f"{c:>17}" if i else f"{c:<10}" for i, c in enumerate(COLUMNS)))
+    for row in results:
+        print("".join(f"{row[c]!s:>17}" if i else f"{row[c]:<10}"
+                      for i, c in enumerate(COLUMNS)))
+    return 0

@@ -1,0 +1,48 @@
+"""Viewers: `python -m nodes.client` on a client host, running a plan of DASH sessions that
+resolve the service name at the redirector and stream from the cluster it chooses. The
+server → cluster map comes from the topology, so segment logs name clusters."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cdnlab.services.base import NodeProgram, ServiceError
+
+
+class ClientService(NodeProgram):
+    def __init__(self, emu: Any, host: str, resolver: str, service: str,
+                 sessions: list[dict[str, Any]]) -> None:
+        work = Path(emu.run_dir) / "work" / host
+        work.mkdir(parents=True, exist_ok=True)
+        plan = work / "sessions.yaml"
+        plan.write_text(yaml.safe_dump(sessions, sort_keys=False))
+        self.summary_path = work / "summary.json"
+        events = Path(emu.run_dir) / "events" / f"{host}.players.jsonl"
+        clusters = [f"--cluster={name}={','.join(emu.ip(s) for s in servers)}"
+                    for name, servers in emu.topology.clusters().items()]
+        super().__init__(emu, host, "nodes.client", [
+            "--service", service, "--resolver", resolver, "--plan", str(plan), *clusters,
+            "--events", str(events), "--summary", str(self.summary_path), "--node", host,
+            "--epoch", f"{emu.t0:.6f}", "--seed", str(emu.seed)], f"players_{host}")
+        self.events_path = events
+
+    def wait(self, timeout_s: float) -> dict[str, Any]:
+        """Wait for every session to end; the summary (every session's metrics)."""
+        assert self.process is not None
+        try:
+            self.process.wait(timeout_s)
+        except subprocess.TimeoutExpired as err:
+            raise ServiceError(f"{self.name}: sessions still running after {timeout_s:g} s"
+                               ) from err
+        if not self.summary_path.exists():
+            raise ServiceError(f"{self.name} wrote no summary (exit "
+                               f"{self.process.returncode}): {self.stderr_tail()}")
+        return dict(json.loads(self.summary_path.read_text()))
+
+    def player_events(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.events_path.read_text().splitlines()]

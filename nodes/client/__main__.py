@@ -1,0 +1,115 @@
+"""`python -m nodes.client --service NAME --resolver ADDR (--title T | --plan FILE) …`
+
+Runs DASH sessions in one asyncio loop until they are done; each writes `resolve`,
+`segment`, `request_failed`, `session_start` and `session_end` (with its QoE metrics)
+events, and `--summary FILE` gets every session's metrics as one JSON document. A plan is
+a YAML/JSON list of sessions: {id, title, algo, abr_params, segments, start_s, codec,
+max_buffer_s}. Exits 0 when every session completed, 1 otherwise, 2 on bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nodes.client.abr import ALGORITHMS
+from nodes.client.player import Session, SessionSpec
+from nodes.common.events import EventLog, stderr_line
+
+
+def parse_clusters(values: list[str]) -> dict[str, str]:
+    """`edge_a=10.0.1.2,10.0.1.3` … → address → cluster."""
+    found: dict[str, str] = {}
+    for value in values:
+        name, sep, addresses = value.partition("=")
+        if not sep:
+            raise ValueError(f"--cluster {value!r}: expected NAME=ADDR[,ADDR…]")
+        for address in addresses.split(","):
+            found[address.strip()] = name
+    return found
+
+
+def load_plan(args: argparse.Namespace) -> list[SessionSpec]:
+    if args.plan:
+        raw: Any = yaml.safe_load(Path(args.plan).read_text())
+        if not isinstance(raw, list) or not raw:
+            raise ValueError(f"{args.plan}: a plan is a non-empty list of sessions")
+        specs = []
+        for n, item in enumerate(raw):
+            try:
+                specs.append(SessionSpec(**({"id": f"s{n}"} | item)))
+            except TypeError as err:
+                raise ValueError(f"{args.plan}: session {n}: {err}") from None
+    else:
+        if not args.title:
+            raise ValueError("give --title or --plan")
+        specs = [SessionSpec(f"{args.node}-{n}", args.title, args.algo, None, args.segments,
+                             n * args.stagger, args.codec, args.max_buffer)
+                 for n in range(args.sessions)]
+    for spec in specs:
+        if spec.algo not in ALGORITHMS:
+            raise ValueError(f"session {spec.id}: unknown ABR {spec.algo!r} "
+                             f"(known: {', '.join(ALGORITHMS)})")
+    return specs
+
+
+async def run_all(specs: list[SessionSpec], args: argparse.Namespace, log: EventLog,
+                  clusters: dict[str, str]) -> list[dict[str, Any]]:
+    resolver, _, port = args.resolver.partition(":")
+    sessions = [Session(spec, args.service, resolver, log, clusters, port=args.port,
+                        resolver_port=int(port or 53), seed=args.seed) for spec in specs]
+    return list(await asyncio.gather(*(s.run() for s in sessions)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m nodes.client", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--service", required=True, help="e.g. video.cdn.lab")
+    parser.add_argument("--resolver", required=True, help="the DNS server, ADDR[:PORT]")
+    parser.add_argument("--title")
+    parser.add_argument("--plan", help="YAML/JSON list of sessions")
+    parser.add_argument("--algo", default="bola")
+    parser.add_argument("--sessions", type=int, default=1)
+    parser.add_argument("--segments", type=int)
+    parser.add_argument("--stagger", type=float, default=0.0, help="seconds between starts")
+    parser.add_argument("--port", type=int, default=80, help="the servers' HTTP port")
+    parser.add_argument("--codec", default="avc1")
+    parser.add_argument("--max-buffer", type=float, default=30.0)
+    parser.add_argument("--cluster", action="append", default=[],
+                        help="NAME=ADDR[,ADDR…]: name the cluster of a server in logs")
+    parser.add_argument("--events")
+    parser.add_argument("--summary")
+    parser.add_argument("--node", default="client")
+    parser.add_argument("--epoch", type=float)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    try:
+        specs = load_plan(args)
+        clusters = parse_clusters(args.cluster)
+    except (OSError, ValueError, yaml.YAMLError) as err:
+        stderr_line(f"client: {err}")
+        return 2
+    log = EventLog(Path(args.events) if args.events else None, args.node, args.epoch)
+    try:
+        results = asyncio.run(run_all(specs, args, log, clusters))
+    except KeyboardInterrupt:
+        return 1
+    finally:
+        log.close()
+    if args.summary:
+        Path(args.summary).write_text(json.dumps({"node": args.node, "sessions": results},
+                                                 indent=1))
+    failed = [r for r in results if not r["completed"]]
+    for result in failed:
+        stderr_line(f"client: session {result['session']}: {result['error']}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
