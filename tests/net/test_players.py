@@ -98,7 +98,8 @@ def test_abr_follows_the_link_rate(cdn: tuple[Emulation, DnsService]) -> None:
                                                          "algo": algo}])
                 for host, algo in plan.items()}
     results = {host: service.wait(120)["sessions"][0] for host, service in services.items()}
-    assert all(r["completed"] for r in results.values()), [r for r in results.values() if not r["completed"]]
+    failed = [r for r in results.values() if not r["completed"]]
+    assert not failed, failed
     logs = {host: next(iter(segments_of(service).values()))
             for host, service in services.items()}
     for host in ("a1", "b1"):  # 10 Mbit/s: the top rung, never a stall
