@@ -62,6 +62,7 @@ class Session:
         self.expires = 0.0
         self.server: str | None = None
         self.metrics: dict[str, Any] | None = None
+        self._server_failed = False
 
     # -- name resolution -------------------------------------------------------------------
     async def resolve(self, why: str) -> str:
@@ -79,6 +80,9 @@ class Session:
     async def _server(self) -> str:
         if self.server is None:
             return await self.resolve("start")
+        if self._server_failed:
+            self._server_failed = False
+            return await self.resolve("server_failed")
         if time.monotonic() >= self.expires:
             return await self.resolve("ttl_expired")
         return self.server
@@ -98,7 +102,7 @@ class Session:
             self.log.emit("request_failed", session=self.spec.id, path=path, server=server,
                           error=str(last), attempt=attempt + 1)
             self.http.forget(server, self.port)
-            self.expires = 0.0  # the server failed: ask DNS again before retrying
+            self._server_failed = True  # ask DNS again before retrying
         raise SessionError(f"{path}: {last}")
 
     # -- playback --------------------------------------------------------------------------

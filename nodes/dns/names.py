@@ -2,6 +2,7 @@
 (or the REST API, or the probes) can set them. Under the zone (e.g. `cdn.lab.`):
 
     <cluster>.cluster.<zone>       A      one record per server address of the cluster
+                                   AAAA   (optional) the servers' IPv6 addresses
     <cluster>.health.<zone>        TXT    "up" or "down"
     <cluster>.load.<zone>          TXT    utilisation, e.g. "0.92" (1.0 = at capacity)
     <cluster>.threshold.<zone>     TXT    utilisation above which load spills, e.g. "0.8"
@@ -9,7 +10,9 @@
                                           network <net>, written 10-0-1-0-24 for 10.0.1.0/24
 
 Any other name in the zone is served as it is (static records); service names (e.g.
-`video.<zone>`) are answered by policy and cannot be written.
+`video.<zone>`) are answered by policy and cannot be written. Cluster names come from the
+topology and may hold '_', which is no host name: nsupdate refuses such A/AAAA owners
+unless its script says `check-names no` (TXT records are not checked).
 """
 
 from __future__ import annotations
@@ -68,11 +71,11 @@ def meaning(name: str, zone: str) -> Meaning:
 
 def check_value(kind: str, rtype: str, rdata: str) -> None:
     """Refuse values a policy could not read, naming the problem."""
-    expected = "A" if kind == "cluster" else "TXT"
+    expected = ("A", "AAAA") if kind == "cluster" else ("TXT",)
     if kind == "static":
         return
-    if rtype != expected:
-        raise SchemeError(f"{kind} records are {expected}, not {rtype}")
+    if rtype not in expected:
+        raise SchemeError(f"{kind} records are {' or '.join(expected)}, not {rtype}")
     if kind == "cluster":
         return
     text = rdata.strip().strip('"')

@@ -1,9 +1,10 @@
 """`Resolver.resolve(request, client) → (reply, decision)`: every query answered with dnslib.
 
 Authoritative for one zone: SOA and NS (with glue) at the apex; service names answered
-with the addresses of the cluster the service's policy chooses (A; AAAA gets NODATA, the
-emulation is IPv4); static records as written; NXDOMAIN for names that do not exist, NODATA
-(with the SOA for negative caching) for types that do not; REFUSED outside the zone;
+with the addresses of the cluster the service's policy chooses (A; AAAA only for clusters
+given IPv6 addresses, else NODATA); static records as written; NXDOMAIN for names that do
+not exist, NODATA (with the SOA for negative caching) for types that do not; REFUSED
+outside the zone;
 NOTIMP for other opcodes; FORMERR for a bad question or a malformed client subnet. A
 client subnet option decides who the client is and is echoed with the policy's scope.
 """
@@ -14,7 +15,20 @@ import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from dnslib import EDNS0, NS, OPCODE, QTYPE, RCODE, RR, SOA, A, DNSHeader, DNSRecord, EDNSOption
+from dnslib import (
+    AAAA,
+    EDNS0,
+    NS,
+    OPCODE,
+    QTYPE,
+    RCODE,
+    RR,
+    SOA,
+    A,
+    DNSHeader,
+    DNSRecord,
+    EDNSOption,
+)
 
 from nodes.dns.config import RedirectorConfig
 from nodes.dns.ecs import OPTION_CODE, ClientSubnet, EcsError, parse_ecs
@@ -100,7 +114,7 @@ class Resolver:
         service = self.config.services.get(qname)
         if service is not None:
             answered.service = qname
-            if qtype in (QTYPE.A, QTYPE.ANY):
+            if qtype in (QTYPE.A, QTYPE.AAAA, QTYPE.ANY):
                 who = subnet.network if subnet is not None and subnet.source else None
                 answered.subnet = str(who) if who else None
                 address = int(who.network_address) if who else int(
@@ -110,8 +124,17 @@ class Resolver:
                 if decision.cluster is None:
                     reply.header.rcode = RCODE.SERVFAIL
                     return
-                for ip in zone.view.clusters[decision.cluster].addresses:
-                    reply.add_answer(RR(question.qname, QTYPE.A, ttl=service.ttl, rdata=A(ip)))
+                chosen = zone.view.clusters[decision.cluster]
+                if qtype != QTYPE.AAAA:
+                    for ip in chosen.addresses:
+                        reply.add_answer(RR(question.qname, QTYPE.A, ttl=service.ttl,
+                                            rdata=A(ip)))
+                if qtype in (QTYPE.AAAA, QTYPE.ANY):
+                    for ip in chosen.addresses6:
+                        reply.add_answer(RR(question.qname, QTYPE.AAAA, ttl=service.ttl,
+                                            rdata=AAAA(ip)))
+                if not reply.rr:
+                    reply.add_auth(self._negative_soa(zone))
             else:
                 reply.add_auth(self._negative_soa(zone))
             return

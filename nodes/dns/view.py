@@ -27,6 +27,7 @@ class Reading:
 class ClusterState:
     name: str
     addresses: tuple[str, ...] = ()
+    addresses6: tuple[str, ...] = ()
     up: bool = True
     health_updated: float | None = None
     load: Reading | None = None
@@ -78,6 +79,8 @@ def build_view(zone: Zone) -> View:
             continue
         if what.kind == "cluster" and rtype == "A":
             cluster(what.cluster).addresses = rrset.rdatas
+        elif what.kind == "cluster" and rtype == "AAAA":
+            cluster(what.cluster).addresses6 = rrset.rdatas
         elif what.kind == "health" and rtype == "TXT":
             state = cluster(what.cluster)
             state.up = rrset.rdatas[-1].strip('"') == "up"
@@ -89,7 +92,7 @@ def build_view(zone: Zone) -> View:
         elif what.kind == "rtt" and rtype == "TXT" and what.network is not None:
             entry = networks.setdefault(what.network, NetworkRtts(what.network))
             entry.rtt[what.cluster] = Reading(_number(rrset.rdatas[-1]), rrset.updated)
-    # a cluster without addresses cannot be answered with
+    # a cluster without IPv4 addresses cannot be answered with (the emulation is IPv4)
     usable = {n: c for n, c in clusters.items() if c.addresses}
     ordered = sorted(networks.values(), key=lambda e: -e.network.prefixlen)
     return View(usable, ordered)

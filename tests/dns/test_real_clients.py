@@ -76,6 +76,13 @@ def test_nsupdate_adds_replaces_and_deletes(redirector: RunningRedirector) -> No
     assert redirector.short("www.cdn.lab.", "TXT") == ['"hello"']
     assert redirector.nsupdate(["update delete www.cdn.lab."]).returncode == 0
     assert "NXDOMAIN" in redirector.dig("www.cdn.lab.")
+    # a cluster given IPv6 addresses is answered for AAAA too
+    assert redirector.short("video.cdn.lab.", "AAAA") == []
+    # (cluster names with '_' are not host names: nsupdate checks A/AAAA owners unless told)
+    assert redirector.nsupdate(["check-names no",
+                                "update add edge_a.cluster.cdn.lab. 60 AAAA fd00::2"]
+                               ).returncode == 0
+    assert redirector.short("video.cdn.lab.", "AAAA") == ["fd00::2"]
     # prerequisites: "name is not in use" fails now that it is
     redirector.nsupdate(["update add www.cdn.lab. 30 A 10.1.1.1"])
     failed = redirector.nsupdate(["prereq nxdomain www.cdn.lab.",

@@ -1,13 +1,17 @@
 """The redirector and the probes on two_isp_ixp: probes measure every cluster→client-network
-RTT within max(1 ms, 10 %) of the path's configured RTT, every client resolves to its
-lowest-RTT cluster, and raising a link's delay flips the answer within two probe intervals
-plus one TTL."""
+RTT within max(1 ms, 10 %) of the path's configured RTT (ICMP and TCP SYN), every client
+resolves to its lowest-RTT cluster, and raising a link's delay flips the answer within two
+probe intervals plus one TTL. And a probe pushes the load an edge endpoint reports."""
 
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +21,7 @@ from cdnlab.net.shaping.base import run_in
 from cdnlab.services.dns import DnsService, client_networks
 from cdnlab.services.probe import ProbeService
 from cdnlab.topology import load_topology
+from tests.dns.conftest import start_redirector
 from tests.net.conftest import alive, recorded_processes
 
 pytestmark = pytest.mark.root
@@ -39,8 +44,9 @@ def test_probes_feed_the_redirector_and_answers_follow_rtt(nothing_left_behind: 
         dns = DnsService(emu, ttl=TTL_S)
         dns.start()
         clusters = topology.clusters()
-        for cluster in clusters:
-            ProbeService(emu, dns, cluster, interval_s=INTERVAL_S).start()
+        for cluster in clusters:  # edge_x measures with TCP SYNs, the others with ICMP echo
+            ProbeService(emu, dns, cluster, interval_s=INTERVAL_S,
+                         method="tcp" if cluster == "edge_x" else "icmp").start()
         processes = recorded_processes(emu)  # hosts, shaping, and the node programs
         networks = client_networks(emu)
         deadline = time.monotonic() + 20
@@ -84,3 +90,44 @@ def test_probes_feed_the_redirector_and_answers_follow_rtt(nothing_left_behind: 
         assert all(d["reason"] == "lowest_rtt" for d in mine)
         assert {c["cluster"] for c in mine[-1]["candidates"]} == set(clusters)
     assert alive(processes) == []
+
+
+def test_a_probe_pushes_rtt_and_the_load_its_edge_reports(tmp_path: Path) -> None:
+    """On loopback (raw sockets need root): one round, signed, with the load read over
+    HTTP from a stand-in for the edge's load endpoint."""
+    class Load(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps({"utilisation": 0.93}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    endpoint = HTTPServer(("127.0.0.1", 0), Load)
+    threading.Thread(target=endpoint.serve_forever, daemon=True).start()
+    running = start_redirector(tmp_path)
+    try:
+        (tmp_path / "key").write_text(running.secret)
+        done = subprocess.run(
+            [sys.executable, "-m", "nodes.probe", "--cluster", "edge_a", "--dns",
+             f"127.0.0.1:{running.port}", "--zone", "cdn.lab.", "--key-name", "cdnlab-key",
+             "--key-file", str(tmp_path / "key"), "--target", "127.0.0.0/8=127.0.0.1",
+             "--rounds", "1", "--load-url",
+             f"http://127.0.0.1:{endpoint.server_address[1]}/load",
+             "--events", str(tmp_path / "probe.jsonl")],
+            capture_output=True, text=True, check=False, timeout=60)
+        assert done.returncode == 0, done.stderr
+        event = json.loads((tmp_path / "probe.jsonl").read_text().splitlines()[-1])
+        assert event["rcode"] == "NOERROR" and event["load"] == 0.93
+        assert 0 <= event["raw_ms"]["127.0.0.0/8"] < 5
+        status, current = running.rest("GET", "/state")
+        assert status == 200
+        assert current["clusters"]["edge_a"]["load"] == pytest.approx(0.93)
+        assert "127.0.0.0/8" in current["rtt_ms"]
+    finally:
+        endpoint.shutdown()
+        running.process.terminate()
+        running.process.wait(10)

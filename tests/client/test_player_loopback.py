@@ -1,0 +1,104 @@
+"""A live session on loopback, against the real redirector and nginx: the DNS answer is
+followed (round robin over three "clusters"), a dead server makes the player re-resolve
+and carry on, an HTTP redirect is followed to the server that has the segment, and the
+TTL is honoured."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nodes.origin.profiles import DEFAULT_LADDER, Profile, TitleSpec
+from nodes.origin.store import ContentStore
+from nodes.origin.synth import SynthOptions, synthesize
+from tests.dns.conftest import free_port
+
+LIVE, REDIRECTOR, DEAD = "127.0.0.2", "127.0.0.1", "127.0.0.3"
+
+
+def port_free_on_all() -> int:
+    while True:
+        port = free_port()
+        try:
+            for address in (LIVE, REDIRECTOR, DEAD):
+                with socket.socket() as probe:
+                    probe.bind((address, port))
+        except OSError:
+            continue
+        return port
+
+
+def test_failover_redirect_and_ttl(tmp_path: Path) -> None:
+    http_port, dns_port = port_free_on_all(), free_port()
+    store = tmp_path / "store"
+    spec = TitleSpec(profiles=(Profile("avc", DEFAULT_LADDER[:3]),), segment_s=1.0,
+                     audio_kbps=0)
+    synthesize(ContentStore(store), SynthOptions(titles=1, duration_s=8, spec=spec, seed=9))
+
+    class Redirect(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            self.send_response(302)
+            self.send_header("Location", f"http://{LIVE}:{http_port}{self.path}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    redirect = ThreadingHTTPServer((REDIRECTOR, http_port), Redirect)
+    threading.Thread(target=redirect.serve_forever, daemon=True).start()
+    config = tmp_path / "dns.yaml"
+    config.write_text(yaml.safe_dump({
+        "zone": "cdn.lab.", "listen": {"address": "127.0.0.1", "port": dns_port},
+        "services": {"video": {"policy": "round_robin", "ttl": 1}},
+        "clusters": {"a_dead": {"addresses": [DEAD]}, "b_live": {"addresses": [LIVE]},
+                     "c_redirect": {"addresses": [REDIRECTOR]}}}))
+    processes = [
+        subprocess.Popen([sys.executable, "-m", "nodes.dns", "--config", str(config)]),
+        subprocess.Popen([sys.executable, "-m", "nodes.origin", "serve", "--store",
+                          str(store), "--address", LIVE, "--http-port", str(http_port),
+                          "--ingest-port", str(free_port()), "--work", str(tmp_path / "w")]),
+    ]
+    try:
+        time.sleep(1.5)
+        events = tmp_path / "players.jsonl"
+        done = subprocess.run(
+            [sys.executable, "-m", "nodes.client", "--service", "video.cdn.lab", "--resolver",
+             f"127.0.0.1:{dns_port}", "--port", str(http_port), "--title", "synth-0001",
+             "--algo", "throughput", "--max-buffer", "3", "--events", str(events),
+             "--cluster", f"a_dead={DEAD}", "--cluster", f"b_live={LIVE}",
+             "--cluster", f"c_redirect={REDIRECTOR}", "--summary", str(tmp_path / "s.json")],
+            capture_output=True, text=True, check=False, timeout=60)
+        assert done.returncode == 0, done.stderr
+    finally:
+        redirect.shutdown()
+        for process in processes:
+            process.terminate()
+            process.wait(10)
+    log = [json.loads(line) for line in events.read_text().splitlines()]
+    resolves = [e for e in log if e["event"] == "resolve"]
+    assert [r["why"] for r in resolves[:2]] == ["start", "server_failed"]
+    assert resolves[0]["server"] == DEAD and resolves[1]["server"] == LIVE
+    assert all(r["ttl"] == 1 for r in resolves)
+    assert any(r["why"] == "ttl_expired" for r in resolves), "re-resolved after the TTL"
+    failed = [e for e in log if e["event"] == "request_failed"]
+    assert failed and all(f["server"] == DEAD for f in failed)
+    segments = [e for e in log if e["event"] == "segment"]
+    assert len(segments) == 8
+    assert all(s["server"] == LIVE for s in segments), "every byte came from the live one"
+    redirected = [s for s in segments if s["redirects"]]
+    assert redirected, "some segments were asked of the redirecting server"
+    assert all(s["resolved"] == REDIRECTOR and s["cluster"] == "b_live" for s in redirected)
+    summary = json.loads((tmp_path / "s.json").read_text())["sessions"][0]
+    assert summary["completed"] and summary["segments"] == 8
