@@ -266,6 +266,20 @@ class Emulation:
     def set_shape(self, a: str, b: str, direction: str, shape: LinkShape) -> None:
         self.link(a, b).set_shape(direction, shape)
 
+    def set_link_up(self, a: str, b: str, up: bool) -> None:
+        """Cut the a–b link (both ends' interfaces down) or restore it. The kernel drops
+        routes through an interface that goes down, so restoring reinstalls every node's
+        routes (`ip -force -batch`: those still there are left as they are)."""
+        link = self.topology.link(a, b)
+        for end in (link.a, link.b):
+            name = self.plan.interface(end, link.index).name
+            run_in(self.net.get(end), f"ip link set {name} {'up' if up else 'down'}")
+        if up:
+            for name, node in self.topology.nodes.items():
+                if node.kind in (HOST, ROUTER):
+                    batch = self.run_dir / "routes" / f"{name}.ip"
+                    run_in(self.net.get(name), f"ip -force -batch {batch} 2>/dev/null || true")
+
     @property
     def shaping(self) -> str:
         return self.backend.name

@@ -1,10 +1,13 @@
 """nginx run per emulated host, with its own config, pid, logs and temp directories.
 
 Origin and edge servers are real nginx. Each gets a configuration rendered here into its
-work directory: one process (`master_process off`, so the PID the engine records is the one
-serving, and it dies with its node program), `daemon off`, every temp path and the error
-log inside the work directory, DASH MIME types, CORS and Timing-Allow-Origin headers (so
-browser players measure throughput, see the notes), and one JSON line per request:
+work directory: `daemon off`; one process (`master_process off`) where nothing needs more,
+so the PID the node program holds is the one serving and dies with it, or a master with one
+worker where a cache needs nginx's cache manager (`master=True`: the node program stops the
+master, which ends its workers, and reports their PIDs so the engine's ledger holds them);
+every temp path and the error log inside the work directory; DASH MIME types; CORS and
+Timing-Allow-Origin headers (so browser players measure throughput, see the notes); and one
+JSON line per request:
 
     {"time": <epoch s>, "node", "event": "request", "client", "method", "path", "status",
      "bytes", "duration_s", "range", …site's own fields}
@@ -12,7 +15,9 @@ browser players measure throughput, see the notes), and one JSON line per reques
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import socket
 import subprocess
 import time
@@ -50,6 +55,7 @@ class NginxSite:
     server_body: str  # root/locations of the one server block
     http_extra: str = ""
     log_fields: dict[str, str] = field(default_factory=dict)
+    master: bool = False  # a master process (needed by proxy_cache's cache manager)
 
     def render(self) -> str:
         fields = {"node": json.dumps(self.node), "event": '"request"', **BASE_LOG_FIELDS,
@@ -58,9 +64,11 @@ class NginxSite:
         types = "\n".join(f"        {mime} {ext};" for mime, ext in MIME_TYPES.items())
         temp = {name: self.work_dir / "tmp" / name for name in
                 ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")}
+        processes = "master_process on;\nuser root;" if self.master and os.geteuid() == 0 \
+            else f"master_process {'on' if self.master else 'off'};"
         return f"""# rendered by cdnlab for node {self.node}
 daemon off;
-master_process off;
+{processes}
 worker_processes 1;
 pid {self.work_dir / 'nginx.pid'};
 error_log {self.work_dir / 'error.log'} warn;
@@ -137,6 +145,16 @@ class Nginx:
         if address in ("", "0.0.0.0", "*"):
             address = "127.0.0.1"
         _wait_listening(address, int(port), self.process, work / "error.log")
+
+    def pids(self) -> list[int]:
+        """The nginx process and, with a master, its children (workers, cache manager)."""
+        if self.process is None or self.process.poll() is not None:
+            return []
+        found = [self.process.pid]
+        with contextlib.suppress(OSError):
+            children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+            found += [int(pid) for pid in children.read_text().split()]
+        return found
 
     def stop(self, timeout_s: float = 5.0) -> None:
         if self.process is None:

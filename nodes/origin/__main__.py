@@ -5,6 +5,7 @@
     ingest  FILE --title ID --store DIR [--spec FILE]   transcode and publish locally
     synth   --titles N --store DIR [--duration S] …      synthetic titles
     testsrc OUT [--seconds S] [--size WxH]               make a test master
+    fill    --plan FILE [--events F] [--epoch T]          push titles to edge clusters
 
 Bad configuration or input exits 2 with one line on stderr naming the problem.
 """
@@ -112,6 +113,32 @@ def cmd_testsrc(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fill(args: argparse.Namespace) -> int:
+    import time
+
+    from nodes.origin.fill import run_fill
+
+    try:
+        plan = yaml.safe_load(Path(args.plan).read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise ContentError(f"{args.plan}: cannot read the fill plan: {err}") from err
+    if not isinstance(plan, dict) or not plan.get("clusters") or not plan.get("store"):
+        raise ContentError(f"{args.plan}: a fill plan needs store and clusters")
+    exit_on_sigterm()
+    log = EventLog(Path(args.events) if args.events else None, args.node, args.epoch)
+    try:
+        results = run_fill(plan, log, args.epoch if args.epoch is not None else time.time())
+    except (KeyboardInterrupt, Terminated):
+        return 1
+    finally:
+        log.close()
+    for result in results:
+        print(f"{result['cluster']}: {len(result['titles'])} titles, "
+              f"{result['bytes'] / 1e6:.1f} MB sent at {result['rate_mbps']:.2f} Mbit/s "
+              f"(cap {result['cap_mbps']:g}), {'complete' if result['complete'] else 'cut'}")
+    return 0 if all(r["complete"] for r in results) else 1
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="python -m nodes.origin", description=__doc__,
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -149,6 +176,12 @@ def parser() -> argparse.ArgumentParser:
     testsrc.add_argument("--size", default="640x360")
     testsrc.add_argument("--fps", type=int, default=25)
     testsrc.set_defaults(run=cmd_testsrc)
+    fill = sub.add_parser("fill", help="push titles to edge clusters in a window")
+    fill.add_argument("--plan", required=True)
+    fill.add_argument("--events")
+    fill.add_argument("--node", default="origin-fill")
+    fill.add_argument("--epoch", type=float, help="run start; the window counts from it")
+    fill.set_defaults(run=cmd_fill)
     return top
 
 

@@ -1,0 +1,62 @@
+"""Edge servers: `python -m nodes.edge serve` on each server host of a cluster, in pull mode
+(nginx proxy_cache in front of a parent) or push mode (serving what the fill agent placed
+in its own store). nginx's own processes are added to the run's ledger once it serves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from cdnlab.services.base import NodeProgram
+
+FILL_PORT = 8081
+
+
+class EdgeService(NodeProgram):
+    def __init__(self, emu: Any, host: str, mode: str = "pull", parent: str | None = None,
+                 redirect_to: str | None = None, miss: str = "redirect",
+                 cache_size_mb: int = 1024, capacity_mbps: float = 1000.0,
+                 threshold: float = 0.8, max_connections: int = 0,
+                 interval_s: float = 1.0) -> None:
+        cluster = emu.topology.nodes[host].cluster
+        if cluster is None:
+            raise ValueError(f"{host} is not an edge server")
+        self.address = emu.ip(host)
+        self.cluster = cluster
+        self.mode = mode
+        self.work = Path(emu.run_dir) / "work" / host
+        self.store = Path(emu.run_dir) / "edge_store" / host if mode == "push" else None
+        # all addresses: clients reach it on the host's, its monitor on loopback
+        args = ["serve", "--cluster", cluster, "--mode", mode, "--work", str(self.work),
+                "--address", "0.0.0.0", "--cache-size-mb", str(cache_size_mb),
+                "--capacity-mbps", f"{capacity_mbps:g}", "--threshold", f"{threshold:g}",
+                "--max-connections", str(max_connections), "--interval", f"{interval_s:g}",
+                "--miss", miss, "--fill-port", str(FILL_PORT), "--node", host,
+                "--epoch", f"{emu.t0:.6f}",
+                "--events", str(Path(emu.run_dir) / "events" / f"{host}.jsonl")]
+        if parent:
+            args += ["--parent", parent]
+        if redirect_to:
+            args += ["--redirect-to", redirect_to]
+        if self.store is not None:
+            args += ["--store", str(self.store)]
+        super().__init__(emu, host, "nodes.edge", args, host)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address}"
+
+    @property
+    def fill_endpoint(self) -> str:
+        return f"{self.address}:{FILL_PORT}"
+
+    @property
+    def access_log(self) -> Path:
+        return self.events / f"{self.host}.access.jsonl"
+
+    def start(self) -> None:
+        super().start()
+        self.wait_http(f"{self.url}/load")
+        pids = self.work / "nginx.pids"
+        for pid in pids.read_text().split() if pids.exists() else []:
+            self.emu.ledger.add_process(int(pid), f"nginx of {self.host}")

@@ -1,0 +1,159 @@
+"""The edge's live load, sampled every interval and published three ways: `load.json`
+(served by nginx at `/load`), a `load` event in the node's log, and the overload flag file
+nginx answers 302 on while it exists.
+
+    egress_mbps       bytes the host sent on its interfaces (/proc/net/dev, as on the wire)
+    connections       active client connections (nginx stub_status)
+    requests_per_s    requests handled, from stub_status
+    hit_ratio,        share of requests (and of bytes) served from the edge, over the last
+    byte_hit_ratio    interval and since start (`*_total`), from the access log
+    storage_bytes     bytes held in the cache or the filled store
+    utilisation       egress_mbps / capacity_mbps — what the DNS redirector's load means
+
+Overloaded = utilisation above `threshold` or connections above `max_connections`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from nodes.common.events import EventLog
+
+SERVED = {"HIT", "STALE", "REVALIDATED", "UPDATING"}
+FETCHED = {"MISS", "EXPIRED", "BYPASS"}
+
+
+def tx_bytes() -> int:
+    """Bytes sent by this network namespace's interfaces, loopback aside."""
+    total = 0
+    for line in Path("/proc/net/dev").read_text().splitlines()[2:]:
+        name, _, counters = line.partition(":")
+        if name.strip() != "lo":
+            total += int(counters.split()[8])
+    return total
+
+
+def directory_bytes(path: Path) -> int:
+    total = 0
+    for directory, _dirs, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.stat(os.path.join(directory, name)).st_blocks * 512
+    return total
+
+
+class LoadMonitor(threading.Thread):
+    def __init__(self, cluster: str, access_log: Path, load_file: Path, flag: Path,
+                 storage: Path, log: EventLog, capacity_mbps: float, threshold: float = 0.8,
+                 max_connections: int = 0, interval_s: float = 1.0,
+                 status_url: str = "http://127.0.0.1/nginx_status") -> None:
+        super().__init__(name="load-monitor", daemon=True)
+        self.cluster = cluster
+        self.access_log = access_log
+        self.load_file = load_file
+        self.flag = flag
+        self.storage = storage
+        self.log = log
+        self.capacity_mbps = capacity_mbps
+        self.threshold = threshold
+        self.max_connections = max_connections
+        self.interval_s = interval_s
+        self.status_url = status_url
+        self.stopping = threading.Event()
+        self._offset = 0
+        self._totals = {"hits": 0, "requests": 0, "hit_bytes": 0, "bytes": 0}
+        self.latest: dict[str, Any] = {}
+
+    def _status(self) -> tuple[int, int]:
+        """(active connections, requests handled so far) from stub_status."""
+        with urllib.request.urlopen(self.status_url, timeout=1.0) as response:
+            lines = response.read().decode().splitlines()
+        active = int(lines[0].split(":")[1])
+        requests = int(lines[2].split()[2])
+        return active, requests
+
+    def _new_requests(self) -> dict[str, int]:
+        counts = {"hits": 0, "requests": 0, "hit_bytes": 0, "bytes": 0}
+        if not self.access_log.exists():
+            return counts
+        with self.access_log.open("rb") as log:
+            log.seek(self._offset)
+            data = log.read()
+        complete = data[: data.rfind(b"\n") + 1]
+        self._offset += len(complete)
+        for line in complete.splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            cache = record.get("cache") or ""
+            if cache not in SERVED | FETCHED:
+                continue
+            counts["requests"] += 1
+            counts["bytes"] += int(record.get("bytes", 0))
+            if cache in SERVED:
+                counts["hits"] += 1
+                counts["hit_bytes"] += int(record.get("bytes", 0))
+        return counts
+
+    def run(self) -> None:
+        last_t, last_tx = time.monotonic(), tx_bytes()
+        try:
+            _active, last_requests = self._status()
+        except OSError:
+            last_requests = 0
+        overloaded = False
+        while not self.stopping.wait(self.interval_s):
+            now, sent = time.monotonic(), tx_bytes()
+            try:
+                active, requests = self._status()
+            except OSError:
+                continue
+            span = max(now - last_t, 1e-6)
+            egress = (sent - last_tx) * 8 / span / 1e6
+            new = self._new_requests()
+            for key, value in new.items():
+                self._totals[key] += value
+            totals = self._totals
+            sample = {
+                "cluster": self.cluster, "egress_mbps": round(egress, 3),
+                "connections": max(active - 1, 0),  # our own status request aside
+                "requests_per_s": round(max(requests - last_requests - 1, 0) / span, 2),
+                "hit_ratio": _ratio(new["hits"], new["requests"]),
+                "byte_hit_ratio": _ratio(new["hit_bytes"], new["bytes"]),
+                "hit_ratio_total": _ratio(totals["hits"], totals["requests"]),
+                "byte_hit_ratio_total": _ratio(totals["hit_bytes"], totals["bytes"]),
+                "storage_bytes": directory_bytes(self.storage),
+                "utilisation": round(egress / self.capacity_mbps, 4),
+                "capacity_mbps": self.capacity_mbps, "threshold": self.threshold,
+            }
+            now_over = sample["utilisation"] > self.threshold or (
+                self.max_connections > 0 and sample["connections"] > self.max_connections)
+            sample["overloaded"] = now_over
+            if now_over != overloaded:
+                if now_over:
+                    self.flag.touch()
+                else:
+                    self.flag.unlink(missing_ok=True)
+                overloaded = now_over
+                self.log.emit("overload_on" if now_over else "overload_off",
+                              utilisation=sample["utilisation"],
+                              connections=sample["connections"])
+            tmp = self.load_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(sample))
+            os.replace(tmp, self.load_file)
+            self.log.emit("load", **sample)
+            self.latest = sample
+            last_t, last_tx, last_requests = now, sent, requests
+        self.flag.unlink(missing_ok=True)
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None

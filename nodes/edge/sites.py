@@ -1,0 +1,104 @@
+"""nginx server blocks for an edge, in pull or push mode.
+
+Both add `X-Cache-Status` (HIT, MISS, EXPIRED… from nginx's cache; HIT for a filled file
+in push mode) and `X-Cluster` to every response, serve the monitor's `load.json` at
+`/load`, expose `stub_status` to the host itself, and answer 302 to `redirect_to` while the
+monitor's overload flag exists. The request log adds: cache status, upstream time, and the
+reason of any redirect (`overload`, `not_filled`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+LOG_FIELDS = {
+    "cache": "\"$upstream_cache_status$edge_cache\"",
+    "upstream_s": "\"$upstream_response_time\"",
+    "redirect": "\"$edge_redirect\"",
+    "cluster": "\"$edge_cluster\"",
+}
+
+
+@dataclass(frozen=True)
+class EdgeSite:
+    cluster: str
+    mode: str  # pull | push
+    work: Path
+    parent: str | None = None  # host:port of the parent (pull, and push with miss=proxy)
+    cache_size_mb: int = 1024
+    store: Path | None = None  # push: the filled content
+    miss: str = "redirect"  # push: redirect | proxy
+    redirect_to: str | None = None  # base URL answered with 302 (overload, push misses)
+
+    @property
+    def overload_flag(self) -> Path:
+        return self.work / "overloaded"
+
+    @property
+    def load_file(self) -> Path:
+        return self.work / "load.json"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.work / "cache"
+
+    def http_extra(self) -> str:
+        lines = [f'    map $host $edge_cluster {{ default "{self.cluster}"; }}']
+        if self.parent:
+            lines.append(f"    upstream parent {{ server {self.parent}; keepalive 32; }}")
+        if self.mode == "pull":
+            lines.append(f"    proxy_cache_path {self.cache_dir} levels=1:2 keys_zone=edge:16m "
+                         f"max_size={self.cache_size_mb}m inactive=7d use_temp_path=off;")
+        return "\n".join(lines)
+
+    def _overload(self) -> str:
+        if not self.redirect_to:
+            return ""
+        return (f"            if (-f {self.overload_flag}) {{ set $edge_redirect overload; "
+                f"return 302 {self.redirect_to}$request_uri; }}\n")
+
+    def _proxy(self) -> str:
+        return ("            proxy_pass http://parent;\n"
+                "            proxy_http_version 1.1;\n"
+                '            proxy_set_header Connection "";\n'
+                "            proxy_set_header Host $host;\n")
+
+    def _headers(self, cache_status: str) -> str:
+        """add_header in a location replaces the server's: all of them, every time."""
+        return (f"            add_header X-Cache-Status {cache_status} always;\n"
+                f"            add_header X-Cluster {self.cluster} always;\n"
+                "            add_header Access-Control-Allow-Origin * always;\n"
+                "            add_header Timing-Allow-Origin * always;\n")
+
+    def server_body(self) -> str:
+        common = ('        set $edge_redirect "";\n'
+                  '        set $edge_cache "";\n'
+                  f"        location = /load {{ default_type application/json; "
+                  f"alias {self.load_file}; }}\n"
+                  "        location = /nginx_status { stub_status; allow 127.0.0.1; "
+                  "deny all; }\n")
+        if self.mode == "pull":
+            return common + (
+                "        location / {\n" + self._overload() + self._proxy() +
+                "            proxy_cache edge;\n"
+                "            proxy_cache_key $uri;\n"
+                "            proxy_cache_valid 200 7d;\n"
+                "            proxy_cache_lock on;\n"
+                "            proxy_cache_lock_timeout 60s;\n"
+                "            proxy_cache_lock_age 60s;\n"
+                + self._headers("$upstream_cache_status") + "        }\n")
+        assert self.store is not None
+        miss = ("            set $edge_redirect not_filled;\n"
+                "            set $edge_cache MISS;\n" + self._headers("MISS"))
+        if self.miss == "proxy":
+            miss += self._proxy()
+        else:
+            miss += f"            return 302 {self.redirect_to}$request_uri;\n"
+        return common + (
+            f"        root {self.store};\n"
+            "        location / {\n" + self._overload() +
+            "            set $edge_cache HIT;\n" + self._headers("HIT") +
+            "            try_files $uri @miss;\n"
+            "        }\n"
+            "        location @miss {\n" + miss + "        }\n")

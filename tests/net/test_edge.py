@@ -1,0 +1,222 @@
+"""Edge clusters on two_isp_ixp with real nginx: pull caching (MISS then HIT, collapsed
+misses, eviction), load reporting and the overload redirect; push fill in a window at a
+capped rate, verified, never half-visible, resumed after the agent is killed and across a
+cut link."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cdnlab.net.emulation import Emulation
+from cdnlab.net.shaping.base import run_in
+from cdnlab.services.edge import EdgeService
+from cdnlab.services.fill import FillService
+from cdnlab.services.origin import OriginService
+from cdnlab.topology import load_topology
+from nodes.origin.fill import title_files
+from nodes.origin.profiles import DEFAULT_LADDER, Profile, TitleSpec
+from nodes.origin.store import ContentStore
+from nodes.origin.synth import SynthOptions, synthesize
+from tests.net.conftest import alive, recorded_processes
+
+pytestmark = pytest.mark.root
+
+
+def fetch(node: Any, *urls: str, flags: str = "") -> list[dict[str, Any]]:
+    out = run_in(node, f"{sys.executable} -m nodes.common.fetch {flags} {' '.join(urls)}")
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() \
+        else []
+
+
+def segment_url(base: str, entry: dict[str, Any], rung: int, number: int) -> str:
+    rep = entry["profiles"]["avc"]["representations"][rung]
+    return f"{base}/{entry['title']}/" + rep["media"].replace("$Number%05d$", f"{number:05d}")
+
+
+@pytest.fixture
+def network(nothing_left_behind: None) -> Iterator[tuple[Emulation, OriginService]]:
+    with Emulation(load_topology("two_isp_ixp")) as emu:
+        store = Path(emu.run_dir) / "store"
+        synthesize(ContentStore(store), SynthOptions(titles=6, duration_s=24, seed=5))
+        origin = OriginService(emu, store)
+        origin.start()
+        yield emu, origin
+        processes = recorded_processes(emu)
+    assert alive(processes) == []
+
+
+def test_pull_cache_hits_collapses_evicts_reports_load_and_redirects(
+        network: tuple[Emulation, OriginService]) -> None:
+    emu, origin = network
+    parent = f"{origin.address}:80"
+    cache = EdgeService(emu, "edge_a_1", "pull", parent, cache_size_mb=6)
+    busy = EdgeService(emu, "edge_a_2", "pull", parent, capacity_mbps=4, threshold=0.5,
+                       redirect_to=f"http://{emu.ip('edge_x_1')}")
+    for edge in (cache, busy):
+        edge.start()
+    catalog = json.loads((origin.store / "catalog.json").read_text())["titles"]
+    film = catalog["synth-0001"]
+    a1 = emu.node("a1")
+    # the first request is a miss, the second a hit
+    url = segment_url(cache.url, film, 5, 1)
+    first, second = fetch(a1, url, url)
+    assert first["headers"]["X-Cache-Status"] == "MISS"
+    assert second["headers"]["X-Cache-Status"] == "HIT"
+    assert first["headers"]["X-Cluster"] == "edge_a"
+    assert first["bytes"] == second["bytes"] == film["profiles"]["avc"]["representations"][5][
+        "segment_bytes"][0]
+    # ten concurrent requests for an uncached segment: one fetch from the origin
+    cold = segment_url(cache.url, film, 4, 2)
+    answers = fetch(a1, *[cold] * 10, flags="--parallel")
+    assert all(a["status"] == 200 for a in answers)
+    assert len({a["sha256"] for a in answers}) == 1
+    path = cold.removeprefix(cache.url)
+    time.sleep(0.3)
+    origin_log = lines(Path(emu.run_dir) / "events" / "origin.access.jsonl")
+    assert len([r for r in origin_log if r["path"] == path]) == 1
+    edge_log = lines(cache.access_log)
+    mine = [r for r in edge_log if r["path"] == path]
+    assert len(mine) == 10 and {"cache", "upstream_s", "client", "bytes"} <= set(mine[0])
+    # the load endpoint's egress against what the client measured: 24 s of the top rung
+    # (about 13 MB) from the cache at a1's 20 Mbit/s, after warming it
+    top = [segment_url(cache.url, catalog["synth-0002"], 5, n) for n in range(1, 13)]
+    fetch(emu.node("a2"), *top)
+    started = time.time()
+    pulled = fetch(a1, *top)
+    ended = time.time()
+    client_mbps = sum(p["bytes"] for p in pulled) * 8 / sum(p["seconds"] for p in pulled) / 1e6
+    samples = [e for e in lines(cache.events / "edge_a_1.jsonl") if e["event"] == "load"
+               and started + 1.2 < emu.t0 + e["t"] < ended - 0.2]
+    assert samples, "the monitor reported during the transfer"
+    egress = sum(s["egress_mbps"] for s in samples) / len(samples)
+    assert abs(egress - client_mbps) <= 0.10 * client_mbps, (egress, client_mbps)
+    state = fetch(emu.node("edge_a_1"), f"{cache.url}/load")[0]
+    assert {"egress_mbps", "connections", "requests_per_s", "hit_ratio", "storage_bytes",
+            "utilisation"} <= set(json.loads(state["text"]))
+    # a cache over its size evicts: 6 MB held at most, the first segments are gone
+    time.sleep(1.5)
+    held = sum(f.stat().st_size for f in (cache.work / "cache").rglob("*") if f.is_file())
+    assert held <= 6.5e6, held
+    again = fetch(a1, top[0])[0]
+    assert again["headers"]["X-Cache-Status"] == "MISS"
+    # an edge over its threshold answers 302 to another cluster, and says why
+    load = [segment_url(busy.url, catalog["synth-0003"], 5, n) for n in range(1, 13)]
+    fetch(emu.node("a2"), *load)
+    deadline = time.monotonic() + 10
+    while not (busy.work / "overloaded").exists():
+        assert time.monotonic() < deadline, "never overloaded"
+        time.sleep(0.1)
+    redirected = fetch(emu.node("a3"), load[0], flags="--no-follow")[0]
+    assert redirected["status"] == 302
+    assert redirected["headers"]["Location"] == f"http://{emu.ip('edge_x_1')}" + \
+        load[0].removeprefix(busy.url)
+    redirects = [r for r in lines(busy.access_log) if r["status"] == 302]
+    assert {r["redirect"] for r in redirects} == {"overload"}
+    assert emu.ip("a3") in {r["client"] for r in redirects}
+    events = [e["event"] for e in lines(busy.events / "edge_a_2.jsonl")]
+    assert "overload_on" in events
+    deadline = time.monotonic() + 10
+    while (busy.work / "overloaded").exists():  # idle again: the flag goes
+        assert time.monotonic() < deadline, "overload never cleared"
+        time.sleep(0.2)
+    assert fetch(emu.node("a3"), load[0], flags="--no-follow")[0]["status"] == 200
+
+
+def held_bytes(store: Path) -> int:
+    return sum(f.stat().st_size for f in store.rglob("*") if f.is_file())
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_push_fill_window_rate_checksums_and_resume(
+        network: tuple[Emulation, OriginService]) -> None:
+    emu, origin = network
+    small = Path(emu.run_dir) / "small"
+    spec = TitleSpec(profiles=(Profile("avc", DEFAULT_LADDER[:3]),), segment_s=2.0,
+                     audio_kbps=0)
+    synthesize(ContentStore(small), SynthOptions(titles=4, duration_s=12, spec=spec, seed=8))
+    edges = [EdgeService(emu, host, "push", redirect_to=origin.url)
+             for host in ("edge_x_1", "edge_x_2")]
+    for edge in edges:
+        edge.start()
+    catalog = json.loads((small / "catalog.json").read_text())["titles"]
+    per_title = max(e["bytes"] for e in catalog.values())
+    opens = time.time() - emu.t0 + 3.0
+    fill = FillService(emu, small, edges, ["synth-0003", "synth-0001", "synth-0002"],
+                       start_s=opens, end_s=opens + 120, rate_mbps=12,
+                       capacity_mb=(2 * per_title + 40_000) / 1e6)
+    fill.start()
+    b1 = emu.node("b1")
+    mpd = f"{edges[0].url}/synth-0003/manifest.mpd"
+    before = fetch(b1, mpd, flags="--no-follow")[0]
+    assert before["status"] == 302, "nothing is served before the window opens"
+    assert before["headers"]["Location"] == f"{origin.url}/synth-0003/manifest.mpd"
+    assert fill.process is not None and fill.process.wait(120) == 0, fill.stderr_tail()
+    done = [e for e in lines(fill.events_path) if e["event"] == "fill_done"]
+    assert len(done) == 1 and done[0]["complete"]
+    assert done[0]["titles"] == ["synth-0003", "synth-0001"], "by rank, within capacity"
+    assert abs(done[0]["rate_mbps"] - 12) <= 1.2, done[0]
+    started = next(e for e in lines(fill.events_path) if e["event"] == "fill_start")
+    assert started["t"] >= opens - 0.05, "nothing before the window"
+    for edge in edges:
+        for title in ("synth-0003", "synth-0001"):
+            for path in title_files(catalog[title]):
+                assert sha256(edge.store / path) == sha256(small / path), path
+        assert not (edge.store / "synth-0002").exists()
+        served = fetch(b1, f"{edge.url}/synth-0003/manifest.mpd")[0]
+        assert served["status"] == 200 and served["headers"]["X-Cache-Status"] == "HIT"
+    assert [r["redirect"] for r in lines(edges[0].access_log)
+            if r["status"] == 302] == ["not_filled"]
+    # a fill killed midway leaves nothing half-visible and resumes to completion
+    again = FillService(emu, small, edges[:1], ["synth-0004"], start_s=0, end_s=1e6,
+                        rate_mbps=4, capacity_mb=100, name="fill2")
+    again.start()
+    time.sleep(2.5)
+    assert again.process is not None
+    again.process.send_signal(signal.SIGKILL)
+    again.process.wait()
+    files = title_files(catalog["synth-0004"])
+    held = [p for p in files if (edges[0].store / p).exists()]
+    assert 0 < len(held) < len(files) and "synth-0004/manifest.mpd" not in held
+    for path in held:
+        assert sha256(edges[0].store / path) == sha256(small / path)
+    partial = list((edges[0].store / ".partial").rglob("*.m4s"))
+    assert partial, "the file in flight is held aside"
+    cut = fetch(b1, f"{edges[0].url}/{partial[0].relative_to(edges[0].store / '.partial')}",
+                flags="--no-follow")[0]
+    assert cut["status"] == 302, "a partial file is never served"
+    # resumed, and cut off from the edge for 3 s on the way: it retries and completes
+    resumed = FillService(emu, small, edges[:1], ["synth-0004"], start_s=0, end_s=1e6,
+                          rate_mbps=8, capacity_mb=100, name="fill3")
+    resumed.start()
+    time.sleep(0.8)
+    emu.set_link_up("cloud", "ixp", False)
+    time.sleep(0.5)
+    during = held_bytes(edges[0].store)
+    time.sleep(2.5)
+    assert held_bytes(edges[0].store) == during, "nothing arrives while the link is cut"
+    assert fetch(b1, f"{edges[0].url}/synth-0004/manifest.mpd", flags="--no-follow")[0][
+        "status"] == 302, "still incomplete: not visible"
+    emu.set_link_up("cloud", "ixp", True)
+    assert resumed.process is not None and resumed.process.wait(60) == 0
+    result = next(e for e in lines(resumed.events_path) if e["event"] == "fill_done")
+    assert result["complete"] and result["skipped_bytes"] > 0
+    assert result["bytes"] < catalog["synth-0004"]["bytes"], "only what was missing"
+    for path in files:
+        assert sha256(edges[0].store / path) == sha256(small / path)
+    assert not list((edges[0].store / ".partial").rglob("*.m4s"))
