@@ -89,12 +89,12 @@ class EdgeSite:
                 "            proxy_cache_lock_age 60s;\n"
                 + self._headers("$upstream_cache_status") + "        }\n")
         assert self.store is not None
-        miss = ("            set $edge_redirect not_filled;\n"
-                "            set $edge_cache MISS;\n" + self._headers("MISS"))
+        miss = "            set $edge_cache MISS;\n" + self._headers("MISS")
         if self.miss == "proxy":
             miss += self._proxy()
         else:
-            miss += f"            return 302 {self.redirect_to}$request_uri;\n"
+            miss += ("            set $edge_redirect not_filled;\n"
+                     f"            return 302 {self.redirect_to}$request_uri;\n")
         return common + (
             f"        root {self.store};\n"
             "        location / {\n" + self._overload() +

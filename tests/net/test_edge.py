@@ -150,8 +150,8 @@ def test_push_fill_window_rate_checksums_and_resume(
     spec = TitleSpec(profiles=(Profile("avc", DEFAULT_LADDER[:3]),), segment_s=2.0,
                      audio_kbps=0)
     synthesize(ContentStore(small), SynthOptions(titles=4, duration_s=12, spec=spec, seed=8))
-    edges = [EdgeService(emu, host, "push", redirect_to=origin.url)
-             for host in ("edge_x_1", "edge_x_2")]
+    edges = [EdgeService(emu, "edge_x_1", "push", redirect_to=origin.url),
+             EdgeService(emu, "edge_x_2", "push", parent=f"{origin.address}:80", miss="proxy")]
     for edge in edges:
         edge.start()
     catalog = json.loads((small / "catalog.json").read_text())["titles"]
@@ -182,6 +182,10 @@ def test_push_fill_window_rate_checksums_and_resume(
         assert served["status"] == 200 and served["headers"]["X-Cache-Status"] == "HIT"
     assert [r["redirect"] for r in lines(edges[0].access_log)
             if r["status"] == 302] == ["not_filled"]
+    # a miss on the proxying edge is fetched from the origin for the client instead
+    proxied = fetch(b1, f"{edges[1].url}/synth-0002/manifest.mpd", flags="--no-follow")[0]
+    assert proxied["status"] == 200 and proxied["headers"]["X-Cache-Status"] == "MISS"
+    assert not (edges[1].store / "synth-0002").exists()
     # a fill killed midway leaves nothing half-visible and resumes to completion
     again = FillService(emu, small, edges[:1], ["synth-0004"], start_s=0, end_s=1e6,
                         rate_mbps=4, capacity_mb=100, name="fill2")
