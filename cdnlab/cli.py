@@ -95,7 +95,8 @@ def cmd_topo_draw(args: argparse.Namespace) -> int:
 def _emulation(args: argparse.Namespace, topology: Any) -> Any:
     from cdnlab.net.emulation import Emulation
 
-    return Emulation(topology, shaping=args.shaping, datapath=args.datapath, seed=args.seed)
+    return Emulation(topology, shaping=args.shaping, datapath=args.datapath, seed=args.seed,
+                     controller=getattr(args, "controller", None))
 
 
 def cmd_topo_check(args: argparse.Namespace) -> int:
@@ -115,13 +116,32 @@ def cmd_topo_check(args: argparse.Namespace) -> int:
         print(report.table())
         if args.json:
             Path(args.json).write_text(json.dumps(report.to_dict(), indent=2))
+        if args.controller:
+            counted = _controller_check(emu, topology, pairs, failed)
     summary = report.summary()
     print(f"fidelity: backend={summary['backend']} "
           f"rtt_err_max={summary['rtt_err_max_pct']:.2f}% "
           f"({summary['rtt_err_max_ms']:.2f} ms) rate_err_max={summary['rate_err_max_pct']:.2f}% "
           f"within_bounds={'yes' if report.ok else 'no'}")
     print("torn down: nothing left behind")
+    if args.controller:
+        print(f"controller: connectivity={counted['connectivity']:.1f}% "
+              f"byte_err={counted['byte_err_pct']:.2f}%")
     return 0 if report.ok and not failed else 1
+
+
+def _controller_check(emu: Any, topology: Any, pairs: int,
+                      failed: list[tuple[str, str]]) -> dict[str, Any]:
+    from cdnlab.net.controller import counted_transfer
+
+    client = topology.by_role("client")[0]
+    server = next(iter(topology.clusters().values()))[0]
+    counted = counted_transfer(emu, client, server)
+    print(f"counted transfer {client} → {server}: iperf3 sent {counted['iperf_bytes']} B; "
+          f"the controller counted {counted['counted_bytes']} B entering {counted['switch']} "
+          f"on {counted['port']} (link {counted['link']}): {counted['byte_err_pct']:+.2f} %")
+    counted["connectivity"] = 100.0 * (pairs - len(failed)) / pairs if pairs else 0.0
+    return counted
 
 
 def cmd_topo_up(args: argparse.Namespace) -> int:
@@ -202,6 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--shaping", default="auto", help="auto, netem or nfqueue")
             p.add_argument("--datapath", default="auto", help="auto, kernel, user or bridge")
             p.add_argument("--seed", type=int, default=1)
+        if name in ("check", "up"):
+            p.add_argument("--controller", choices=["os-ken"],
+                           help="run the switches from an OpenFlow controller")
         if name == "check":
             p.add_argument("--json", help="write the fidelity report here")
             p.add_argument("--no-goodput", action="store_true", help="RTT only (faster)")

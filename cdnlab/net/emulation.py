@@ -39,7 +39,14 @@ from cdnlab.traces import BandwidthTrace, load_trace
 DATAPATHS = ("auto", "kernel", "user", "bridge")
 
 
-def choose_datapath(requested: str, caps: Capabilities) -> str:
+def choose_datapath(requested: str, caps: Capabilities, openflow: bool = False) -> str:
+    """The switch datapath; `openflow` (a controller) needs Open vSwitch, kernel or user."""
+    if openflow:
+        if requested == "bridge":
+            raise EnvironmentProblem("a controller needs Open vSwitch: use --datapath "
+                                     "kernel, user or auto")
+        if requested == "auto":
+            requested = "kernel" if caps.ovs_kernel_module and caps.ovs_daemons else "user"
     if requested == "auto":
         chosen = caps.switch_datapath
         if chosen is None:
@@ -65,7 +72,7 @@ class _Interrupted(KeyboardInterrupt):
 class Emulation:
     def __init__(self, topology: Topology, shaping: str = "auto", datapath: str = "auto",
                  run_dir: Path | None = None, seed: int = 1,
-                 dynamic_links: set[str] | None = None) -> None:
+                 dynamic_links: set[str] | None = None, controller: str | None = None) -> None:
         if os.geteuid() != 0:
             raise EnvironmentProblem("bringing up a network needs root: run with sudo")
         self.topology = topology
@@ -75,7 +82,9 @@ class Emulation:
         if not caps.mininet:
             raise EnvironmentProblem("Mininet is not importable: run `sudo make setup`")
         self.backend = choose_backend(shaping, caps)
-        self.datapath = choose_datapath(datapath, caps)
+        self.datapath = choose_datapath(datapath, caps, openflow=controller is not None)
+        self.controller_kind = controller
+        self.controller: Any = None  # cdnlab.net.controller.Controller once started
         self.seed = seed
         self.dynamic_links = dynamic_links or set()
         self.run_id = f"{topology.name}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
@@ -118,8 +127,11 @@ class Emulation:
                                waitConnected=False)
             self._add_nodes()
             self._add_links()
+            self._start_controller()
             self.net.build()
             self.net.start()
+            if self.controller is not None:
+                self.controller.tune_switches([s.name for s in self.net.switches])
             self._configure_interfaces()
             self._install_addresses_and_routes()
             self._start_shaping()
@@ -142,9 +154,15 @@ class Emulation:
             with contextlib.suppress(Exception):
                 link.stop()
         if self.net is not None:
+            for remote in list(self.net.controllers):  # Mininet leaves their shells
+                with contextlib.suppress(Exception):
+                    remote.terminate()
             with contextlib.suppress(Exception):
                 self.net.stop()
             self.net = None
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
         if self.ledger is not None:
             self.ledger.close()
             self.ledger = None
@@ -182,7 +200,24 @@ class Emulation:
             else:
                 self.ledger.add_ovs_bridge(node.name)
                 self.net.addSwitch(node.name, cls=OVSSwitch, dpid=f"{index:016x}",
-                                   failMode="standalone", datapath=self.datapath)
+                                   failMode="standalone", datapath=self.datapath,
+                                   protocols="OpenFlow13")
+
+    def _start_controller(self) -> None:
+        """With a controller, the switches connect to it over OpenFlow 1.3 (fail mode
+        standalone: they keep forwarding without it)."""
+        if self.controller_kind is None:
+            return
+        from mininet.node import RemoteController
+
+        from cdnlab.net.controller import Controller
+
+        assert self.ledger is not None
+        self.controller = Controller(self)
+        self.controller.start()
+        added = self.net.addController("c0", controller=RemoteController, ip="127.0.0.1",
+                                       port=self.controller.port)
+        self.ledger.add_process(added.pid, "mininet shell of c0")
 
     def _add_links(self) -> None:
         assert self.ledger is not None

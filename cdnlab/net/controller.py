@@ -1,0 +1,182 @@
+"""The OpenFlow controller of an emulation's switches: `python -m nodes.controller` (os-ken
+apps) in the root namespace, where Open vSwitch runs, listening on loopback — as Mininet
+runs its own controllers. The engine writes the apps' view of the network (which switch
+port is which link, of which class) and records the process in the run's ledger.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from cdnlab.errors import EnvironmentProblem
+from cdnlab.topology.spec import HOST, ROUTER
+
+CONTROLLERS = ("os-ken",)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def port_map(emu: Any) -> dict[str, dict[str, Any]]:
+    """Every switch port's interface name → its switch, link, link class and peer."""
+    found: dict[str, dict[str, Any]] = {}
+    for link in emu.topology.links:
+        for end, peer in ((link.a, link.b), (link.b, link.a)):
+            if emu.topology.kind(end) in (HOST, ROUTER):
+                continue
+            name = emu.plan.interface(end, link.index).name
+            found[name] = {"switch": end, "link": link.name, "class": link.klass,
+                           "peer": peer}
+    return found
+
+
+class Controller:
+    def __init__(self, emu: Any, kind: str = "os-ken", interval_s: float = 1.0) -> None:
+        if kind not in CONTROLLERS:
+            raise EnvironmentProblem(f"unknown controller {kind!r} (known: "
+                                     f"{', '.join(CONTROLLERS)})")
+        self.emu = emu
+        self.port = free_port()
+        self.events = Path(emu.run_dir) / "events" / "controller.jsonl"
+        self.config = Path(emu.run_dir) / "work" / "controller.json"
+        self.interval_s = interval_s
+        self.process: subprocess.Popen[bytes] | None = None
+        self._reported = False
+
+    def start(self) -> None:
+        self.events.parent.mkdir(parents=True, exist_ok=True)
+        self.config.parent.mkdir(parents=True, exist_ok=True)
+        self.config.write_text(json.dumps({
+            "events": str(self.events), "epoch": self.emu.t0, "interval_s": self.interval_s,
+            "ports": port_map(self.emu)}, indent=1))
+        stderr = (Path(self.emu.run_dir) / "logs")
+        stderr.mkdir(parents=True, exist_ok=True)
+        with (stderr / "controller.stderr").open("wb") as errors:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "nodes.controller", "--host", "127.0.0.1", "--port",
+                 str(self.port)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=errors, env=os.environ | {"CDNLAB_CONTROLLER_CONFIG": str(self.config),
+                                                 "PYTHONWARNINGS": "ignore"})
+        self.emu.ledger.add_process(self.process.pid, "os-ken controller")
+        deadline = time.monotonic() + 20
+        while True:
+            if self.process.poll() is not None:
+                raise EnvironmentProblem("the controller exited: " + (
+                    stderr / "controller.stderr").read_text(errors="replace")[-400:])
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise EnvironmentProblem("the controller does not listen") from None
+                time.sleep(0.1)
+
+    def tune_switches(self, bridges: list[str], probe_ms: int = 1000) -> None:
+        """Probe the controller every second (OVS's default is 5 s), so a switch in
+        standalone fail mode takes over its own forwarding about 3 s after losing it."""
+        for bridge in bridges:
+            uuids = subprocess.run(["ovs-vsctl", "--timeout=5", "get", "bridge", bridge,
+                                    "controller"], capture_output=True, text=True,
+                                   check=False).stdout.strip(" []\n")
+            for uuid in filter(None, (u.strip() for u in uuids.split(","))):
+                subprocess.run(["ovs-vsctl", "--timeout=5", "set", "controller", uuid,
+                                f"inactivity_probe={probe_ms}", f"max_backoff={probe_ms}"],
+                               capture_output=True, check=False)
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def check(self) -> bool:
+        """Whether the controller still runs; its loss is written once to its event log
+        (`controller_lost`), for the run's results."""
+        if self.alive or self._reported:
+            return self.alive
+        self._reported = True
+        with self.events.open("a") as out:
+            out.write(json.dumps({"t": round(time.time() - self.emu.t0, 6),
+                                  "node": "engine", "event": "controller_lost",
+                                  "exit": self.process.returncode if self.process else None})
+                      + "\n")
+        return False
+
+    def kill(self) -> None:
+        """Kill it outright (a controller failure), as a test or a scenario event does."""
+        if self.alive:
+            assert self.process is not None
+            self.process.kill()
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.alive:
+            assert self.process is not None
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def port_stats(self) -> list[dict[str, Any]]:
+        if not self.events.exists():
+            return []
+        return [e for e in (json.loads(line) for line in self.events.read_text().splitlines())
+                if e["event"] == "port_stats"]
+
+
+def counted_transfer(emu: Any, client: str, server: str, seconds: float = 3.0,
+                     mbps: float = 20.0) -> dict[str, Any]:
+    """Send a UDP iperf3 stream client → server and read the bytes the controller counted
+    on the first switch port of the path (where the stream enters a switch); iperf3's own
+    figure beside it. Counters include Ethernet, IP and UDP headers (42 bytes a datagram of
+    1400), so `byte_err_pct` is about +3 % when the counting is right."""
+    from cdnlab.net.shaping.base import run_in
+
+    hops = emu.routing.path(client, server)
+    entry = next(((hop.src, hop.dst, hop.link) for hop in hops
+                  if emu.topology.kind(hop.dst) not in (HOST, ROUTER)), None)
+    if entry is None:
+        raise EnvironmentProblem(f"no switch on the path {client} → {server}")
+    upstream, switch, link = entry
+    port = emu.plan.interface(switch, link.index).name
+    controller = emu.controller
+
+    def counted() -> int:
+        stats = [s for s in controller.port_stats() if s["name"] == port]
+        return int(stats[-1]["rx_bytes"]) if stats else 0
+
+    def settle() -> int:
+        """The counter once a poll after now has been written."""
+        seen = len(controller.port_stats())
+        deadline = time.monotonic() + 5 * controller.interval_s + 2
+        while len(controller.port_stats()) <= seen + 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return counted()
+
+    before = settle()
+    server_node = emu.node(server)
+    listener = server_node.popen(["iperf3", "-s", "-1", "-p", "5202"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    emu.ledger.add_process(listener.pid, f"iperf3 server on {server}")
+    time.sleep(0.5)
+    try:
+        out = run_in(emu.node(client), f"iperf3 -c {emu.ip(server)} -p 5202 -u -b {mbps:g}M "
+                                       f"-l 1400 -t {seconds:g} --json")
+    finally:
+        listener.wait(10) if listener.poll() is None else None
+    sent = int(json.loads(out)["end"]["sum"]["bytes"])
+    after = settle()
+    delta = after - before
+    return {"link": link.name, "switch": switch, "port": port, "upstream": upstream,
+            "iperf_bytes": sent, "counted_bytes": delta,
+            "byte_err_pct": round((delta - sent) / sent * 100, 2) if sent else None}
