@@ -4,6 +4,9 @@
     cdnlab topo validate|plan|draw TOPO     check a topology; show its addresses, routes, RTTs
     cdnlab topo check TOPO                  bring it up, ping all, print fidelity, tear down
     cdnlab topo up TOPO                     bring it up with Mininet's CLI
+    cdnlab validate SCENARIO                check a scenario file (no root)
+    cdnlab run SCENARIO [--out D] [--seed N] [--set k=v]   replay it; write a results bundle
+    cdnlab report DIR | compare DIR DIR…    rebuild a bundle's report; runs side by side
     cdnlab content ingest|synth|testsrc …   transcode and publish titles into a content store
     cdnlab abr simulate --trace F --algo A  ABR algorithms over a bandwidth trace, offline
     cdnlab bench fidelity [--quick]         configured vs measured, per shaping backend
@@ -185,6 +188,63 @@ def cmd_abr_simulate(args: argparse.Namespace) -> int:
                       args.duration, args.segment, args.max_buffer, args.rtt_ms, args.json)
 
 
+def _scenario(args: argparse.Namespace) -> Any:
+    from cdnlab.scenario.spec import load_scenario
+
+    overrides = _params(args.set) if getattr(args, "set", None) else {}
+    if getattr(args, "seed", None) is not None:
+        overrides["seed"] = args.seed
+    return load_scenario(args.scenario, overrides)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    scenario = _scenario(args)
+    viewers = sum(scenario.workload.viewers.values())
+    print(f"{scenario.source}: ok — {scenario.name}: {scenario.topology.name}, "
+          f"{scenario.cdn.mode} mode, {scenario.dns.policy} (TTL {scenario.dns.ttl} s), "
+          f"{viewers} viewers, {len(scenario.timeline)} events, seed {scenario.seed}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from cdnlab.results.report import table, write_report
+    from cdnlab.scenario.runner import Run
+
+    scenario = _scenario(args)
+    run = Run(scenario, Path(args.out) if args.out else None)
+    try:
+        run.execute()
+    finally:  # also after a failure or Ctrl-C: write what there is
+        if run.bundle.joinpath("run.json").exists():
+            summary = write_report(run.bundle)
+            print(table([(scenario.name, summary)]))
+            print(f"results: {run.bundle}")
+    if run.interrupted == "interrupted":
+        return 130
+    return 1 if run.interrupted else 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from cdnlab.results.report import write_report
+
+    root = Path(args.bundle)
+    if not (root / "run.json").is_file():
+        raise CdnlabError(f"{root}: not a results bundle (no run.json)")
+    write_report(root)
+    print(root / "report.md")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from cdnlab.results.report import compare
+
+    for root in args.bundles:
+        if not (Path(root) / "run.json").is_file():
+            raise CdnlabError(f"{root}: not a results bundle (no run.json)")
+    print(compare([Path(b) for b in args.bundles]))
+    return 0
+
+
 def cmd_clean(_args: argparse.Namespace) -> int:
     from cdnlab.net.ledger import clean_stale
 
@@ -228,6 +288,24 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "check":
             p.add_argument("--json", help="write the fidelity report here")
             p.add_argument("--no-goodput", action="store_true", help="RTT only (faster)")
+
+    validate = sub.add_parser("validate", help="check a scenario file")
+    validate.add_argument("scenario")
+    validate.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    validate.set_defaults(func=cmd_validate)
+    run = sub.add_parser("run", help="replay a scenario, write a results bundle")
+    run.add_argument("scenario", help="a YAML path or a shipped name (youtube_pull)")
+    run.add_argument("--out", help="bundle directory (default results/<name>-<time>)")
+    run.add_argument("--seed", type=int)
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a field, e.g. --set dns.ttl=10")
+    run.set_defaults(func=cmd_run)
+    report = sub.add_parser("report", help="rebuild a bundle's summary, plots and report")
+    report.add_argument("bundle")
+    report.set_defaults(func=cmd_report)
+    compare = sub.add_parser("compare", help="key figures of several runs side by side")
+    compare.add_argument("bundles", nargs="+")
+    compare.set_defaults(func=cmd_compare)
 
     content = sub.add_parser("content", help="ingest, transcode and synthesize titles",
                              description="ingest FILE --title ID --store DIR [--spec YAML] | "

@@ -16,19 +16,20 @@ from cdnlab.services.base import NodeProgram, ServiceError
 
 class ClientService(NodeProgram):
     def __init__(self, emu: Any, host: str, resolver: str, service: str,
-                 sessions: list[dict[str, Any]]) -> None:
+                 sessions: list[dict[str, Any]], tag: str = "") -> None:
+        """`tag` tells apart several player processes on one host (a surge)."""
         work = Path(emu.run_dir) / "work" / host
         work.mkdir(parents=True, exist_ok=True)
-        plan = work / "sessions.yaml"
+        plan = work / f"sessions{tag}.yaml"
         plan.write_text(yaml.safe_dump(sessions, sort_keys=False))
-        self.summary_path = work / "summary.json"
-        events = Path(emu.run_dir) / "events" / f"{host}.players.jsonl"
+        self.summary_path = work / f"summary{tag}.json"
+        events = Path(emu.run_dir) / "events" / f"{host}{tag}.players.jsonl"
         clusters = [f"--cluster={name}={','.join(emu.ip(s) for s in servers)}"
                     for name, servers in emu.topology.clusters().items()]
         super().__init__(emu, host, "nodes.client", [
             "--service", service, "--resolver", resolver, "--plan", str(plan), *clusters,
             "--events", str(events), "--summary", str(self.summary_path), "--node", host,
-            "--epoch", f"{emu.t0:.6f}", "--seed", str(emu.seed)], f"players_{host}")
+            "--epoch", f"{emu.t0:.6f}", "--seed", str(emu.seed)], f"players_{host}{tag}")
         self.events_path = events
 
     def wait(self, timeout_s: float) -> dict[str, Any]:

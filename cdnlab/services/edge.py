@@ -18,6 +18,8 @@ class EdgeService(NodeProgram):
                  cache_size_mb: int = 1024, capacity_mbps: float = 1000.0,
                  threshold: float = 0.8, max_connections: int = 0,
                  interval_s: float = 1.0) -> None:
+        self._again = (emu, host, mode, parent, redirect_to, miss, cache_size_mb,
+                       capacity_mbps, threshold, max_connections, interval_s)
         cluster = emu.topology.nodes[host].cluster
         if cluster is None:
             raise ValueError(f"{host} is not an edge server")
@@ -41,6 +43,11 @@ class EdgeService(NodeProgram):
         if self.store is not None:
             args += ["--store", str(self.store)]
         super().__init__(emu, host, "nodes.edge", args, host)
+
+    def again(self) -> EdgeService:
+        """A new, not yet started service with the same settings (a restart after a
+        failure; a push edge keeps what was filled)."""
+        return EdgeService(*self._again)
 
     @property
     def url(self) -> str:

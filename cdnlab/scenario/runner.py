@@ -1,0 +1,314 @@
+"""`cdnlab run`: a scenario replayed on a real network, start to finish.
+
+    network   Emulation of the topology (links the timeline reshapes are boxed; the
+              controller if asked)
+    content   synthetic titles in the origin's store
+    services  origin; edge servers (pull, or push with the fill agent in its window);
+              the DNS redirector; one probe per cluster (RTT, and load from its edge);
+              each checked healthy before the next
+    warm-up   until the redirector holds an RTT for every cluster and client network
+    workload  player processes per client host, sessions from the plan; the timeline
+              thread applies events; a health watch marks a cluster down in DNS when its
+              servers stop (as a CDN's monitoring does), and up again
+    results   fidelity (RTT) measured before teardown; events and logs kept in the
+              bundle; summary, plots and report written from them
+
+Ctrl-C, SIGTERM or a failure stop everything cleanly and still write what there is.
+Scenario second 0 is when the workload starts; `scenario_epoch` in run.json says when.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import sys
+import threading
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from cdnlab.errors import CdnlabError
+from cdnlab.net import fidelity
+from cdnlab.net.emulation import Emulation
+from cdnlab.results.counters import LinkCounters
+from cdnlab.scenario.spec import Scenario, isp_of
+from cdnlab.scenario.timeline import Timeline
+from cdnlab.scenario.workload import plan_sessions, title_names
+from cdnlab.services.client import ClientService
+from cdnlab.services.dns import DnsService, client_networks
+from cdnlab.services.edge import EdgeService
+from cdnlab.services.fill import FillService
+from cdnlab.services.origin import OriginService
+from cdnlab.services.probe import ProbeService
+from nodes.common.events import EventLog
+from nodes.origin.profiles import Profile, TitleSpec
+from nodes.origin.store import ContentStore
+from nodes.origin.synth import SynthOptions, synthesize
+
+SERVICE = "video.cdn.lab"
+
+
+def results_dir(scenario: Scenario, out: Path | None) -> Path:
+    if out is not None:
+        return out
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path("results") / f"{scenario.name}-{stamp}"
+
+
+class HealthWatch(threading.Thread):
+    """Marks a cluster down in the redirector when none of its servers runs, up again
+    when one does — the role of a CDN's health monitor (Traffic Monitor, say)."""
+
+    def __init__(self, dns: DnsService, edges: dict[str, list[EdgeService]],
+                 log: EventLog) -> None:
+        super().__init__(name="health", daemon=True)
+        self.dns = dns
+        self.edges = edges
+        self.log = log
+        self.stopping = threading.Event()
+        self.state = {cluster: True for cluster in edges}
+
+    def run(self) -> None:
+        while not self.stopping.wait(0.5):
+            for cluster, servers in self.edges.items():
+                up = any(server.running for server in servers)
+                if up != self.state[cluster]:
+                    self.state[cluster] = up
+                    try:
+                        self.dns.rest("PUT", f"/clusters/{cluster}/health", {"up": up})
+                        self.log.emit("cluster_health", cluster=cluster, up=up)
+                    except Exception as err:
+                        self.log.emit("health_error", cluster=cluster, error=str(err))
+
+
+class Run:
+    def __init__(self, scenario: Scenario, out: Path | None = None,
+                 tty: bool | None = None) -> None:
+        self.scenario = scenario
+        self.bundle = results_dir(scenario, out)
+        self.tty = sys.stdout.isatty() if tty is None else tty
+        self.phase = "starting"
+        self.players: list[ClientService] = []
+        self.edges: dict[str, list[EdgeService]] = {}
+        self.interrupted: str | None = None
+
+    def say(self, text: str) -> None:
+        print(f"[{self.scenario.name}] {text}", flush=True)
+
+    # -- the run -----------------------------------------------------------------------------
+    def execute(self) -> Path:
+        scenario = self.scenario
+        if self.bundle.exists() and any(self.bundle.iterdir()):
+            raise CdnlabError(f"{self.bundle} exists and is not empty: choose another --out")
+        self.bundle.mkdir(parents=True, exist_ok=True)
+        run_dir = self.bundle / "run"
+        run_dir.mkdir()
+        started = time.time()
+        meta: dict[str, Any] = {"scenario": scenario.raw, "name": scenario.name,
+                                "source": scenario.source, "seed": scenario.seed,
+                                "started": started, "isp_of": {
+                                    c: isp_of(scenario.topology, c)
+                                    for c in scenario.topology.by_role("client")}}
+        try:
+            with Emulation(scenario.topology, run_dir=run_dir, seed=scenario.seed,
+                           dynamic_links=scenario.dynamic_links(),
+                           controller=scenario.controller) as emu:
+                meta |= {"shaping": emu.shaping, "datapath": emu.datapath, "epoch": emu.t0}
+                try:
+                    self._run(emu, meta)
+                except KeyboardInterrupt:
+                    self.interrupted = "interrupted"
+                    self.say("interrupted: stopping and writing what there is")
+                finally:
+                    self._stop_players()
+        finally:
+            meta |= self._environment()
+            meta["interrupted"] = self.interrupted
+            meta["ended"] = time.time()
+            self._keep_logs(run_dir)
+            (self.bundle / "run.json").write_text(json.dumps(meta, indent=1, default=str))
+        return self.bundle
+
+    def _run(self, emu: Emulation, meta: dict[str, Any]) -> None:
+        scenario = self.scenario
+        log = EventLog(Path(emu.run_dir) / "events" / "engine.jsonl", "engine", emu.t0)
+        self.say(f"network up: {scenario.topology.name} ({emu.shaping} shaping, "
+                 f"{emu.datapath} switches)")
+        self.phase = "content"
+        store = Path(emu.run_dir) / "store"
+        spec = TitleSpec(profiles=(Profile("avc", scenario.content.ladder),),
+                         segment_s=scenario.content.segment_s, audio_kbps=0)
+        synthesize(ContentStore(store), SynthOptions(scenario.content.titles,
+                                                     scenario.content.title_s, spec,
+                                                     seed=scenario.seed))
+        self.phase = "services"
+        origin = OriginService(emu, store)
+        origin.start()
+        clusters = scenario.topology.clusters()
+        for cluster, servers in clusters.items():
+            redirect = self._overflow_target(emu, cluster, clusters, origin)
+            self.edges[cluster] = [EdgeService(
+                emu, server, scenario.cdn.mode, parent=f"{origin.address}:80",
+                redirect_to=redirect, cache_size_mb=scenario.cdn.cache_mb,
+                capacity_mbps=scenario.cdn.capacity_mbps, threshold=scenario.cdn.threshold)
+                for server in servers]
+            for edge in self.edges[cluster]:
+                edge.start()
+        dns = DnsService(emu, policy=scenario.dns.policy, ttl=scenario.dns.ttl,
+                         stale_after_s=scenario.dns.stale_after_s, extra={
+                             "spill": {"gain": scenario.dns.spill_gain,
+                                       "max_share": scenario.dns.spill_max_share},
+                             "clusters": {c: {"addresses": [emu.ip(s) for s in servers],
+                                              "threshold": scenario.cdn.threshold}
+                                          for c, servers in clusters.items()}})
+        dns.start()
+        for cluster in clusters:
+            ProbeService(emu, dns, cluster, scenario.probes.interval_s, scenario.probes.method,
+                         load_url="http://127.0.0.1/load").start()
+        self._warm_up(emu, dns)
+        scenario_epoch = time.time()
+        meta["scenario_epoch"] = scenario_epoch
+        log.emit("scenario_start", epoch=scenario_epoch)
+        self._record_rtts(emu, log)
+        fill = None
+        if scenario.cdn.mode == "push" and scenario.cdn.fill is not None:
+            offset = scenario_epoch - emu.t0
+            window = scenario.cdn.fill
+            fill = FillService(emu, store, [e for es in self.edges.values() for e in es],
+                               title_names(scenario.content.titles),
+                               window.start_s + offset, window.end_s + offset,
+                               window.rate_mbps, window.capacity_mb)
+            fill.start()
+        counters = LinkCounters(emu, log)
+        counters.start()
+        health = HealthWatch(dns, self.edges, log)
+        health.start()
+        self.phase = "workload"
+        plans = plan_sessions(scenario)
+        total = sum(len(p) for p in plans.values())
+        for host, sessions in plans.items():
+            self._players(emu, dns, host, sessions, "")
+        timeline = Timeline(scenario.timeline, emu, scenario_epoch, log,
+                            {"cluster_down": lambda c: self._cluster(emu, dns, c, False),
+                             "cluster_up": lambda c: self._cluster(emu, dns, c, True),
+                             "surge": lambda a: self._surge(emu, dns, a)},
+                            lambda: self._record_rtts(emu, log))
+        timeline.start()
+        self.say(f"workload: {total} viewers on {len(plans)} hosts, "
+                 f"{len(scenario.timeline)} timeline events")
+        longest = scenario.workload.segments * scenario.content.segment_s * 4 + 60
+        deadline = scenario_epoch + scenario.duration_s + longest
+        last_line = 0.0
+        try:
+            while time.time() < deadline:
+                done = all(not p.running for p in self.players)
+                if done and time.time() >= scenario_epoch + max(
+                        [e.at for e in scenario.timeline] + [0]):
+                    break
+                if emu.controller is not None:
+                    emu.controller.check()
+                if time.time() - last_line > (2.0 if self.tty else 10.0):
+                    last_line = time.time()
+                    running = sum(1 for p in self.players if p.running)
+                    self.say(f"t={time.time() - scenario_epoch:6.1f} s  player processes "
+                             f"running {running}/{len(self.players)}  "
+                             f"{counters.line()}")
+                time.sleep(0.5)
+            else:
+                self.interrupted = "timed out"
+        finally:
+            timeline.stopping.set()
+            health.stopping.set()
+            self._stop_players()
+            if fill is not None:
+                fill.stop()
+            counters.stop()
+            self.phase = "results"
+            report = fidelity.check(emu, goodput_samples=0)
+            (Path(emu.run_dir) / "events" / "fidelity.json").write_text(
+                json.dumps(report.to_dict(), indent=1))
+            meta["timeline_errors"] = timeline.errors
+            log.close()
+
+    # -- pieces ------------------------------------------------------------------------------
+    def _overflow_target(self, emu: Emulation, cluster: str, clusters: dict[str, list[str]],
+                         origin: OriginService) -> str:
+        """Where an overloaded (or, in push mode, missing) request goes: the nearest other
+        cluster in pull mode, the origin in push mode."""
+        others = [c for c in clusters if c != cluster]
+        if self.scenario.cdn.mode == "push" or not others:
+            return origin.url
+        first = clusters[cluster][0]
+        nearest = min(others, key=lambda c: emu.expected_rtt_ms(first, clusters[c][0]))
+        return f"http://{emu.ip(clusters[nearest][0])}"
+
+    def _warm_up(self, emu: Emulation, dns: DnsService) -> None:
+        networks = client_networks(emu)
+        clusters = emu.topology.clusters()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            _status, state = dns.rest("GET", "/state")
+            table = state.get("rtt_ms", {})
+            if all(len(table.get(net, {})) == len(clusters) for net in networks):
+                return
+            time.sleep(0.5)
+        raise CdnlabError("the probes did not report every cluster's RTT within 30 s")
+
+    def _record_rtts(self, emu: Emulation, log: EventLog) -> None:
+        clusters = emu.topology.clusters()
+        matrix = {client: {c: round(emu.expected_rtt_ms(servers[0], client), 3)
+                           for c, servers in clusters.items()}
+                  for client in emu.topology.by_role("client")}
+        log.emit("rtt_matrix", matrix=matrix,
+                 clients={emu.ip(c): c for c in emu.topology.by_role("client")})
+
+    def _players(self, emu: Emulation, dns: DnsService, host: str,
+                 sessions: list[dict[str, Any]], tag: str) -> None:
+        players = ClientService(emu, host, emu.ip(dns.host), SERVICE, sessions, tag)
+        players.start()
+        self.players.append(players)
+
+    def _surge(self, emu: Emulation, dns: DnsService, args: dict[str, Any]) -> None:
+        tag = f"-surge{sum(1 for p in self.players if '-surge' in p.name) + 1}"
+        plans = plan_sessions(self.scenario, args["viewers"], args["segments"], tag.strip("-"))
+        for host, sessions in plans.items():
+            self._players(emu, dns, host, sessions, tag)
+
+    def _cluster(self, emu: Emulation, dns: DnsService, cluster: str, up: bool) -> None:
+        servers = self.edges[cluster]
+        if not up:
+            for server in servers:
+                server.stop()
+            return
+        restarted = []
+        for server in servers:
+            fresh = server.again()
+            fresh.start()
+            restarted.append(fresh)
+        self.edges[cluster] = restarted
+
+    def _stop_players(self) -> None:
+        for players in self.players:
+            players.stop()
+
+    def _keep_logs(self, run_dir: Path) -> None:
+        for name in ("events", "logs"):
+            source = run_dir / name
+            if source.is_dir():
+                target = self.bundle / name
+                if target.exists():
+                    shutil.rmtree(target)
+                shutil.move(str(source), str(target))
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+    def _environment(self) -> dict[str, Any]:
+        versions = {}
+        for package in ("cdnlab", "dnslib", "dnspython", "scapy", "os-ken", "ffmpeg-python"):
+            try:
+                versions[package] = metadata.version(package)
+            except metadata.PackageNotFoundError:
+                versions[package] = None
+        return {"kernel": platform.release(), "python": platform.python_version(),
+                "versions": versions}

@@ -1,0 +1,386 @@
+"""Scenario files (YAML), validated into a typed `Scenario`. Every error names the file,
+the field and the fix. Shape (every section but `topology` has defaults):
+
+    name: youtube_pull
+    topology: two_isp_ixp              # a shipped name, a path, or an inline mapping
+    seed: 1
+    duration_s: 60                     # the workload's window; sessions may run past it
+    content: {titles: 20, title_s: 40, segment_s: 2, ladder: [300k@426x240, …]}
+    cdn:
+      mode: pull                       # pull | push
+      cache_mb: 200                    # pull: per server
+      capacity_mbps: 100               # per server, for utilisation and overload
+      threshold: 0.8
+      fill: {start_s: 0, end_s: 30, rate_mbps: 50, capacity_mb: 100}   # push
+    dns: {policy: min_rtt_spill, ttl: 5, stale_after_s: 10}
+    probes: {interval_s: 1, method: icmp}
+    controller: null                   # or os-ken
+    workload:
+      viewers: {a1: 3, isp_b: 4}       # per client host, or per ISP (spread over its clients)
+      arrival: {process: poisson, start_s: 2, rate_per_s: 1}   # or uniform over a window
+      zipf: 0.8
+      segments: 10                     # per session
+      max_buffer_s: 12
+      abr: {bola: 1, throughput: 1}    # weights
+    timeline:
+      - {at: 20, set_link: {a: isp_a, b: edge_a, delay: 20}}
+      - {at: 25, link_down: [cloud, ixp]}
+      - {at: 30, link_up: [cloud, ixp]}
+      - {at: 10, replay: {a: a1, b: acc_a, trace: traces/step_down.csv}}
+      - {at: 15, cluster_down: edge_a}
+      - {at: 35, cluster_up: edge_a}
+      - {at: 20, surge: {viewers: {b1: 5}, segments: 8}}
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cdnlab.errors import SpecError
+from cdnlab.topology import Topology, load_topology
+from cdnlab.topology.spec import parse_topology, read_yaml
+from nodes.client.abr import ALGORITHMS
+from nodes.dns.policies import POLICIES
+from nodes.origin.errors import ContentError
+from nodes.origin.profiles import DEFAULT_LADDER, Rung, parse_rung
+
+EVENTS = ("set_link", "link_down", "link_up", "replay", "cluster_down", "cluster_up", "surge")
+SCENARIOS_DIR = Path(__file__).resolve().parents[2] / "scenarios"
+
+
+@dataclass(frozen=True)
+class Content:
+    titles: int = 20
+    title_s: float = 40.0
+    segment_s: float = 2.0
+    ladder: tuple[Rung, ...] = DEFAULT_LADDER
+
+
+@dataclass(frozen=True)
+class Fill:
+    start_s: float = 0.0
+    end_s: float = 60.0
+    rate_mbps: float = 50.0
+    capacity_mb: float = 1000.0
+
+
+@dataclass(frozen=True)
+class Cdn:
+    mode: str = "pull"
+    cache_mb: int = 200
+    capacity_mbps: float = 100.0
+    threshold: float = 0.8
+    fill: Fill | None = None
+
+
+@dataclass(frozen=True)
+class Dns:
+    policy: str = "min_rtt_spill"
+    ttl: int = 5
+    stale_after_s: float = 10.0
+    spill_gain: float = 1.0
+    spill_max_share: float = 0.9
+
+
+@dataclass(frozen=True)
+class Probes:
+    interval_s: float = 1.0
+    method: str = "icmp"
+
+
+@dataclass(frozen=True)
+class Workload:
+    viewers: dict[str, int] = field(default_factory=dict)  # client host → count
+    process: str = "poisson"
+    start_s: float = 1.0
+    rate_per_s: float = 1.0
+    window_s: float = 10.0
+    zipf: float = 0.8
+    segments: int = 10
+    max_buffer_s: float = 12.0
+    abr: dict[str, float] = field(default_factory=lambda: {"bola": 1.0})
+
+
+@dataclass(frozen=True)
+class Event:
+    at: float
+    kind: str
+    args: Any
+
+
+@dataclass
+class Scenario:
+    name: str
+    source: str
+    topology: Topology
+    seed: int
+    duration_s: float
+    content: Content
+    cdn: Cdn
+    dns: Dns
+    probes: Probes
+    controller: str | None
+    workload: Workload
+    timeline: list[Event]
+    raw: dict[str, Any]  # as resolved, for run.json
+
+    def dynamic_links(self) -> set[str]:
+        """Links whose delay or loss the timeline changes (nfqueue boxes them)."""
+        found = set()
+        for event in self.timeline:
+            if event.kind == "set_link" and ({"delay", "jitter", "loss"} & set(event.args)):
+                found.add(self.topology.link(event.args["a"], event.args["b"]).name)
+        return found
+
+
+class _Reader:
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, where: str, problem: str, fix: str = "") -> SpecError:
+        return SpecError(self.source, where, problem, fix)
+
+    def mapping(self, data: Any, where: str, known: set[str]) -> dict[str, Any]:
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            raise self.fail(where, f"expected a mapping, got {type(data).__name__}",
+                            f"write {where}: {{key: value, …}}")
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise self.fail(f"{where}.{unknown[0]}" if where else unknown[0],
+                            "unknown field", f"known fields: {', '.join(sorted(known))}")
+        return data
+
+    def number(self, data: dict[str, Any], key: str, where: str, default: float,
+               low: float | None = None, high: float | None = None, kind: type = float) -> Any:
+        value = data.get(key, default)
+        field_name = f"{where}.{key}" if where else key
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.fail(field_name, f"must be a number, got {value!r}")
+        if (low is not None and value < low) or (high is not None and value > high):
+            bounds = f"{low if low is not None else '-∞'}…{high if high is not None else '∞'}"
+            raise self.fail(field_name, f"{value} is outside {bounds}")
+        return kind(value)
+
+    def choice(self, data: dict[str, Any], key: str, where: str, default: str,
+               options: tuple[str, ...] | list[str]) -> str:
+        value = data.get(key, default)
+        if value not in options:
+            raise self.fail(f"{where}.{key}", f"{value!r} is not one of {', '.join(options)}")
+        return str(value)
+
+
+def _topology(reader: _Reader, data: Any, base: Path) -> Topology:
+    if isinstance(data, dict):
+        return parse_topology(data, f"{reader.source}: topology", base_dir=base)
+    if not isinstance(data, str):
+        raise reader.fail("topology", "missing or not a name, path or mapping",
+                          "topology: two_isp_ixp")
+    candidate = base / data
+    return load_topology(candidate if candidate.suffix in (".yaml", ".yml") and
+                         candidate.exists() else data)
+
+
+def _viewers(reader: _Reader, data: Any, topology: Topology) -> dict[str, int]:
+    if not isinstance(data, dict) or not data:
+        raise reader.fail("workload.viewers", "needs at least one host or ISP with a count",
+                          "viewers: {a1: 2} or {isp_a: 6}")
+    clients = topology.by_role("client")
+    viewers: dict[str, int] = {}
+    for where, count in data.items():
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            raise reader.fail(f"workload.viewers.{where}", f"count must be a whole number ≥ 0,"
+                              f" got {count!r}")
+        if where in clients:
+            viewers[where] = viewers.get(where, 0) + count
+            continue
+        if where not in topology.nodes:
+            raise reader.fail(f"workload.viewers.{where}", "unknown node",
+                              f"use a client ({', '.join(clients)}) or an ISP")
+        # an ISP (or any node): its clients are those whose nearest router it is
+        members = [c for c in clients if isp_of(topology, c) == where]
+        if not members:
+            raise reader.fail(f"workload.viewers.{where}", "has no clients",
+                              "name a client host or an ISP with clients")
+        for n in range(count):
+            host = members[n % len(members)]
+            viewers[host] = viewers.get(host, 0) + 1
+    return viewers
+
+
+def isp_of(topology: Topology, client: str) -> str | None:
+    """The first router (ISP) reached from a client, through switches."""
+    seen, frontier = {client}, [client]
+    while frontier:
+        node = frontier.pop(0)
+        for link in topology.links_of(node):
+            other = link.other(node)
+            if other in seen:
+                continue
+            seen.add(other)
+            if topology.kind(other) == "router":
+                return other
+            if topology.kind(other) == "switch":
+                frontier.append(other)
+    return None
+
+
+def _event(reader: _Reader, n: int, data: Any, topology: Topology, clusters: dict[str, Any],
+           base: Path) -> Event:
+    where = f"timeline[{n}]"
+    if not isinstance(data, dict) or "at" not in data or len(data) != 2:
+        raise reader.fail(where, "an event is {at: SECONDS, KIND: ARGS}",
+                          f"KIND is one of {', '.join(EVENTS)}")
+    at = reader.number(data, "at", where, 0, low=0)
+    kind = next(k for k in data if k != "at")
+    if kind not in EVENTS:
+        raise reader.fail(f"{where}.{kind}", "unknown event", f"use one of {', '.join(EVENTS)}")
+    args = data[kind]
+    if kind in ("link_down", "link_up"):
+        if not (isinstance(args, list) and len(args) == 2):
+            raise reader.fail(f"{where}.{kind}", "expected [A, B], the link's two ends")
+        _link(reader, f"{where}.{kind}", topology, *args)
+    elif kind in ("set_link", "replay"):
+        known = {"a", "b", "direction", "rate", "delay", "jitter", "loss"} if \
+            kind == "set_link" else {"a", "b", "direction", "trace", "loop"}
+        args = dict(reader.mapping(args, f"{where}.{kind}", known))
+        _link(reader, f"{where}.{kind}", topology, args.get("a"), args.get("b"))
+        reader.choice(args, "direction", f"{where}.{kind}", "both",
+                      ("both", "a_to_b", "b_to_a"))
+        if kind == "replay":
+            trace = base / str(args.get("trace", ""))
+            if not trace.is_file():
+                trace = SCENARIOS_DIR.parent / str(args.get("trace", ""))
+            if not trace.is_file():
+                raise reader.fail(f"{where}.replay.trace", f"no trace file {args.get('trace')!r}",
+                                  "give a path relative to the scenario or the project")
+            args["trace"] = str(trace)
+    elif kind in ("cluster_down", "cluster_up"):
+        if args not in clusters:
+            raise reader.fail(f"{where}.{kind}", f"unknown cluster {args!r}",
+                              f"clusters: {', '.join(clusters)}")
+    elif kind == "surge":
+        args = dict(reader.mapping(args, f"{where}.surge", {"viewers", "segments"}))
+        args["viewers"] = _viewers(reader, args.get("viewers"), topology)
+        args["segments"] = reader.number(args, "segments", f"{where}.surge", 8, low=1, kind=int)
+    return Event(at, kind, args)
+
+
+def _link(reader: _Reader, where: str, topology: Topology, a: Any, b: Any) -> None:
+    try:
+        topology.link(str(a), str(b))
+    except (KeyError, ValueError) as err:
+        raise reader.fail(where, f"no link between {a!r} and {b!r}",
+                          "name the two ends of a link of the topology") from err
+
+
+def parse_scenario(data: Any, source: str, base: Path | None = None,
+                   overrides: dict[str, Any] | None = None) -> Scenario:
+    reader = _Reader(source)
+    base = base or Path.cwd()
+    data = copy.deepcopy(data)
+    if not isinstance(data, dict):
+        raise reader.fail("", "a scenario must be a YAML mapping", "start with name: and "
+                          "topology:")
+    for key, value in (overrides or {}).items():  # --set a.b=c
+        target = data
+        parts = key.split(".")
+        for part in parts[:-1]:
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                raise reader.fail(key, "--set reaches into something that is not a mapping")
+        target[parts[-1]] = value
+    top = reader.mapping(data, "", {"name", "description", "topology", "seed", "duration_s",
+                                    "content", "cdn", "dns", "probes", "controller",
+                                    "workload", "timeline"})
+    topology = _topology(reader, top.get("topology"), base)
+    clusters = topology.clusters()
+    if not clusters:
+        raise reader.fail("topology", "has no edge cluster", "add a node with role: edge")
+    c = reader.mapping(top.get("content"), "content", {"titles", "title_s", "segment_s",
+                                                       "ladder"})
+    try:
+        ladder = tuple(parse_rung(r, f"{source}: content.ladder") for r in c["ladder"]) \
+            if "ladder" in c else DEFAULT_LADDER
+    except ContentError as err:
+        raise reader.fail("content.ladder", err.reason) from err
+    content = Content(reader.number(c, "titles", "content", 20, 1, 10000, int),
+                      reader.number(c, "title_s", "content", 40.0, 1),
+                      reader.number(c, "segment_s", "content", 2.0, 0.5, 30), ladder)
+    d = reader.mapping(top.get("cdn"), "cdn", {"mode", "cache_mb", "capacity_mbps",
+                                               "threshold", "fill"})
+    mode = reader.choice(d, "mode", "cdn", "pull", ("pull", "push"))
+    fill = None
+    if mode == "push":
+        f = reader.mapping(d.get("fill"), "cdn.fill", {"start_s", "end_s", "rate_mbps",
+                                                       "capacity_mb"})
+        fill = Fill(reader.number(f, "start_s", "cdn.fill", 0.0, 0),
+                    reader.number(f, "end_s", "cdn.fill", 60.0, 0),
+                    reader.number(f, "rate_mbps", "cdn.fill", 50.0, 0.1),
+                    reader.number(f, "capacity_mb", "cdn.fill", 1000.0, 0.1))
+        if fill.end_s <= fill.start_s:
+            raise reader.fail("cdn.fill.end_s", "the window ends before it starts")
+    cdn = Cdn(mode, reader.number(d, "cache_mb", "cdn", 200, 1, kind=int),
+              reader.number(d, "capacity_mbps", "cdn", 100.0, 0.1),
+              reader.number(d, "threshold", "cdn", 0.8, 0.01), fill)
+    n = reader.mapping(top.get("dns"), "dns", {"policy", "ttl", "stale_after_s", "spill_gain",
+                                               "spill_max_share"})
+    dns = Dns(reader.choice(n, "policy", "dns", "min_rtt_spill", list(POLICIES)),
+              reader.number(n, "ttl", "dns", 5, 0, 3600, int),
+              reader.number(n, "stale_after_s", "dns", 10.0, 1),
+              reader.number(n, "spill_gain", "dns", 1.0, 0),
+              reader.number(n, "spill_max_share", "dns", 0.9, 0, 1))
+    p = reader.mapping(top.get("probes"), "probes", {"interval_s", "method"})
+    probes = Probes(reader.number(p, "interval_s", "probes", 1.0, 0.2),
+                    reader.choice(p, "method", "probes", "icmp", ("icmp", "tcp")))
+    controller = top.get("controller")
+    if controller not in (None, "os-ken"):
+        raise reader.fail("controller", f"{controller!r} is not a controller", "os-ken or null")
+    w = reader.mapping(top.get("workload"), "workload", {"viewers", "arrival", "zipf",
+                                                         "segments", "max_buffer_s", "abr"})
+    arrival = reader.mapping(w.get("arrival"), "workload.arrival", {"process", "start_s",
+                                                                    "rate_per_s", "window_s"})
+    abr = w.get("abr", {"bola": 1})
+    if not isinstance(abr, dict) or not abr or any(a not in ALGORITHMS for a in abr):
+        raise reader.fail("workload.abr", f"{abr!r}: weights per ABR algorithm",
+                          f"e.g. {{bola: 1, mpc: 1}}; known: {', '.join(ALGORITHMS)}")
+    workload = Workload(
+        _viewers(reader, w.get("viewers"), topology),
+        reader.choice(arrival, "process", "workload.arrival", "poisson",
+                      ("poisson", "uniform")),
+        reader.number(arrival, "start_s", "workload.arrival", 1.0, 0),
+        reader.number(arrival, "rate_per_s", "workload.arrival", 1.0, 0.001),
+        reader.number(arrival, "window_s", "workload.arrival", 10.0, 0),
+        reader.number(w, "zipf", "workload", 0.8, 0),
+        reader.number(w, "segments", "workload", 10, 1, kind=int),
+        reader.number(w, "max_buffer_s", "workload", 12.0, 2),
+        {str(k): float(v) for k, v in abr.items()})
+    events = top.get("timeline") or []
+    if not isinstance(events, list):
+        raise reader.fail("timeline", "must be a list of events")
+    timeline = sorted((_event(reader, i, e, topology, clusters, base)
+                       for i, e in enumerate(events)), key=lambda e: e.at)
+    name = str(top.get("name") or Path(source).stem)
+    return Scenario(name, source, topology, reader.number(top, "seed", "", 1, kind=int),
+                    reader.number(top, "duration_s", "", 60.0, 1), content, cdn, dns, probes,
+                    controller, workload, timeline, data)
+
+
+def resolve_scenario(ref: str | Path) -> Path:
+    path = Path(ref)
+    if path.is_file():
+        return path
+    shipped = SCENARIOS_DIR / f"{ref}.yaml"
+    if shipped.is_file():
+        return shipped
+    raise SpecError(str(ref), "", "no such scenario file or shipped scenario",
+                    f"shipped: {', '.join(sorted(p.stem for p in SCENARIOS_DIR.glob('*.yaml')))}")
+
+
+def load_scenario(ref: str | Path, overrides: dict[str, Any] | None = None) -> Scenario:
+    path = resolve_scenario(ref)
+    return parse_scenario(read_yaml(path), str(path), path.parent, overrides)

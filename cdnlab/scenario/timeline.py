@@ -1,0 +1,65 @@
+"""The timeline: events applied to the running emulation at their scenario second, in
+order, from one thread. Each applied event is logged (`event_applied`) with the time it
+actually took effect, and the true RTT matrix is recorded after every change to links, so
+the results can judge DNS answers against the truth of their moment."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from cdnlab.scenario.spec import Event
+from cdnlab.traces import load_trace
+from nodes.common.events import EventLog
+
+DIRECTIONS = {"both": ("a_to_b", "b_to_a"), "a_to_b": ("a_to_b",), "b_to_a": ("b_to_a",)}
+
+
+class Timeline(threading.Thread):
+    def __init__(self, events: list[Event], emu: Any, start: float, log: EventLog,
+                 handlers: dict[str, Callable[[Any], None]],
+                 on_link_change: Callable[[], None]) -> None:
+        super().__init__(name="timeline", daemon=True)
+        self.events = events
+        self.emu = emu
+        self.start_at = start  # epoch of scenario second 0
+        self.log = log
+        self.handlers = handlers
+        self.on_link_change = on_link_change
+        self.stopping = threading.Event()
+        self.errors: list[str] = []
+
+    def run(self) -> None:
+        for event in self.events:
+            wait = self.start_at + event.at - time.time()
+            if wait > 0 and self.stopping.wait(wait):
+                return
+            try:
+                self.apply(event)
+                self.log.emit("event_applied", at=event.at, kind=event.kind,
+                              args=event.args, late_s=round(time.time() - self.start_at
+                                                            - event.at, 3))
+            except Exception as err:  # an event that fails is reported, the run goes on
+                self.errors.append(f"{event.kind} at {event.at:g} s: {err}")
+                self.log.emit("event_failed", at=event.at, kind=event.kind, error=str(err))
+
+    def apply(self, event: Event) -> None:
+        args = event.args
+        if event.kind == "set_link":
+            link = self.emu.link(args["a"], args["b"])
+            changes = {k: float(v) for k, v in args.items()
+                       if k in ("rate", "delay", "jitter", "loss")}
+            for direction in DIRECTIONS[args.get("direction", "both")]:
+                self.emu.set_shape(args["a"], args["b"], direction,
+                                   link.shapes[direction].with_changes(**changes))
+            self.on_link_change()
+        elif event.kind in ("link_down", "link_up"):
+            self.emu.set_link_up(args[0], args[1], event.kind == "link_up")
+            self.on_link_change()
+        elif event.kind == "replay":
+            self.emu.replay(args["a"], args["b"], load_trace(args["trace"]),
+                            args.get("direction", "both"), bool(args.get("loop", True)))
+        else:
+            self.handlers[event.kind](args)

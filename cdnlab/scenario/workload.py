@@ -1,0 +1,55 @@
+"""The workload as session plans: who watches what, with which ABR, from when. All random
+choices come from one generator seeded by the scenario's seed, so a seed always gives the
+same viewers, titles, algorithms and arrival times.
+
+Arrivals: `poisson` (exponential gaps at `rate_per_s` across all viewers, from `start_s`)
+or `uniform` (evenly over `window_s` from `start_s`). Titles: Zipf with exponent `zipf`
+over the synthetic titles, most popular first. ABR: weighted choice.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from cdnlab.scenario.spec import Scenario
+
+
+def title_names(count: int) -> list[str]:
+    width = max(4, len(str(count)))
+    return [f"synth-{n:0{width}d}" for n in range(1, count + 1)]
+
+
+def zipf_weights(count: int, exponent: float) -> list[float]:
+    return [1.0 / (rank ** exponent) for rank in range(1, count + 1)]
+
+
+def plan_sessions(scenario: Scenario, viewers: dict[str, int] | None = None,
+                  segments: int | None = None, tag: str = "v",
+                  start_offset_s: float = 0.0) -> dict[str, list[dict[str, Any]]]:
+    """Client host → its sessions (start_s counted from the player process's start)."""
+    work = scenario.workload
+    rng = random.Random(f"{scenario.seed}:{tag}")
+    titles = title_names(scenario.content.titles)
+    weights = zipf_weights(len(titles), work.zipf)
+    algos, algo_weights = list(work.abr), list(work.abr.values())
+    chosen = viewers if viewers is not None else work.viewers
+    slots = [(host, i) for host in sorted(chosen) for i in range(chosen[host])]
+    rng.shuffle(slots)
+    plans: dict[str, list[dict[str, Any]]] = {}
+    t = work.start_s if viewers is None else 0.0
+    for n, (host, i) in enumerate(slots):
+        if viewers is not None:
+            start = 0.0
+        elif work.process == "poisson":
+            t += rng.expovariate(work.rate_per_s) if n else 0.0
+            start = t
+        else:
+            start = work.start_s + (work.window_s * n / max(len(slots) - 1, 1)
+                                    if len(slots) > 1 else 0.0)
+        plans.setdefault(host, []).append({
+            "id": f"{tag}-{host}-{i}", "title": rng.choices(titles, weights)[0],
+            "algo": rng.choices(algos, algo_weights)[0],
+            "segments": segments or work.segments, "max_buffer_s": work.max_buffer_s,
+            "start_s": round(start + start_offset_s, 3)})
+    return plans

@@ -1,0 +1,38 @@
+"""youtube_pull: pull caching with DNS redirection to the lowest-RTT cluster."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.scenarios.conftest import RunScenario
+
+pytestmark = pytest.mark.root
+
+
+def test_clients_get_their_lowest_rtt_cluster_and_the_bundle_is_complete(
+        run_scenario: RunScenario) -> None:
+    summary = run_scenario("youtube_pull")
+    bundle = Path(summary["bundle"])
+    dns, players = summary["dns"], summary["players"]
+    assert dns["answers"] >= 12 and dns["judged"] == dns["answers"]
+    # no cluster is overloaded in this scenario: at least 90 % of answers are the nearest
+    assert dns["lowest_rtt_share"] >= 0.9, dns
+    assert dns["answers_by_cluster"].keys() <= {"edge_a", "edge_x"}, dns
+    assert players["sessions"] == 12 and players["completed"] == 12
+    assert players["rebuffer_s_total"] < 5, players
+    assert 300 <= players["avg_bitrate_kbps_mean"] <= 4300
+    assert summary["cache"]["overall"]["requests"] >= 120
+    assert summary["cache"]["overall"]["hit_ratio"] > 0, "popular titles are hits"
+    assert summary["network"]["bytes"]["transit"] > 0, "misses pulled over transit"
+    assert summary["network"]["bytes"]["access"] > summary["network"]["bytes"]["transit"]
+    assert summary["fidelity"]["ok"], summary["fidelity"]  # RTTs within max(1 ms, 5 %)
+    run = json.loads((bundle / "run.json").read_text())
+    assert run["seed"] == 1 and run["scenario"]["name"] == "youtube_pull"
+    assert {"kernel", "versions", "shaping", "datapath", "scenario_epoch"} <= set(run)
+    assert (bundle / "report.md").read_text().startswith("# youtube_pull")
+    assert len(list((bundle / "plots").glob("*.png"))) >= 5
+    assert (bundle / "events" / "dns.decisions.jsonl").exists()
+    assert not (bundle / "run").exists(), "only events, logs and results are kept"

@@ -1,0 +1,101 @@
+"""Scenario files without root: validation errors naming the field, overrides, the
+workload plan's determinism, and the summary arithmetic."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from cdnlab.errors import SpecError
+from cdnlab.results.summary import jain
+from cdnlab.scenario.spec import SCENARIOS_DIR, load_scenario, parse_scenario
+from cdnlab.scenario.workload import plan_sessions, zipf_weights
+
+BASE: dict[str, Any] = {
+    "name": "t", "topology": "two_isp_ixp",
+    "workload": {"viewers": {"a1": 2, "isp_b": 3}, "segments": 4},
+}
+
+
+def scenario(**changes: Any) -> Any:
+    return parse_scenario(BASE | changes, "t.yaml", SCENARIOS_DIR)
+
+
+@pytest.mark.parametrize("path", sorted(SCENARIOS_DIR.glob("*.yaml")))
+def test_every_shipped_scenario_validates(path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "cdnlab.cli", "validate", str(path)],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert ": ok — " in done.stdout
+
+
+@pytest.mark.parametrize(("changes", "where", "words"), [
+    ({"colour": "red"}, "colour", "unknown field"),
+    ({"dns": {"policy": "nearest"}}, "dns.policy", "'nearest' is not one of"),
+    ({"cdn": {"mode": "push", "fill": {"start_s": 10, "end_s": 5}}}, "cdn.fill.end_s",
+     "ends before it starts"),
+    ({"workload": {"viewers": {"zz": 2}}}, "workload.viewers.zz", "unknown node"),
+    ({"workload": {"viewers": {"a1": -1}}}, "workload.viewers.a1", "whole number"),
+    ({"workload": {"viewers": {"a1": 1}, "abr": {"pensieve": 1}}}, "workload.abr",
+     "weights per ABR algorithm"),
+    ({"timeline": [{"at": 5, "set_link": {"a": "a1", "b": "edge_a"}}]},
+     "timeline[0].set_link", "no link between 'a1' and 'edge_a'"),
+    ({"timeline": [{"at": 5, "cluster_down": "edge_q"}]}, "timeline[0].cluster_down",
+     "unknown cluster 'edge_q'"),
+    ({"timeline": [{"at": 5, "explode": 1}]}, "timeline[0].explode", "unknown event"),
+    ({"timeline": [{"at": 5, "replay": {"a": "a1", "b": "acc_a", "trace": "no.csv"}}]},
+     "timeline[0].replay.trace", "no trace file"),
+    ({"duration_s": "long"}, "duration_s", "must be a number"),
+    ({"topology": 7}, "topology", "not a name, path or mapping"),
+])
+def test_bad_scenarios_name_the_field(changes: dict[str, Any], where: str,
+                                      words: str) -> None:
+    with pytest.raises(SpecError) as caught:
+        scenario(**changes)
+    assert caught.value.where == where and words in caught.value.problem, str(caught.value)
+    assert str(caught.value).startswith("t.yaml: ")
+
+
+def test_broken_yaml_and_a_missing_file(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("name: x\ntopology: [unclosed\n")
+    done = subprocess.run([sys.executable, "-m", "cdnlab.cli", "validate", str(broken)],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 2 and "not valid YAML" in done.stderr
+    with pytest.raises(SpecError, match="no such scenario"):
+        load_scenario(tmp_path / "nothing.yaml")
+
+
+def test_overrides_and_isp_viewers_and_dynamic_links(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(BASE | {"timeline": [
+        {"at": 3, "set_link": {"a": "isp_a", "b": "edge_a", "delay": 30}},
+        {"at": 1, "set_link": {"a": "a1", "b": "acc_a", "rate": 5}}]}))
+    loaded = load_scenario(path, {"dns.ttl": 9, "seed": 4})
+    assert loaded.dns.ttl == 9 and loaded.seed == 4
+    assert loaded.workload.viewers == {"a1": 2, "b1": 1, "b2": 1, "b3": 1}
+    assert [e.at for e in loaded.timeline] == [1, 3], "sorted by time"
+    assert loaded.dynamic_links() == {"isp_a--edge_a"}, "rate changes need no box"
+
+
+def test_the_workload_repeats_for_a_seed() -> None:
+    first, again, other = (plan_sessions(scenario(seed=s)) for s in (1, 1, 2))
+    assert first == again
+    assert first != other
+    sessions = [s for plan in first.values() for s in plan]
+    assert len(sessions) == 5 and all(s["segments"] == 4 for s in sessions)
+    starts = sorted(s["start_s"] for s in sessions)
+    assert starts[0] == 1.0 and starts == sorted(set(starts)), "poisson: distinct arrivals"
+    weights = zipf_weights(3, 1.0)
+    assert weights == [1.0, 0.5, pytest.approx(1 / 3)]
+
+
+def test_jain_fairness() -> None:
+    assert jain([2.0, 2.0, 2.0]) == 1.0
+    assert jain([1.0, 0.0, 0.0, 0.0]) == 0.25
+    assert jain([]) is None
