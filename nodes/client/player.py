@@ -87,9 +87,13 @@ class Session:
             return await self.resolve("ttl_expired")
         return self.server
 
-    async def fetch(self, path: str, attempts: int = 3) -> tuple[Any, str]:
+    async def fetch(self, path: str, attempts: int = 6) -> tuple[Any, str]:
+        """GET `path` from the current server; on failure ask DNS again and retry, backing
+        off (0.25, 0.5, 1, 2, 4 s) as players do while their buffer lasts."""
         last: Exception | None = None
         for attempt in range(attempts):
+            if attempt:
+                await asyncio.sleep(0.25 * 2 ** (attempt - 1))
             server = await self._server()
             try:
                 response = await self.http.get(server, self.port, path, self.service)
