@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import platform
 import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -29,13 +30,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from cdnlab.errors import CdnlabError
 from cdnlab.net import fidelity
 from cdnlab.net.emulation import Emulation
 from cdnlab.results.counters import LinkCounters
 from cdnlab.scenario.spec import Scenario, isp_of
 from cdnlab.scenario.timeline import Timeline
-from cdnlab.scenario.workload import plan_sessions, title_names
+from cdnlab.scenario.workload import plan_sessions
 from cdnlab.services.client import ClientService
 from cdnlab.services.dns import DnsService, client_networks
 from cdnlab.services.edge import EdgeService
@@ -46,6 +49,7 @@ from nodes.common.events import EventLog
 from nodes.origin.profiles import Profile, TitleSpec
 from nodes.origin.store import ContentStore
 from nodes.origin.synth import SynthOptions, synthesize
+from nodes.origin.testsource import make_test_master
 
 SERVICE = "video.cdn.lab"
 
@@ -146,6 +150,9 @@ class Run:
         self.phase = "services"
         origin = OriginService(emu, store)
         origin.start()
+        if scenario.content.uploads:
+            self.phase = "uploads"
+            self._uploads(emu, origin, log)
         clusters = scenario.topology.clusters()
         for cluster, servers in clusters.items():
             redirect = self._overflow_target(emu, cluster, clusters, origin)
@@ -177,7 +184,7 @@ class Run:
             offset = scenario_epoch - emu.t0
             window = scenario.cdn.fill
             fill = FillService(emu, store, [e for es in self.edges.values() for e in es],
-                               title_names(scenario.content.titles),
+                               scenario.content.title_list(),
                                window.start_s + offset, window.end_s + offset,
                                window.rate_mbps, window.capacity_mb)
             fill.start()
@@ -243,6 +250,34 @@ class Run:
         first = clusters[cluster][0]
         nearest = min(others, key=lambda c: emu.expected_rtt_ms(first, clusters[c][0]))
         return f"http://{emu.ip(clusters[nearest][0])}"
+
+    def _uploads(self, emu: Emulation, origin: OriginService, log: EventLog) -> None:
+        """Each master is generated, then uploaded over HTTP from its uploader host to the
+        origin's ingest endpoint, which transcodes and publishes it before viewing starts."""
+        content = self.scenario.content
+        masters = Path(emu.run_dir) / "masters"
+        masters.mkdir(exist_ok=True)
+        spec = masters / "spec.yaml"
+        spec.write_text(yaml.safe_dump({"segment_s": content.segment_s, "audio_kbps": 64,
+                                        "profiles": {"avc": [str(r) for r in content.ladder]}}))
+        for upload in content.uploads:
+            width, _, height = upload.size.partition("x")
+            master = make_test_master(masters / f"{upload.title}.mp4", upload.seconds,
+                                      int(width), int(height))
+            started = time.monotonic()
+            done = subprocess.run(
+                ["mnexec", "-a", str(emu.node(upload.uploader).pid), sys.executable, "-m",
+                 "nodes.uploader", str(master), "--to", origin.ingest_url, "--title",
+                 upload.title, "--spec", str(spec)], capture_output=True, text=True,
+                check=False, timeout=600)
+            if done.returncode:
+                raise CdnlabError(f"upload of {upload.title} from {upload.uploader} failed: "
+                                  f"{done.stderr.strip()[-300:]}")
+            log.emit("upload_done", title=upload.title, uploader=upload.uploader,
+                     bytes=master.stat().st_size,
+                     seconds=round(time.monotonic() - started, 3))
+            self.say(f"uploaded {upload.title} from {upload.uploader}: transcoded and "
+                     f"published in {time.monotonic() - started:.1f} s")
 
     def _warm_up(self, emu: Emulation, dns: DnsService) -> None:
         networks = client_networks(emu)

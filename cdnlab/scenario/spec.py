@@ -5,7 +5,8 @@ the field and the fix. Shape (every section but `topology` has defaults):
     topology: two_isp_ixp              # a shipped name, a path, or an inline mapping
     seed: 1
     duration_s: 60                     # the workload's window; sessions may run past it
-    content: {titles: 20, title_s: 40, segment_s: 2, ladder: [300k@426x240, …]}
+    content: {titles: 20, title_s: 40, segment_s: 2, ladder: [300k@426x240, …],
+              uploads: [{title: film, uploader: b3, seconds: 12, size: 640x360}]}
     cdn:
       mode: pull                       # pull | push
       cache_mb: 200                    # pull: per server
@@ -22,6 +23,7 @@ the field and the fix. Shape (every section but `topology` has defaults):
       segments: 10                     # per session
       max_buffer_s: 12
       abr: {bola: 1, throughput: 1}    # weights
+      abr_assign: random               # or cycle: each algorithm in turn, side by side
     timeline:
       - {at: 20, set_link: {a: isp_a, b: edge_a, delay: 20}}
       - {at: 25, link_down: [cloud, ixp]}
@@ -35,6 +37,7 @@ the field and the fix. Shape (every section but `topology` has defaults):
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,11 +55,25 @@ SCENARIOS_DIR = Path(__file__).resolve().parents[2] / "scenarios"
 
 
 @dataclass(frozen=True)
+class Upload:
+    title: str
+    uploader: str  # the host the master is uploaded from, over HTTP
+    seconds: float = 10.0  # of generated test master
+    size: str = "640x360"
+
+
+@dataclass(frozen=True)
 class Content:
     titles: int = 20
     title_s: float = 40.0
     segment_s: float = 2.0
     ladder: tuple[Rung, ...] = DEFAULT_LADDER
+    uploads: tuple[Upload, ...] = ()  # masters transcoded by the origin, most popular first
+
+    def title_list(self) -> list[str]:
+        from cdnlab.scenario.workload import title_names
+
+        return [u.title for u in self.uploads] + title_names(self.titles)
 
 
 @dataclass(frozen=True)
@@ -102,6 +119,7 @@ class Workload:
     segments: int = 10
     max_buffer_s: float = 12.0
     abr: dict[str, float] = field(default_factory=lambda: {"bola": 1.0})
+    abr_assign: str = "random"  # random (by weight) | cycle (each in turn: side by side)
 
 
 @dataclass(frozen=True)
@@ -302,15 +320,29 @@ def parse_scenario(data: Any, source: str, base: Path | None = None,
     if not clusters:
         raise reader.fail("topology", "has no edge cluster", "add a node with role: edge")
     c = reader.mapping(top.get("content"), "content", {"titles", "title_s", "segment_s",
-                                                       "ladder"})
+                                                       "ladder", "uploads"})
     try:
         ladder = tuple(parse_rung(r, f"{source}: content.ladder") for r in c["ladder"]) \
             if "ladder" in c else DEFAULT_LADDER
     except ContentError as err:
         raise reader.fail("content.ladder", err.reason) from err
+    uploads = []
+    for i, item in enumerate(c.get("uploads") or []):
+        where = f"content.uploads[{i}]"
+        item = reader.mapping(item, where, {"title", "uploader", "seconds", "size"})
+        host = item.get("uploader")
+        if host not in topology.hosts():
+            raise reader.fail(f"{where}.uploader", f"{host!r} is not a host of the topology",
+                              "name the host the master is uploaded from")
+        size = str(item.get("size", "640x360"))
+        if not re.fullmatch(r"\d+x\d+", size):
+            raise reader.fail(f"{where}.size", f"{size!r} is not WIDTHxHEIGHT")
+        uploads.append(Upload(str(item.get("title") or f"upload{i + 1}"), host,
+                              reader.number(item, "seconds", where, 10.0, 1, 120), size))
     content = Content(reader.number(c, "titles", "content", 20, 1, 10000, int),
                       reader.number(c, "title_s", "content", 40.0, 1),
-                      reader.number(c, "segment_s", "content", 2.0, 0.5, 30), ladder)
+                      reader.number(c, "segment_s", "content", 2.0, 0.5, 30), ladder,
+                      tuple(uploads))
     d = reader.mapping(top.get("cdn"), "cdn", {"mode", "cache_mb", "capacity_mbps",
                                                "threshold", "fill"})
     mode = reader.choice(d, "mode", "cdn", "pull", ("pull", "push"))
@@ -341,7 +373,8 @@ def parse_scenario(data: Any, source: str, base: Path | None = None,
     if controller not in (None, "os-ken"):
         raise reader.fail("controller", f"{controller!r} is not a controller", "os-ken or null")
     w = reader.mapping(top.get("workload"), "workload", {"viewers", "arrival", "zipf",
-                                                         "segments", "max_buffer_s", "abr"})
+                                                         "segments", "max_buffer_s", "abr",
+                                                         "abr_assign"})
     arrival = reader.mapping(w.get("arrival"), "workload.arrival", {"process", "start_s",
                                                                     "rate_per_s", "window_s"})
     abr = w.get("abr", {"bola": 1})
@@ -358,7 +391,8 @@ def parse_scenario(data: Any, source: str, base: Path | None = None,
         reader.number(w, "zipf", "workload", 0.8, 0),
         reader.number(w, "segments", "workload", 10, 1, kind=int),
         reader.number(w, "max_buffer_s", "workload", 12.0, 2),
-        {str(k): float(v) for k, v in abr.items()})
+        {str(k): float(v) for k, v in abr.items()},
+        reader.choice(w, "abr_assign", "workload", "random", ("random", "cycle")))
     events = top.get("timeline") or []
     if not isinstance(events, list):
         raise reader.fail("timeline", "must be a list of events")

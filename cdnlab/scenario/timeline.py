@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from cdnlab.scenario.spec import Event
@@ -59,7 +60,7 @@ class Timeline(threading.Thread):
             self.emu.set_link_up(args[0], args[1], event.kind == "link_up")
             self.on_link_change()
         elif event.kind == "replay":
-            self.emu.replay(args["a"], args["b"], load_trace(args["trace"]),
+            self.emu.replay(args["a"], args["b"], load_trace(Path(args["trace"])),
                             args.get("direction", "both"), bool(args.get("loop", True)))
         else:
             self.handlers[event.kind](args)

@@ -4,7 +4,8 @@ same viewers, titles, algorithms and arrival times.
 
 Arrivals: `poisson` (exponential gaps at `rate_per_s` across all viewers, from `start_s`)
 or `uniform` (evenly over `window_s` from `start_s`). Titles: Zipf with exponent `zipf`
-over the synthetic titles, most popular first. ABR: weighted choice.
+over the titles (uploaded masters first, then synthetic), most popular first. ABR:
+weighted choice, or each algorithm in turn (`abr_assign: cycle`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def plan_sessions(scenario: Scenario, viewers: dict[str, int] | None = None,
     """Client host → its sessions (start_s counted from the player process's start)."""
     work = scenario.workload
     rng = random.Random(f"{scenario.seed}:{tag}")
-    titles = title_names(scenario.content.titles)
+    titles = scenario.content.title_list()
     weights = zipf_weights(len(titles), work.zipf)
     algos, algo_weights = list(work.abr), list(work.abr.values())
     chosen = viewers if viewers is not None else work.viewers
@@ -49,7 +50,8 @@ def plan_sessions(scenario: Scenario, viewers: dict[str, int] | None = None,
                                     if len(slots) > 1 else 0.0)
         plans.setdefault(host, []).append({
             "id": f"{tag}-{host}-{i}", "title": rng.choices(titles, weights)[0],
-            "algo": rng.choices(algos, algo_weights)[0],
+            "algo": algos[n % len(algos)] if work.abr_assign == "cycle"
+            else rng.choices(algos, algo_weights)[0],
             "segments": segments or work.segments, "max_buffer_s": work.max_buffer_s,
             "start_s": round(start + start_offset_s, 3)})
     return plans
