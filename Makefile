@@ -13,7 +13,7 @@ APT_PACKAGES := mininet openvswitch-switch iproute2 iptables ethtool bridge-util
 	iputils-ping iperf3 tcpdump kmod procps ffmpeg nginx bind9-dnsutils dnsperf \
 	python3 python3-venv python3-dev
 
-DEMO_TOPOLOGY ?= two_isp_ixp
+DEMO_SCENARIO ?= youtube_pull
 
 .PHONY: setup demo test unit lint services clean-run help
 help:
@@ -45,7 +45,7 @@ services: setup
 	$(CDNLAB) doctor --fix
 
 demo: services
-	$(CDNLAB) topo check $(DEMO_TOPOLOGY)
+	$(CDNLAB) run $(DEMO_SCENARIO)
 
 test: services
 	$(VENV)/bin/ruff check cdnlab nodes topologies tests
