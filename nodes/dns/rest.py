@@ -19,9 +19,10 @@ from __future__ import annotations
 import hmac
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
+from nodes.common.httpjson import JsonHandler
 from nodes.dns.names import record_name
 from nodes.dns.redirector import Redirector
 from nodes.dns.zone import ACTIONS, Op, ZoneError
@@ -95,21 +96,9 @@ def _cluster_op(redirector: Redirector, cluster: str, what: str, body: dict[str,
     return Op("replace", name, "TXT", 0, (f"{value:g}",))
 
 
-class RestHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class RestHandler(JsonHandler):
     redirector: Redirector
     token: str
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def _reply(self, status: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
     def _body(self) -> dict[str, Any]:
         length = int(self.headers.get("Content-Length") or 0)

@@ -15,15 +15,14 @@ the next attempt resumes.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import os
 import re
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 from nodes.common.events import EventLog
+from nodes.common.files import sha256_file
+from nodes.common.httpjson import JsonHandler
 
 _RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
 CHUNK = 1 << 16
@@ -36,21 +35,9 @@ def safe_path(root: Path, relative: str) -> Path:
     return path
 
 
-class FillHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class FillHandler(JsonHandler):
     store: Path
     log: EventLog
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def _reply(self, status: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
     def _paths(self, prefix: str) -> tuple[str, Path, Path]:
         relative = self.path.split("?")[0][len(prefix):]
@@ -109,7 +96,7 @@ class FillHandler(BaseHTTPRequestHandler):
             self._reply(200 if received == length else 400,
                         {"size": size, "complete": False})
             return
-        if _sha256(partial) != digest:
+        if sha256_file(partial) != digest:
             partial.unlink()
             self.log.emit("fill_rejected", path=relative, reason="sha256 mismatch")
             self._reply(422, {"error": "sha256 mismatch: the file was discarded", "size": 0})
@@ -119,14 +106,6 @@ class FillHandler(BaseHTTPRequestHandler):
         with contextlib.suppress(OSError):
             partial.parent.rmdir()
         self._reply(201, {"size": size, "complete": True})
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as source:
-        while block := source.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def make_receiver(address: str, port: int, store: Path, log: EventLog) -> ThreadingHTTPServer:

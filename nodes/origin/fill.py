@@ -20,7 +20,6 @@ Plan (YAML):
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import json
 import threading
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from nodes.common.events import EventLog
+from nodes.common.files import sha256_file
 
 CHUNK = 1 << 15
 PARALLEL = 8  # files in flight per cluster
@@ -99,14 +99,6 @@ def choose_titles(catalog: dict[str, Any], ranking: list[str], capacity: int) ->
     return chosen
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as source:
-        while block := source.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 class ClusterFill:
     def __init__(self, plan: ClusterPlan, store: Path, titles: list[str],
                  catalog: dict[str, Any], deadline: float, log: EventLog) -> None:
@@ -166,7 +158,7 @@ class ClusterFill:
 
     def send_file(self, server: str, path: str) -> None:
         local = self.store / path
-        digest = _sha256(local)
+        digest = sha256_file(local)
         delay = 0.2
         while True:
             if time.time() > self.deadline:

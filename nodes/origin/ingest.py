@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from nodes.common.events import EventLog
+from nodes.common.files import sha256_file
 from nodes.origin.catalog import representation_record, title_entry
 from nodes.origin.errors import ContentError, disk_full
 from nodes.origin.probe import probe_source
@@ -34,14 +35,6 @@ class IngestResult:
     status: str  # published | unchanged
     entry: dict[str, Any]
     seconds: float
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as source:
-        while chunk := source.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def content_key(source_sha256: str, spec: TitleSpec) -> str:
@@ -64,7 +57,7 @@ def ingest_file(store: ContentStore, source: Path, title: str, spec: TitleSpec,
                 source_sha256: str | None = None, label: str | None = None) -> IngestResult:
     started = time.monotonic()
     check_title_id(title)
-    digest = source_sha256 or file_sha256(source)
+    digest = source_sha256 or sha256_file(source)
     key = content_key(digest, spec)
     current = store.entry(title)
     if current is not None and current.get("content_key") == key:

@@ -19,12 +19,12 @@ import errno
 import hashlib
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 from nodes.common.events import EventLog
+from nodes.common.httpjson import JsonHandler
 from nodes.origin.errors import ContentError, disk_full
 from nodes.origin.ingest import ingest_file
 from nodes.origin.profiles import TitleSpec, parse_title_spec
@@ -57,21 +57,9 @@ class IngestService:
             self._busy.discard(title)
 
 
-class IngestHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class IngestHandler(JsonHandler):
     server_version = "cdnlab-origin"
     service: IngestService  # set on the subclass made by make_server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # every request is an event instead
-
-    def _reply(self, status: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
     def _title_from_path(self) -> str | None:
         parts = urlsplit(self.path).path.strip("/").split("/")
