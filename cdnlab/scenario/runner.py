@@ -119,7 +119,12 @@ class Run:
             with Emulation(scenario.topology, run_dir=run_dir, seed=scenario.seed,
                            dynamic_links=scenario.dynamic_links(),
                            controller=scenario.controller) as emu:
-                meta |= {"shaping": emu.shaping, "datapath": emu.datapath, "epoch": emu.t0}
+                meta |= {"shaping": emu.shaping, "datapath": emu.datapath, "epoch": emu.t0,
+                         "cluster_of_ip": {emu.ip(s): c for c, servers in
+                                           scenario.topology.clusters().items()
+                                           for s in servers},
+                         "modes": {c: scenario.cdn.mode_of(c)
+                                   for c in scenario.topology.clusters()}}
                 try:
                     self._run(emu, meta)
                 except KeyboardInterrupt:
@@ -157,7 +162,7 @@ class Run:
         for cluster, servers in clusters.items():
             redirect = self._overflow_target(emu, cluster, clusters, origin)
             self.edges[cluster] = [EdgeService(
-                emu, server, scenario.cdn.mode, parent=f"{origin.address}:80",
+                emu, server, scenario.cdn.mode_of(cluster), parent=f"{origin.address}:80",
                 redirect_to=redirect, cache_size_mb=scenario.cdn.cache_mb,
                 capacity_mbps=scenario.cdn.capacity_mbps, threshold=scenario.cdn.threshold)
                 for server in servers]
@@ -180,10 +185,12 @@ class Run:
         log.emit("scenario_start", epoch=scenario_epoch)
         self._record_rtts(emu, log)
         fill = None
-        if scenario.cdn.mode == "push" and scenario.cdn.fill is not None:
+        if scenario.cdn.any_push and scenario.cdn.fill is not None:
             offset = scenario_epoch - emu.t0
             window = scenario.cdn.fill
-            fill = FillService(emu, store, [e for es in self.edges.values() for e in es],
+            pushed = [e for c, es in self.edges.items() if scenario.cdn.mode_of(c) == "push"
+                      for e in es]
+            fill = FillService(emu, store, pushed,
                                scenario.content.title_list(),
                                window.start_s + offset, window.end_s + offset,
                                window.rate_mbps, window.capacity_mb)
@@ -245,7 +252,7 @@ class Run:
         """Where an overloaded (or, in push mode, missing) request goes: the nearest other
         cluster in pull mode, the origin in push mode."""
         others = [c for c in clusters if c != cluster]
-        if self.scenario.cdn.mode == "push" or not others:
+        if self.scenario.cdn.mode_of(cluster) == "push" or not others:
             return origin.url
         first = clusters[cluster][0]
         nearest = min(others, key=lambda c: emu.expected_rtt_ms(first, clusters[c][0]))

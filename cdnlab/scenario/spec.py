@@ -9,6 +9,7 @@ the field and the fix. Shape (every section but `topology` has defaults):
               uploads: [{title: film, uploader: b3, seconds: 12, size: 640x360}]}
     cdn:
       mode: pull                       # pull | push
+      modes: {edge_a: push}            # a cluster's own mode: push and pull side by side
       cache_mb: 200                    # pull: per server
       capacity_mbps: 100               # per server, for utilisation and overload
       threshold: 0.8
@@ -91,6 +92,14 @@ class Cdn:
     capacity_mbps: float = 100.0
     threshold: float = 0.8
     fill: Fill | None = None
+    modes: dict[str, str] = field(default_factory=dict)  # per-cluster mode, side by side
+
+    def mode_of(self, cluster: str) -> str:
+        return self.modes.get(cluster, self.mode)
+
+    @property
+    def any_push(self) -> bool:
+        return self.mode == "push" or "push" in self.modes.values()
 
 
 @dataclass(frozen=True)
@@ -344,10 +353,13 @@ def parse_scenario(data: Any, source: str, base: Path | None = None,
                       reader.number(c, "segment_s", "content", 2.0, 0.5, 30), ladder,
                       tuple(uploads))
     d = reader.mapping(top.get("cdn"), "cdn", {"mode", "cache_mb", "capacity_mbps",
-                                               "threshold", "fill"})
+                                               "threshold", "fill", "modes"})
     mode = reader.choice(d, "mode", "cdn", "pull", ("pull", "push"))
+    modes = reader.mapping(d.get("modes"), "cdn.modes", set(clusters))
+    for cluster in modes:
+        reader.choice(modes, cluster, "cdn.modes", "pull", ("pull", "push"))
     fill = None
-    if mode == "push":
+    if mode == "push" or "push" in modes.values():
         f = reader.mapping(d.get("fill"), "cdn.fill", {"start_s", "end_s", "rate_mbps",
                                                        "capacity_mb"})
         fill = Fill(reader.number(f, "start_s", "cdn.fill", 0.0, 0),
@@ -358,7 +370,8 @@ def parse_scenario(data: Any, source: str, base: Path | None = None,
             raise reader.fail("cdn.fill.end_s", "the window ends before it starts")
     cdn = Cdn(mode, reader.number(d, "cache_mb", "cdn", 200, 1, kind=int),
               reader.number(d, "capacity_mbps", "cdn", 100.0, 0.1),
-              reader.number(d, "threshold", "cdn", 0.8, 0.01), fill)
+              reader.number(d, "threshold", "cdn", 0.8, 0.01), fill,
+              {str(k): str(v) for k, v in modes.items()})
     n = reader.mapping(top.get("dns"), "dns", {"policy", "ttl", "stale_after_s", "spill_gain",
                                                "spill_max_share"})
     dns = Dns(reader.choice(n, "policy", "dns", "min_rtt_spill", list(POLICIES)),

@@ -1,0 +1,99 @@
+"""report.md for a bundle (rebuilt by `cdnlab report DIR`), the end-of-run summary table,
+and `cdnlab compare DIR DIR…`, which puts the key figures of several runs side by side."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from cdnlab.results.plots import make_plots
+from cdnlab.results.summary import build_summary
+
+KEY_FIGURES = (
+    ("DNS answers", ("dns", "answers")),
+    ("lowest-RTT share", ("dns", "lowest_rtt_share")),
+    ("spill share", ("dns", "spill_share")),
+    ("extra RTT (ms, mean)", ("dns", "extra_rtt_ms_mean")),
+    ("hit ratio (all edges)", ("cache", "overall", "hit_ratio")),
+    ("byte hit ratio", ("cache", "overall", "byte_hit_ratio")),
+    ("transit bytes", ("network", "bytes", "transit")),
+    ("transit bytes, viewing", ("network", "bytes_viewing", "transit")),
+    ("access bytes", ("network", "bytes", "access")),
+    ("fill bytes", ("fill", "bytes")),
+    ("fill in window", ("fill", "in_window")),
+    ("sessions completed", ("players", "completed")),
+    ("QoE (mean)", ("players", "qoe_mean")),
+    ("bitrate kbit/s (mean)", ("players", "avg_bitrate_kbps_mean")),
+    ("rebuffer s (total)", ("players", "rebuffer_s_total")),
+    ("startup s (mean)", ("players", "startup_s_mean")),
+    ("Jain fairness (mean)", ("players", "jain_fairness_mean")),
+    ("RTT error max (%)", ("fidelity", "rtt_err_max_pct")),
+)
+
+
+def figure(summary: dict[str, Any], path: tuple[str, ...]) -> Any:
+    value: Any = summary
+    for key in path:
+        if not isinstance(value, dict) or key not in value:
+            return None
+        value = value[key]
+    return value
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def table(summaries: list[tuple[str, dict[str, Any]]]) -> str:
+    width = max(len(label) for label, _ in KEY_FIGURES) + 2
+    head = "".join(f"{name[:22]:>24}" for name, _ in summaries)
+    rows = [f"{'':<{width}}{head}"]
+    for label, path in KEY_FIGURES:
+        rows.append(f"{label:<{width}}" + "".join(f"{_text(figure(s, path)):>24}"
+                                                  for _, s in summaries))
+    return "\n".join(rows)
+
+
+def write_report(root: Path) -> dict[str, Any]:
+    summary = build_summary(root)
+    plots = make_plots(root)
+    run = json.loads((root / "run.json").read_text())
+    lines = [f"# {summary['scenario']}", "",
+             f"Seed {summary['seed']}; mode {summary['mode']}; shaping "
+             f"{run.get('shaping')}, switches {run.get('datapath')}; kernel "
+             f"{run.get('kernel')}." + (f" **Run {summary['interrupted']}.**"
+                                        if summary["interrupted"] else ""), "",
+             "## Key figures", "", "```", table([(summary["scenario"] or "run", summary)]),
+             "```", "", "## DNS", "",
+             f"Reasons: {summary['dns'].get('reasons')}; answers by cluster: "
+             f"{summary['dns'].get('answers_by_cluster')}.", "",
+             "## Caches", ""]
+    for cluster, figures in summary["cache"].items():
+        lines.append(f"- {cluster}: {figures['requests']} requests, hit ratio "
+                     f"{_text(figures['hit_ratio'])}, byte hit ratio "
+                     f"{_text(figures['byte_hit_ratio'])}")
+    lines += ["", "## Network", "", f"Bytes by link class: {summary['network'].get('bytes')}",
+              "", "## Players by ABR algorithm", ""]
+    for algo, figures in summary["players"].get("by_algo", {}).items():
+        lines.append(f"- {algo}: {figures['sessions']} sessions, "
+                     f"{_text(figures['avg_bitrate_kbps'])} kbit/s, rebuffer "
+                     f"{figures['rebuffer_s']} s, {_text(figures['switches'])} switches, "
+                     f"QoE {_text(figures['qoe'])}")
+    lines += ["", "## Plots", ""]
+    lines += [f"![{p.stem}](plots/{p.name})" for p in plots]
+    (root / "report.md").write_text("\n".join(lines) + "\n")
+    return summary
+
+
+def compare(roots: list[Path]) -> str:
+    summaries = []
+    for root in roots:
+        path = root / "summary.json"
+        summary = json.loads(path.read_text()) if path.exists() else build_summary(root)
+        summaries.append((root.name, summary))
+    return table(summaries)
