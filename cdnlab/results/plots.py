@@ -11,9 +11,9 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from cdnlab.results.bundle import Bundle  # noqa: E402
+from cdnlab.results.bundle import Bundle
 
 MAX_VIEWERS = 24
 

@@ -43,6 +43,10 @@ def test_the_same_seed_gives_the_same_workload_and_decisions(
     # within two answers per cluster
     assert all(abs(a[c] - b[c]) <= 2 for c in a | b), (a, b)
     assert first["dns"]["lowest_rtt_share"] == second["dns"]["lowest_rtt_share"] == 1.0
+    table = subprocess.run([sys.executable, "-m", "cdnlab.cli", "compare", first["bundle"],
+                            second["bundle"]], capture_output=True, text=True, check=False)
+    assert table.returncode == 0 and "lowest-RTT share" in table.stdout
+    assert "first" in table.stdout.splitlines()[0] and "second" in table.stdout.splitlines()[0]
 
 
 def test_an_interrupted_run_keeps_its_results_and_leaves_nothing(tmp_path: Path) -> None:
