@@ -36,7 +36,7 @@ from cdnlab.errors import CdnlabError
 from cdnlab.net import fidelity
 from cdnlab.net.emulation import Emulation
 from cdnlab.results.counters import LinkCounters
-from cdnlab.scenario.spec import Scenario, isp_of
+from cdnlab.scenario.spec import Scenario, Upload, isp_of
 from cdnlab.scenario.timeline import Timeline
 from cdnlab.scenario.workload import plan_sessions
 from cdnlab.services.client import ClientService
@@ -207,7 +207,8 @@ class Run:
         timeline = Timeline(scenario.timeline, emu, scenario_epoch, log,
                             {"cluster_down": lambda c: self._cluster(emu, dns, c, False),
                              "cluster_up": lambda c: self._cluster(emu, dns, c, True),
-                             "surge": lambda a: self._surge(emu, dns, a)},
+                             "surge": lambda a: self._surge(emu, dns, a),
+                             "upload": lambda u: self._uploads(emu, origin, log, (u,))},
                             lambda: self._record_rtts(emu, log))
         timeline.start()
         self.say(f"workload: {total} viewers on {len(plans)} hosts, "
@@ -218,8 +219,7 @@ class Run:
         try:
             while time.time() < deadline:
                 done = all(not p.running for p in self.players)
-                if done and time.time() >= scenario_epoch + max(
-                        [e.at for e in scenario.timeline] + [0]):
+                if done and not timeline.is_alive():  # every event applied, to its end
                     break
                 if emu.controller is not None:
                     emu.controller.check()
@@ -258,28 +258,33 @@ class Run:
         nearest = min(others, key=lambda c: emu.expected_rtt_ms(first, clusters[c][0]))
         return f"http://{emu.ip(clusters[nearest][0])}"
 
-    def _uploads(self, emu: Emulation, origin: OriginService, log: EventLog) -> None:
+    def _uploads(self, emu: Emulation, origin: OriginService, log: EventLog,
+                 uploads: tuple[Upload, ...] | None = None) -> None:
         """Each master is generated, then uploaded over HTTP from its uploader host to the
-        origin's ingest endpoint, which transcodes and publishes it before viewing starts."""
+        origin's ingest endpoint, which transcodes and publishes it (the content section's
+        before viewing starts; a timeline `upload` at its second)."""
         content = self.scenario.content
         masters = Path(emu.run_dir) / "masters"
         masters.mkdir(exist_ok=True)
         spec = masters / "spec.yaml"
         spec.write_text(yaml.safe_dump({"segment_s": content.segment_s, "audio_kbps": 64,
                                         "profiles": {"avc": [str(r) for r in content.ladder]}}))
-        for upload in content.uploads:
+        for upload in content.uploads if uploads is None else uploads:
             width, _, height = upload.size.partition("x")
             master = make_test_master(masters / f"{upload.title}.mp4", upload.seconds,
                                       int(width), int(height))
             started = time.monotonic()
-            done = subprocess.run(
+            uploader = subprocess.Popen(
                 ["mnexec", "-a", str(emu.node(upload.uploader).pid), sys.executable, "-m",
                  "nodes.uploader", str(master), "--to", origin.ingest_url, "--title",
-                 upload.title, "--spec", str(spec)], capture_output=True, text=True,
-                check=False, timeout=600)
-            if done.returncode:
+                 upload.title, "--spec", str(spec)], stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, text=True)
+            assert emu.ledger is not None
+            emu.ledger.add_process(uploader.pid, f"uploader of {upload.title}")
+            _out, errors = uploader.communicate(timeout=600)
+            if uploader.returncode:
                 raise CdnlabError(f"upload of {upload.title} from {upload.uploader} failed: "
-                                  f"{done.stderr.strip()[-300:]}")
+                                  f"{errors.strip()[-300:]}")
             log.emit("upload_done", title=upload.title, uploader=upload.uploader,
                      bytes=master.stat().st_size,
                      seconds=round(time.monotonic() - started, 3))

@@ -33,6 +33,7 @@ the field and the fix. Shape (every section but `topology` has defaults):
       - {at: 15, cluster_down: edge_a}
       - {at: 35, cluster_up: edge_a}
       - {at: 20, surge: {viewers: {b1: 5}, segments: 8}}
+      - {at: 5, upload: {title: clip, uploader: b3, seconds: 6, size: 426x240}}
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ from nodes.dns.policies import POLICIES
 from nodes.origin.errors import ContentError
 from nodes.origin.profiles import DEFAULT_LADDER, Rung, parse_rung
 
-EVENTS = ("set_link", "link_down", "link_up", "replay", "cluster_down", "cluster_up", "surge")
+EVENTS = ("set_link", "link_down", "link_up", "replay", "cluster_down", "cluster_up", "surge",
+          "upload")
 SCENARIOS_DIR = Path(__file__).resolve().parents[2] / "scenarios"
 
 
@@ -256,6 +258,20 @@ def isp_of(topology: Topology, client: str) -> str | None:
     return None
 
 
+def _upload(reader: _Reader, data: Any, where: str, topology: Topology,
+            default_title: str) -> Upload:
+    item = reader.mapping(data, where, {"title", "uploader", "seconds", "size"})
+    host = item.get("uploader")
+    if host not in topology.hosts():
+        raise reader.fail(f"{where}.uploader", f"{host!r} is not a host of the topology",
+                          "name the host the master is uploaded from")
+    size = str(item.get("size", "640x360"))
+    if not re.fullmatch(r"\d+x\d+", size):
+        raise reader.fail(f"{where}.size", f"{size!r} is not WIDTHxHEIGHT")
+    return Upload(str(item.get("title") or default_title), host,
+                  reader.number(item, "seconds", where, 10.0, 1, 120), size)
+
+
 def _event(reader: _Reader, n: int, data: Any, topology: Topology, clusters: dict[str, Any],
            base: Path) -> Event:
     where = f"timeline[{n}]"
@@ -290,6 +306,8 @@ def _event(reader: _Reader, n: int, data: Any, topology: Topology, clusters: dic
         if args not in clusters:
             raise reader.fail(f"{where}.{kind}", f"unknown cluster {args!r}",
                               f"clusters: {', '.join(clusters)}")
+    elif kind == "upload":
+        args = _upload(reader, args, f"{where}.upload", topology, f"upload-at-{at:g}")
     elif kind == "surge":
         args = dict(reader.mapping(args, f"{where}.surge", {"viewers", "segments"}))
         args["viewers"] = _viewers(reader, args.get("viewers"), topology)
@@ -335,19 +353,8 @@ def parse_scenario(data: Any, source: str, base: Path | None = None,
             if "ladder" in c else DEFAULT_LADDER
     except ContentError as err:
         raise reader.fail("content.ladder", err.reason) from err
-    uploads = []
-    for i, item in enumerate(c.get("uploads") or []):
-        where = f"content.uploads[{i}]"
-        item = reader.mapping(item, where, {"title", "uploader", "seconds", "size"})
-        host = item.get("uploader")
-        if host not in topology.hosts():
-            raise reader.fail(f"{where}.uploader", f"{host!r} is not a host of the topology",
-                              "name the host the master is uploaded from")
-        size = str(item.get("size", "640x360"))
-        if not re.fullmatch(r"\d+x\d+", size):
-            raise reader.fail(f"{where}.size", f"{size!r} is not WIDTHxHEIGHT")
-        uploads.append(Upload(str(item.get("title") or f"upload{i + 1}"), host,
-                              reader.number(item, "seconds", where, 10.0, 1, 120), size))
+    uploads = [_upload(reader, item, f"content.uploads[{i}]", topology, f"upload{i + 1}")
+               for i, item in enumerate(c.get("uploads") or [])]
     content = Content(reader.number(c, "titles", "content", 20, 1, 10000, int),
                       reader.number(c, "title_s", "content", 40.0, 1),
                       reader.number(c, "segment_s", "content", 2.0, 0.5, 30), ladder,
