@@ -22,7 +22,8 @@ def test_netflix_push_serves_peak_from_what_was_filled(run_scenario: RunScenario
     summary = run_scenario("netflix_push")
     bundle = Path(summary["bundle"])
     engine = lines(bundle / "events" / "engine.jsonl")
-    assert [e["title"] for e in engine if e["event"] == "upload_done"] == ["film"]
+    assert [e["title"] for e in engine if e["event"] == "upload_done"] == ["film", "trailer"]
+    assert summary["events"] == {"applied": ["upload"], "failed": []}, "the one at 27 s"
     refused = [e for e in lines(bundle / "events" / "origin.jsonl")
                if e["event"] == "ingest_refused"]
     assert not refused

@@ -36,8 +36,4 @@ def test_clients_get_their_lowest_rtt_cluster_and_the_bundle_is_complete(
     assert len(list((bundle / "plots").glob("*.png"))) >= 5
     assert (bundle / "events" / "dns.decisions.jsonl").exists()
     assert not (bundle / "run").exists(), "only events, logs and results are kept"
-    # the creator's upload at 5 s went over the network and was published while viewing
-    assert summary["events"] == {"applied": ["upload"], "failed": []}
-    published = [json.loads(line) for line in (bundle / "events" / "origin.jsonl")
-                 .read_text().splitlines() if '"ingest_published"' in line]
-    assert [e["title"] for e in published] == ["clip"]
+
