@@ -27,12 +27,25 @@ REST_PORT = 8053
 
 
 def client_networks(emu: Any) -> dict[str, str]:
-    """Each client network (CIDR) → the first client address in it, to probe."""
+    """Each client network (CIDR) → the address probes measure it at: its gateway (the
+    router's interface in that network) where it has one, else its first client. The
+    gateway sits before the clients' own access links, whose queues fill while they
+    stream; their delay is the same from every cluster, so the ranking is unchanged."""
+    from cdnlab.topology.spec import ROUTER
+
     found: dict[str, str] = {}
     for client in emu.topology.by_role("client"):
         for iface in emu.plan.of_node(client):
-            if iface.address is not None:
-                found.setdefault(str(iface.address.network), str(iface.address.ip))
+            if iface.address is None:
+                continue
+            network = str(iface.address.network)
+            if network in found:
+                continue
+            members = emu.plan.segments[iface.segment].members
+            gateways = [emu.plan.interface(node, link).address for node, link in members
+                        if emu.topology.kind(node) == ROUTER]
+            found[network] = str(gateways[0].ip) if gateways and gateways[0] else \
+                str(iface.address.ip)
     return found
 
 
