@@ -51,10 +51,23 @@ class ShapedLink(ABC):
         self.nodes = {"a_to_b": node_a, "b_to_a": node_b}
         self.intfs = {"a_to_b": intf_a, "b_to_a": intf_b}
         self.shapes = {"a_to_b": spec.a_to_b, "b_to_a": spec.b_to_a}
+        self.segmentation_off = False
 
     @property
     def name(self) -> str:
         return self.spec.name
+
+    def segment_for_loss(self) -> None:
+        """A drop must cost one packet, not a 64 KB GSO super-packet: once any direction has
+        loss, both ends send MTU-sized packets (every backend calls this at start and after
+        each change). They stay so if the loss is removed later, which costs CPU, not
+        fidelity."""
+        if self.segmentation_off or not any(s.loss for s in self.shapes.values()):
+            return
+        self.segmentation_off = True
+        for direction in self.nodes:
+            node, intf = self.egress(direction)
+            run_in(node, f"ethtool -K {intf} gso off tso off gro off >/dev/null 2>&1 || true")
 
     def egress(self, direction: str) -> tuple[Any, str]:
         """The node and interface whose egress carries `direction`."""

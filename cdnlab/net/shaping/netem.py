@@ -51,12 +51,14 @@ def tclink_params(shape: LinkShape) -> dict[str, Any]:
 
 class NetemLink(ShapedLink):
     def start(self) -> None:
-        """TCLink configured both ends when it was created."""
+        """TCLink configured both ends' qdiscs when it was created."""
+        self.segment_for_loss()
 
     def set_shape(self, direction: str, shape: LinkShape) -> None:
         node, intf = self.egress(direction)
         old = self.shapes[direction]
         self.shapes[direction] = shape
+        self.segment_for_loss()
         if shape.rate != old.rate:
             run_in(node, htb.change_rate_command(intf, shape.rate or MAX_RATE_MBPS))
         if (shape.delay, shape.jitter, shape.loss, shape.queue) != (

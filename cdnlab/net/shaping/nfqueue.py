@@ -43,7 +43,6 @@ class NfqueueLink(ShapedLink):
         self.process: subprocess.Popen[bytes] | None = None
         self.rules: list[str] = []
         self.htb_on: set[str] = set()
-        self.segmentation_off = False
         if box is not None:
             self.ports = {"a_to_b": f"{box.name}-a", "b_to_a": f"{box.name}-b"}
             self.config_path = ctx.run_dir / "links" / f"{box.name}.json"
@@ -107,22 +106,11 @@ class NfqueueLink(ShapedLink):
 
     # -- ShapedLink ------------------------------------------------------------------------
     def start(self) -> None:
-        self._segment_for_loss()
+        self.segment_for_loss()
         for direction in DIRECTIONS:
             self._apply_rate(direction, self.shapes[direction].rate)
         if self.box is not None:
             self.box.join_ports(self.ports["a_to_b"], self.ports["b_to_a"])
-
-    def _segment_for_loss(self) -> None:
-        """A drop must cost one packet, not a 64 KB GSO super-packet: once any direction has
-        loss, the ends send MTU-sized packets. They stay so if the loss is removed later,
-        which costs CPU, not fidelity."""
-        if self.segmentation_off or not any(s.loss for s in self.shapes.values()):
-            return
-        self.segmentation_off = True
-        for direction in DIRECTIONS:
-            node, intf = self.egress(direction)
-            run_in(node, f"ethtool -K {intf} gso off tso off gro off >/dev/null 2>&1 || true")
 
     def set_shape(self, direction: str, shape: LinkShape) -> None:
         old = self.shapes[direction]
@@ -130,7 +118,7 @@ class NfqueueLink(ShapedLink):
             raise ValueError(f"link {self.name} was built without a link namespace, so its "
                              "delay, jitter and loss cannot change; declare it dynamic")
         self.shapes[direction] = shape
-        self._segment_for_loss()
+        self.segment_for_loss()
         if shape.rate != old.rate:
             self._apply_rate(direction, shape.rate)
         elif shape.queue != old.queue and direction in self.htb_on:
