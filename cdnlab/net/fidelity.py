@@ -206,9 +206,17 @@ def measure_goodput(emu: Any, src: str, dst: str, seconds: float = 3.0,
 
 def measure_loss(emu: Any, src: str, dst: str, seconds: float = 3.0,
                  send_mbps: float = 4.0) -> LossSample:
-    """UDP at `send_mbps` (below the bottleneck, so only configured loss drops packets)."""
-    result = _iperf(emu, src, dst, ["-u", "-b", f"{send_mbps:g}M", "-l", "1000",
-                                    "-t", f"{seconds:g}"])
+    """UDP at `send_mbps` (below the bottleneck, so only configured loss drops packets).
+    iperf3's UDP test opens with a one-datagram handshake, which the configured loss may
+    drop ("unable to read from stream socket"): that attempt is repeated, up to three."""
+    for attempt in range(3):
+        try:
+            result = _iperf(emu, src, dst, ["-u", "-b", f"{send_mbps:g}M", "-l", "1000",
+                                            "-t", f"{seconds:g}"])
+            break
+        except RuntimeError as exc:
+            if "unable to read from stream socket" not in str(exc) or attempt == 2:
+                raise
     total = result["end"]["sum"]
     packets = int(total.get("packets", 0))
     lost = float(total.get("lost_percent", 0.0))
