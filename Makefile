@@ -9,16 +9,20 @@ STAMPS := .setup
 
 # Debian/Ubuntu packages: the emulator (Mininet, Open vSwitch, iproute2, iptables),
 # measurement tools, and what the node programs run (ffmpeg, nginx, BIND's dig/nsupdate, dnsperf).
+# The real-kernel tier (make vmtest) adds QEMU, debootstrap and mkfs.ext4 (e2fsprogs).
 APT_PACKAGES := mininet openvswitch-switch iproute2 iptables ethtool bridge-utils \
 	iputils-ping iperf3 tcpdump kmod procps ffmpeg nginx bind9-dnsutils dnsperf \
-	python3 python3-venv python3-dev
+	python3 python3-venv python3-dev \
+	qemu-system-x86 debootstrap e2fsprogs
 
 DEMO_SCENARIO ?= youtube_pull
 
-.PHONY: setup demo test unit lint services clean-run help
+.PHONY: setup demo test check vmtest unit lint services clean-run help
 help:
-	@echo "sudo make demo   set up if needed, then run the default scenario"
-	@echo "sudo make test   set up if needed, then run the whole test suite"
+	@echo "sudo make demo    set up if needed, then run the default scenario"
+	@echo "sudo make test    set up if needed, then run the whole test suite (check + vmtest)"
+	@echo "sudo make check   lint and pytest on this machine's kernel"
+	@echo "sudo make vmtest  the real-kernel tier: root tests in a QEMU guest with netem and OVS"
 
 setup: $(STAMPS)/apt $(STAMPS)/venv
 
@@ -47,9 +51,17 @@ services: setup
 demo: services
 	$(CDNLAB) run $(DEMO_SCENARIO)
 
-test: services
+# The whole suite: this machine's kernel first, then the guest's.
+test: check vmtest
+
+check: services
 	$(VENV)/bin/ruff check cdnlab nodes topologies tests
 	$(VENV)/bin/pytest
+
+# The root tests marked `vm`, and `bench fidelity`, inside a Debian guest under QEMU (its
+# image is cached in /var/cache/cdnlab/vm, keyed on its packages and our dependencies).
+vmtest: setup
+	$(CDNLAB) vm test
 
 unit: $(STAMPS)/venv
 	$(VENV)/bin/pytest tests/unit

@@ -12,6 +12,7 @@
     cdnlab bench fidelity [--quick]         configured vs measured, per shaping backend
     cdnlab bench transcode                  encode speed per profile, against decoding
     cdnlab bench dns                        redirector queries/s and p99 under dnsperf
+    cdnlab vm build | test | run -- CMD     the real-kernel tier: a Debian guest under QEMU
     cdnlab clean                            remove what interrupted runs recorded and left
 
 User errors (a bad file, a missing feature) print one line naming the problem and the fix,
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from cdnlab.errors import CdnlabError
+from cdnlab.vm.image import DEFAULT_CACHE as DEFAULT_VM_CACHE
 from nodes.origin.errors import ContentError
 
 
@@ -245,6 +247,23 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_vm(args: argparse.Namespace) -> int:
+    from cdnlab.vm import tier
+
+    cache = Path(args.cache)
+    if args.action == "build":
+        return tier.build(cache, args.rebuild)
+    command = list(args.after_dashes)
+    if args.action == "run" and not command:
+        raise CdnlabError("cdnlab vm run: give the command to run in the guest after --, "
+                          "e.g. cdnlab vm run -- pytest -x -k jitter tests/net")
+    if args.action == "test" and command:
+        raise CdnlabError(f"cdnlab vm test takes no command ({' '.join(command)}); "
+                          "use cdnlab vm run -- CMD")
+    return tier.test(cache, args.rebuild, args.timeout, echo=not args.quiet,
+                     always=args.always, command=command or None)
+
+
 def cmd_clean(_args: argparse.Namespace) -> int:
     from cdnlab.net.ledger import clean_stale
 
@@ -343,13 +362,35 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--profiles", default="avc,vp9,hevc", help="transcode: profiles")
     bench.set_defaults(func=cmd_bench)
 
+    vm = sub.add_parser("vm", help="the real-kernel test tier (QEMU guest with netem, OVS)")
+    vm.add_argument("action", choices=["build", "test", "run"],
+                    help="build: the guest image only; test: build or reuse it and run the "
+                         "tier; run -- CMD: one command in the guest's tree instead")
+    vm.add_argument("--cache", default=str(DEFAULT_VM_CACHE), help="where images are kept")
+    vm.add_argument("--rebuild", action="store_true", help="build even if cached")
+    vm.add_argument("--timeout", type=float, default=900.0, help="seconds the guest may run")
+    vm.add_argument("--quiet", action="store_true", help="do not echo the guest's console")
+    vm.add_argument("--always", action="store_true",
+                    help="boot the guest even if this kernel has netem and openvswitch")
+    vm.set_defaults(func=cmd_vm)
+
     clean = sub.add_parser("clean", help="remove what interrupted runs left")
     clean.set_defaults(func=cmd_clean)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    after_dashes: list[str] = []
+    if "--" in argv:  # `cdnlab vm run [options] -- CMD …`: CMD is not ours to parse
+        cut = argv.index("--")
+        argv, after_dashes = argv[:cut], argv[cut + 1:]
     args = build_parser().parse_args(argv)
+    if after_dashes and getattr(args, "func", None) is not cmd_vm:
+        print(f"cdnlab: nothing takes a command after -- here ({' '.join(after_dashes)})",
+              file=sys.stderr)
+        return 2
+    args.after_dashes = after_dashes
     try:
         return int(args.func(args))
     except (CdnlabError, ContentError) as exc:

@@ -4,7 +4,8 @@ For every backend this kernel supports, one two-host network is brought up with 
 a link namespace, and the link is reshaped in place between cases (which exercises the live
 change path too): RTT at one-way delays 5/20/50/100 ms, TCP goodput at 10/50/100 Mbit/s
 (10 ms delay), UDP loss at 1 % and 5 %. The baseline is the same link unshaped, measured in
-the same run; ratios are measured / configured. `--quick` does one case of each kind.
+the same run; ratios are measured / configured. `--quick` does one case of each kind. Where
+the kernel has both backends (the QEMU tier's guest), a last table sets them side by side.
 """
 
 from __future__ import annotations
@@ -84,6 +85,33 @@ def table(result: BenchResult) -> str:
     return "\n".join(lines)
 
 
+def _cases(result: BenchResult) -> list[tuple[str, float, float]]:
+    """(case, configured, measured) in a fixed order, for comparing backends."""
+    rep = result.report
+    return ([(f"RTT {s.expected_ms:g} ms", s.expected_ms, s.measured_ms) for s in rep.rtt]
+            + [(f"TCP {r.rate_mbps:g} Mbit/s", r.ideal_mbps, r.measured_mbps)
+               for r in rep.rate]
+            + [(f"loss {x.expected_pct:g} %", x.expected_pct, x.measured_pct)
+               for x in rep.loss])
+
+
+def comparison(results: list[BenchResult]) -> str:
+    """Backends side by side on this kernel: each measured/configured ratio, and each
+    backend's error against the first's (netem, the reference, where the kernel has it)."""
+    names = [r.backend for r in results]
+    head = f"  {'case':<18}{'configured':>11}" + "".join(f"{n:>10}" for n in names)
+    head += "".join(f"{n + ' vs ' + names[0]:>18}" for n in names[1:])
+    lines = [f"backends compared on this kernel ({', '.join(names)}), measured / configured:",
+             head]
+    per_backend = [_cases(r) for r in results]
+    for i, (case, configured, _) in enumerate(per_backend[0]):
+        ratios = [cases[i][2] / cases[i][1] if cases[i][1] else 0.0 for cases in per_backend]
+        line = f"  {case:<18}{configured:>11.2f}" + "".join(f"{r:>10.3f}" for r in ratios)
+        line += "".join(f"{100 * (r - ratios[0]):>+17.2f}%" for r in ratios[1:])
+        lines.append(line)
+    return "\n".join(lines)
+
+
 def run(backend: str, quick: bool) -> int:
     caps = detect()
     usable = []
@@ -97,6 +125,9 @@ def run(backend: str, quick: bool) -> int:
     results = [bench_backend(b, quick, 2.0 if quick else 3.0) for b in usable]
     for result in results:
         print(table(result))
+        print()
+    if len(results) > 1:
+        print(comparison(results))
         print()
     for result in results:
         print(result.line())

@@ -48,3 +48,12 @@ def test_draw_writes_a_png(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert out.stat().st_size > 10_000
+
+
+def test_a_command_after_dashes_belongs_to_vm_run_only() -> None:
+    missing = cdnlab("vm", "run", "--always")
+    assert missing.returncode == 2 and "give the command to run in the guest" in missing.stderr
+    extra = cdnlab("vm", "test", "--", "pytest")
+    assert extra.returncode == 2 and "use cdnlab vm run -- CMD" in extra.stderr
+    stray = cdnlab("validate", "youtube_pull", "--", "x")
+    assert stray.returncode == 2 and "nothing takes a command after --" in stray.stderr

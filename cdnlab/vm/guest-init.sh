@@ -1,0 +1,25 @@
+#!/bin/sh
+# Inside the test guest, run by the image's PID 1 (/sbin/cdnlab-init) once the host's share is
+# at /mnt/host: make the mounts Mininet and Open vSwitch expect, load the kernel modules this
+# tier exists for, and hand over to `python -m cdnlab.vm.guest`, which writes out/status.
+export PATH=/opt/cdnlab/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export HOME=/root LANG=C.UTF-8
+mount -t tmpfs -o mode=755 tmpfs /run
+mount -t tmpfs tmpfs /tmp
+mkdir -p /dev/pts /dev/shm /run/lock
+mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /dev/pts   # Mininet's shells use ptys
+mount -t tmpfs tmpfs /dev/shm
+mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null
+hostname cdnlab-guest
+ip link set lo up
+ulimit -n 65536
+for module in sch_netem sch_htb openvswitch br_netfilter nfnetlink_queue; do
+    modprobe "$module" || echo "guest-init: modprobe $module failed"
+done
+echo "guest-init: kernel $(uname -r), $(nproc) CPUs; modules: $(lsmod | awk 'NR>1 {print $1}' | grep -E '^(sch_netem|openvswitch)$' | tr '\n' ' ')"
+# The tree runs from the guest's own memory, with the bytecode the host compiled (times kept
+# by cp -a, so it stays valid): every node program of a run is a new Python process, and on
+# an emulated CPU reading over 9p and compiling each time is slow.
+cp -a /mnt/host/project /tmp/project && cd /tmp/project &&
+    python -m cdnlab.vm.guest --out /mnt/host/out
+echo "guest-init: done (status $(cat /mnt/host/out/status 2>/dev/null || echo none))"

@@ -1,0 +1,134 @@
+"""Inside the test guest: prove the kernel paths, run the selected root tests and the benchmark.
+
+Run by `guest-init.sh` as `python -m cdnlab.vm.guest --out DIR` in the copied project tree,
+on a kernel that has sch_netem and the openvswitch module. Steps, each timed:
+
+1. `cdnlab doctor --fix` (starts Open vSwitch), then a check that `auto` now means the
+   `netem` backend and the OVS `kernel` datapath: otherwise the tests below would quietly
+   exercise the host's paths again, so the run fails here, naming what is missing.
+2. `pytest -m vm`: the root tests marked for this tier (fidelity on netem, the OVS kernel
+   datapath, one short scenario), which choose netem and the kernel datapath by themselves.
+3. `cdnlab bench fidelity --quick`: netem and nfqueue measured on this one kernel in one run.
+
+With `DIR/command.json` (from `cdnlab vm run -- CMD`), that command runs instead of 2 and 3.
+`DIR/status` holds 0 when every step passed, else 1; `DIR/result.json` has each step's exit
+status and seconds; the pytest JUnit XML and the benchmark table are beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+PYTEST_OPTIONS = ["-m", "vm", "-p", "no:cacheprovider"]
+_VM_MARK = re.compile(r"^(@pytest\.mark\.vm$|pytestmark\b.*\bpytest\.mark\.vm\b)", re.MULTILINE)
+GUEST_FLAG = "cdnlab.guest=tcg"  # on the guest kernel's command line (see boot.py)
+
+
+# What the guest's emulated CPU adds to a measured RTT, over the configured delays: seen in
+# the tier, 0.44 ms on one unshaped link, 0.7-1.1 ms on routed paths of two to seven links.
+# A broken delay (missing, halved, doubled) is off by the whole delay, far beyond this.
+EMULATED_CPU_RTT_MS = 1.5
+
+
+def in_test_guest(cmdline: Path = Path("/proc/cmdline")) -> bool:
+    """True inside the tier's guest, whose CPU is emulated (TCG)."""
+    try:
+        return GUEST_FLAG in cmdline.read_text().split()
+    except OSError:
+        return False
+
+
+def rtt_allowance_ms() -> float:
+    """Added to the RTT tolerance of tests that run in the guest; nothing on a real CPU."""
+    return EMULATED_CPU_RTT_MS if in_test_guest() else 0.0
+
+
+def _step(name: str, argv: list[str], out: Path, results: dict[str, dict[str, float]],
+          timeout_s: float) -> int:
+    print(f"guest: == {name}: {' '.join(argv)}", flush=True)
+    started = time.monotonic()
+    log_path = out / f"{name}.txt"
+    with log_path.open("w") as log:
+        try:
+            process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                       text=True, errors="replace")
+        except OSError as exc:
+            print(f"guest: {name} did not start: {exc}", flush=True)
+            results[name] = {"status": 127, "seconds": 0.0}
+            return 127
+        assert process.stdout is not None
+        for line in process.stdout:  # to the console (the host echoes it) and to out/
+            log.write(line)
+            print(line, end="", flush=True)
+        try:
+            status = process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            status = process.wait()
+            print(f"guest: {name} timed out after {timeout_s:.0f} s", flush=True)
+    seconds = time.monotonic() - started
+    results[name] = {"status": status, "seconds": round(seconds, 1)}
+    print(f"guest: == {name}: exit {status} in {seconds:.0f} s", flush=True)
+    return status
+
+
+def vm_test_files(root: Path) -> list[str]:
+    """The test files holding `vm` tests, relative to `root`: pytest collects only these
+    (importing every test module costs seconds on an emulated CPU)."""
+    return sorted(str(path.relative_to(root)) for path in (root / "tests").rglob("test_*.py")
+                  if _VM_MARK.search(path.read_text()))
+
+
+def kernel_paths() -> list[str]:
+    """What this guest must offer; an empty list when netem and OVS kernel are in use."""
+    from cdnlab.capabilities import detect
+
+    caps = detect()
+    missing = []
+    if caps.shaping_backend != "netem":
+        missing.append(f"shaping backend is {caps.shaping_backend}, not netem (sch_netem)")
+    if caps.switch_datapath != "kernel":
+        missing.append(f"switch datapath is {caps.switch_datapath}, not the OVS kernel "
+                       "datapath (openvswitch module and ovs-vswitchd)")
+    return missing
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cdnlab.vm.guest")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--skip-bench", action="store_true")
+    args = parser.parse_args(argv)
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    results: dict[str, dict[str, float]] = {}
+    failed = _step("doctor", [sys.executable, "-m", "cdnlab.cli", "doctor", "--fix"], out,
+                   results, 120) != 0
+    missing = kernel_paths()
+    for problem in missing:
+        print(f"guest: FAIL: {problem}", flush=True)
+    failed |= bool(missing)
+    command_file = out / "command.json"
+    if not missing and command_file.is_file():  # `cdnlab vm run -- …`: that, and only that
+        failed |= _step("command", json.loads(command_file.read_text()), out, results,
+                        3600) != 0
+    elif not missing:
+        failed |= _step("pytest", [sys.executable, "-m", "pytest", *PYTEST_OPTIONS,
+                                   *vm_test_files(Path.cwd()),
+                                   f"--junitxml={out / 'junit.xml'}"], out, results, 600) != 0
+        if not args.skip_bench:
+            failed |= _step("bench-fidelity", [sys.executable, "-m", "cdnlab.cli", "bench",
+                                               "fidelity", "--quick"], out, results, 300) != 0
+    (out / "result.json").write_text(json.dumps({"steps": results, "missing": missing},
+                                                indent=2) + "\n")
+    (out / "status").write_text("1\n" if failed else "0\n")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,278 @@
+"""The guest image of the real-kernel test tier: built from Debian packages, cached by content.
+
+What the image holds is fixed by three inputs, and their hash is the cache key:
+`guest-packages.txt` (the Debian packages), the Python dependencies in the project's
+`pyproject.toml` (runtime and `test` extra) and this file (the recipe). A cached image is
+reused while all three are unchanged; the project tree itself is not in the image, it is
+copied in at every boot.
+
+The recipe: `debootstrap --variant=minbase` of the host's own suite from the host's own
+mirror (`cdnlab.vm.mirror`), with the distribution kernel, whose postinst writes the initrd;
+the Python dependencies built as wheels on the host (same Debian Python, so the same ABI) and
+installed offline into `/opt/cdnlab/venv` (which sees Debian's Mininet, as the host's venv
+does); a small PID 1 (`/sbin/cdnlab-init`) that mounts the host's 9p share and hands over to
+the project tree's `guest-init.sh`; then `mkfs.ext4 -d`, which makes a file system image
+from the directory without loop devices. The kernel and initrd are kept beside it for
+QEMU's direct boot. A build goes to a temporary directory renamed into place at the end, so
+an interrupted build never leaves a half image in the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from cdnlab.errors import CdnlabError, EnvironmentProblem
+from cdnlab.vm.mirror import debian_mirror, host_suite
+
+HERE = Path(__file__).resolve().parent
+PACKAGES_FILE = HERE / "guest-packages.txt"
+DEFAULT_CACHE = Path("/var/cache/cdnlab/vm")
+GUEST_VENV = "/opt/cdnlab/venv"
+IMAGE_SIZE = "6G"  # sparse: the file takes only what the root file system holds
+HOST_TOOLS = {"debootstrap": "debootstrap", "mkfs.ext4": "e2fsprogs", "chroot": "coreutils"}
+
+# PID 1 in the guest. It must be in the image (the share is not mounted yet); everything
+# after the mount lives in the project tree, so changing it needs no rebuild.
+INIT_STUB = """#!/bin/sh
+# cdnlab test guest, PID 1: mount the host's share and run the project tree's guest script.
+mount -t proc proc /proc 2>/dev/null
+mount -t sysfs sysfs /sys 2>/dev/null
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+modprobe 9pnet_virtio && modprobe 9p
+mkdir -p /mnt/host
+if mount -t 9p -o trans=virtio,version=9p2000.L,msize=524288 host /mnt/host; then
+    /bin/sh /mnt/host/project/cdnlab/vm/guest-init.sh
+else
+    echo "cdnlab-init: the host share did not mount"
+fi
+sync
+echo "cdnlab-init: powering off"
+echo o > /proc/sysrq-trigger
+sleep 60  # PID 1 must outlive the power-off, or the kernel panics first
+"""
+
+
+@dataclass(frozen=True)
+class GuestImage:
+    directory: Path
+
+    @property
+    def rootfs(self) -> Path:
+        return self.directory / "rootfs.img"
+
+    @property
+    def kernel(self) -> Path:
+        return self.directory / "vmlinuz"
+
+    @property
+    def initrd(self) -> Path:
+        return self.directory / "initrd.img"
+
+    @property
+    def manifest(self) -> dict[str, object]:
+        loaded: dict[str, object] = json.loads((self.directory / "manifest.json").read_text())
+        return loaded
+
+    def complete(self) -> bool:
+        return all(p.is_file() for p in (self.rootfs, self.kernel, self.initrd,
+                                         self.directory / "manifest.json"))
+
+
+def guest_packages(path: Path = PACKAGES_FILE) -> list[str]:
+    names = [line.split("#", 1)[0].strip() for line in path.read_text().splitlines()]
+    return [name for name in names if name]
+
+
+def python_requirements(pyproject: Path) -> list[str]:
+    """The project's runtime dependencies and its `test` extra (pytest runs in the guest)."""
+    project = tomllib.loads(pyproject.read_text())["project"]
+    extras = project.get("optional-dependencies", {})
+    return list(project.get("dependencies", [])) + list(extras.get("test", []))
+
+
+def image_key(project_root: Path, suite: str) -> str:
+    """The packages, the Python requirements (not the rest of pyproject.toml, so a pytest
+    setting does not rebuild the image), this recipe and the suite."""
+    requirements = json.dumps(python_requirements(project_root / "pyproject.toml"))
+    digest = hashlib.sha256()
+    for part in (PACKAGES_FILE.read_bytes(), requirements.encode(),
+                 Path(__file__).read_bytes(), suite.encode()):
+        digest.update(hashlib.sha256(part).digest())
+    return digest.hexdigest()[:16]
+
+
+def missing_host_tools() -> list[str]:
+    return sorted({pkg for tool, pkg in HOST_TOOLS.items() if shutil.which(tool) is None})
+
+
+Log = Callable[[str], None]
+
+
+def _run(argv: list[str], log_file: Path, what: str, env: dict[str, str] | None = None) -> None:
+    with log_file.open("a") as log:
+        log.write(f"\n$ {' '.join(argv)}\n")
+        log.flush()
+        done = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, check=False, env=env)
+    if done.returncode != 0:
+        tail = log_file.read_text().splitlines()[-15:]
+        raise CdnlabError(f"guest image: {what} failed (exit {done.returncode}); "
+                          f"last lines of {log_file}:\n  " + "\n  ".join(tail))
+
+
+def _chroot_env() -> dict[str, str]:
+    return {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "LANG": "C.UTF-8", "HOME": "/root", "DEBIAN_FRONTEND": "noninteractive"}
+
+
+def _guest_python(root: Path) -> str:
+    done = subprocess.run(["chroot", str(root), "python3", "-c",
+                           "import sys; print('%d.%d' % sys.version_info[:2])"],
+                          capture_output=True, text=True, check=True, env=_chroot_env())
+    return done.stdout.strip()
+
+
+def _install_python(root: Path, project_root: Path, work: Path, log_file: Path) -> None:
+    """Wheels built with the host's Python, installed offline into the guest's venv."""
+    guest = _guest_python(root)
+    host = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    if guest != host:
+        raise CdnlabError(f"guest image: the guest's Python is {guest} and the host's is {host}; "
+                          "the wheels are built on the host, so run cdnlab from a venv made "
+                          "from the distribution's python3 (`make setup` does)")
+    requirements = python_requirements(project_root / "pyproject.toml")
+    wheels = root / "tmp" / "wheels"
+    wheels.mkdir(parents=True)
+    _run([sys.executable, "-m", "pip", "wheel", "-q", "--wheel-dir", str(wheels), *requirements],
+         log_file, "building the Python wheels")
+    _run(["chroot", str(root), "python3", "-m", "venv", "--system-site-packages", GUEST_VENV],
+         log_file, "making the guest's venv", env=_chroot_env())
+    _run(["chroot", str(root), f"{GUEST_VENV}/bin/pip", "install", "-q", "--no-index",
+          "--find-links", "/tmp/wheels", *requirements], log_file,
+         "installing the wheels in the guest", env=_chroot_env())
+    shutil.rmtree(wheels)
+    # matplotlib builds its font cache on first import: here, once, not in every boot's
+    # emulated CPU (a run's plots would otherwise pay for it)
+    _run(["chroot", str(root), f"{GUEST_VENV}/bin/python", "-c", "import matplotlib.pyplot"],
+         log_file, "warming matplotlib's font cache", env=_chroot_env())
+
+
+def _finish_root(root: Path) -> None:
+    init = root / "sbin" / "cdnlab-init"
+    init.write_text(INIT_STUB)
+    init.chmod(0o755)
+    (root / "etc" / "hostname").write_text("cdnlab-guest\n")
+    (root / "etc" / "hosts").write_text("127.0.0.1 localhost cdnlab-guest\n")
+    for cached in (root / "var" / "cache" / "apt" / "archives").glob("*.deb"):
+        cached.unlink()
+
+
+def _take_boot_files(root: Path, image: GuestImage) -> None:
+    kernels = sorted((root / "boot").glob("vmlinuz-*"))
+    if not kernels:
+        raise CdnlabError("guest image: no kernel in /boot after debootstrap")
+    version = kernels[-1].name.removeprefix("vmlinuz-")
+    initrd = root / "boot" / f"initrd.img-{version}"
+    if not initrd.is_file():
+        raise CdnlabError(f"guest image: the kernel {version} has no initrd")
+    shutil.copyfile(kernels[-1], image.kernel)
+    shutil.copyfile(initrd, image.initrd)
+
+
+def _unmount_under(path: Path) -> None:
+    """Unmount what an interrupted debootstrap left mounted in the tree (proc, sys), deepest
+    first, before the tree is deleted."""
+    prefix = str(path.resolve()) + "/"
+    mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+    for point in sorted((m for m in mounts if m.startswith(prefix)), key=len, reverse=True):
+        subprocess.run(["umount", "-l", point], capture_output=True, check=False)
+
+
+def _remove_tree(path: Path) -> None:
+    _unmount_under(path)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def build_image(project_root: Path, cache: Path = DEFAULT_CACHE, rebuild: bool = False,
+                log: Log = print) -> GuestImage:
+    """The cached image for this package list and these dependencies, built if missing."""
+    if os.geteuid() != 0:
+        raise EnvironmentProblem("building the guest image needs root (debootstrap, chroot): "
+                                 "run it with sudo")
+    if missing := missing_host_tools():
+        raise EnvironmentProblem(f"building the guest image needs {', '.join(missing)}: "
+                                 f"apt-get install {' '.join(missing)} (or `sudo make setup`)")
+    suite = host_suite()
+    key = image_key(project_root, suite)
+    image = GuestImage(cache / key)
+    if image.complete() and not rebuild:
+        log(f"guest image: cached {image.directory}")
+        os.utime(image.directory)  # used now: pruning keeps the most recently used
+        return image
+    mirror = debian_mirror(suite)
+    packages = guest_packages()
+    cache.mkdir(parents=True, exist_ok=True)
+    work = cache / f"{key}.building-{os.getpid()}"
+    _remove_tree(work)
+    work.mkdir()
+    building = GuestImage(work)
+    log_file = work / "build.log"
+    started = time.monotonic()
+    try:
+        root = work / "root"
+        log(f"guest image: debootstrap {suite} from {mirror} ({len(packages)} packages and "
+            f"their dependencies); log in {log_file}")
+        _run(["debootstrap", "--variant=minbase", f"--include={','.join(packages)}",
+              suite, str(root), mirror], log_file, "debootstrap")
+        log("guest image: Python dependencies (wheels built here, installed offline)")
+        _install_python(root, project_root, work, log_file)
+        _finish_root(root)
+        _take_boot_files(root, building)
+        log(f"guest image: file system ({IMAGE_SIZE}, sparse)")
+        _run(["mkfs.ext4", "-q", "-F", "-L", "cdnlab-guest", "-d", str(root),
+              str(building.rootfs), IMAGE_SIZE], log_file, "mkfs.ext4")
+        _remove_tree(root)
+        manifest = {"key": key, "suite": suite, "mirror": mirror, "packages": packages,
+                    "python": python_requirements(project_root / "pyproject.toml"),
+                    "built_s": round(time.monotonic() - started, 1),
+                    "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        (work / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        if image.directory.exists():
+            shutil.rmtree(image.directory)
+        work.rename(image.directory)
+    except BaseException:
+        if log_file.is_file():  # the half-built tree goes; what happened stays
+            shutil.copyfile(log_file, cache / f"{key}.failed.log")
+            log(f"guest image: build failed; its log is {cache / f'{key}.failed.log'}")
+        _remove_tree(work)
+        raise
+    log(f"guest image: built {image.directory} in {time.monotonic() - started:.0f} s")
+    for removed in prune(cache):
+        log(f"guest image: removed the older image {removed}")
+    return image
+
+
+def prune(cache: Path, keep: int = 2) -> list[Path]:
+    """Remove all but the `keep` most recently used images, and builds whose builder is
+    gone (a `<key>.building-<pid>` directory of a dead process)."""
+    removed = []
+    images = sorted((p for p in cache.iterdir() if p.is_dir() and GuestImage(p).complete()),
+                    key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in images[keep:]:
+        _remove_tree(old)
+        removed.append(old)
+    for partial in cache.glob("*.building-*"):
+        pid = partial.name.rsplit("-", 1)[1]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            _remove_tree(partial)
+            removed.append(partial)
+    return removed
