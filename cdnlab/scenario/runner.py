@@ -52,6 +52,10 @@ from nodes.origin.synth import SynthOptions, synthesize
 from nodes.origin.testsource import make_test_master
 
 SERVICE = "video.cdn.lab"
+# A bound on waiting for the first RTT of every (client network, cluster) pair, not a
+# pause: a run goes on as soon as they are in (a few seconds here; slower on the QEMU
+# tier's emulated CPU, where every probe process starts scapy at a tenth of the speed).
+WARM_UP_LIMIT_S = 90.0
 
 
 def results_dir(scenario: Scenario, out: Path | None) -> Path:
@@ -294,14 +298,18 @@ class Run:
     def _warm_up(self, emu: Emulation, dns: DnsService) -> None:
         networks = client_networks(emu)
         clusters = emu.topology.clusters()
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + WARM_UP_LIMIT_S
+        missing: list[str] = []
         while time.monotonic() < deadline:
             _status, state = dns.rest("GET", "/state")
             table = state.get("rtt_ms", {})
-            if all(len(table.get(net, {})) == len(clusters) for net in networks):
+            missing = [f"{net}→{cluster}" for net in networks for cluster in clusters
+                       if cluster not in table.get(net, {})]
+            if not missing:
                 return
             time.sleep(0.5)
-        raise CdnlabError("the probes did not report every cluster's RTT within 30 s")
+        raise CdnlabError(f"the probes did not report every cluster's RTT within "
+                          f"{WARM_UP_LIMIT_S:.0f} s; missing: {', '.join(missing)}")
 
     def _record_rtts(self, emu: Emulation, log: EventLog) -> None:
         clusters = emu.topology.clusters()

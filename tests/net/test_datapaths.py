@@ -3,6 +3,8 @@ handling), and what this kernel cannot do is refused with the fix."""
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from cdnlab.capabilities import detect
@@ -21,6 +23,26 @@ def test_ovs_userspace_datapath_forwards_tcp(nothing_left_behind: None) -> None:
         assert emu.ping_all() == []
         goodput = fidelity.measure_goodput(emu, "edge1_1", "c1", seconds=2)
         assert abs(goodput.measured_mbps - 20.0) <= 2.0
+
+
+@pytest.mark.vm
+@pytest.mark.skipif(not detect().ovs_kernel_module,
+                    reason="no openvswitch kernel module here; the QEMU tier runs it (make vmtest)")
+def test_ovs_kernel_datapath_forwards_at_rate(nothing_left_behind: None) -> None:
+    with Emulation(load_topology("minimal"), datapath="kernel") as emu:
+        assert emu.datapath == "kernel"
+        # the switches' ports are in the kernel's datapath, not in ovs-vswitchd's userspace one
+        datapaths = subprocess.run(["ovs-dpctl", "show"], capture_output=True, text=True,
+                                   check=True).stdout
+        for switch in emu.net.switches:
+            kind = switch.cmd(f"ovs-vsctl get bridge {switch.name} datapath_type").strip()
+            assert kind in ('""', "system"), kind
+            for intf in switch.intfNames():
+                if intf != "lo":
+                    assert f": {intf}" in datapaths, (intf, datapaths)
+        assert emu.ping_all() == []
+        goodput = fidelity.measure_goodput(emu, "edge1_1", "c1", seconds=3)
+        assert abs(goodput.measured_mbps - 20.0) <= 2.0, goodput
 
 
 def test_linux_bridge_datapath(nothing_left_behind: None) -> None:
