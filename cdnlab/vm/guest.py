@@ -85,17 +85,18 @@ def vm_test_files(root: Path) -> list[str]:
                   if _VM_MARK.search(path.read_text()))
 
 
-def kernel_paths() -> list[str]:
-    """What this guest must offer; an empty list when netem and OVS kernel are in use."""
-    from cdnlab.capabilities import detect
-
-    caps = detect()
+def kernel_paths(doctor_report: str) -> list[str]:
+    """What the guest lacks, read from `cdnlab doctor`'s report (its `auto` choices): an
+    empty list when they are the netem backend and the OVS kernel datapath."""
+    backend = re.search(r"shaping backend \(auto\): (\S+)", doctor_report)
+    datapath = re.search(r"switch datapath \(auto\): (\S+)", doctor_report)
     missing = []
-    if caps.shaping_backend != "netem":
-        missing.append(f"shaping backend is {caps.shaping_backend}, not netem (sch_netem)")
-    if caps.switch_datapath != "kernel":
-        missing.append(f"switch datapath is {caps.switch_datapath}, not the OVS kernel "
-                       "datapath (openvswitch module and ovs-vswitchd)")
+    if not backend or backend[1] != "netem":
+        missing.append(f"shaping backend is {backend[1] if backend else 'none'}, not netem "
+                       "(sch_netem)")
+    if not datapath or datapath[1] != "kernel":
+        missing.append(f"switch datapath is {datapath[1] if datapath else 'none'}, not the "
+                       "OVS kernel datapath (openvswitch module and ovs-vswitchd)")
     return missing
 
 
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict[str, float]] = {}
     failed = _step("doctor", [sys.executable, "-m", "cdnlab.cli", "doctor", "--fix"], out,
                    results, 120) != 0
-    missing = kernel_paths()
+    missing = kernel_paths((out / "doctor.txt").read_text())
     for problem in missing:
         print(f"guest: FAIL: {problem}", flush=True)
     failed |= bool(missing)

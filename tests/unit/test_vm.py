@@ -229,3 +229,16 @@ def test_the_guest_knows_itself_by_the_kernel_command_line(tmp_path: Path) -> No
     assert not in_test_guest(cmdline)
     assert not in_test_guest(tmp_path / "missing")
     assert not in_test_guest()  # this machine is not the guest
+
+
+def test_the_guest_goes_on_only_with_netem_and_the_ovs_kernel_datapath() -> None:
+    from cdnlab.vm.guest import kernel_paths
+
+    host = "  shaping backend (auto): nfqueue\n  switch datapath (auto): bridge\n"
+    missing = kernel_paths(host)
+    assert missing[0].startswith("shaping backend is nfqueue, not netem")
+    assert missing[1].startswith("switch datapath is bridge, not the OVS kernel datapath")
+    guest = "  shaping backend (auto): netem\n  switch datapath (auto): kernel\n"
+    assert kernel_paths(guest) == []
+    assert [m.split(",")[0] for m in kernel_paths("doctor crashed")] == [
+        "shaping backend is none", "switch datapath is none"]
