@@ -24,7 +24,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from cdnlab.errors import EnvironmentProblem
 from cdnlab.vm.guest import GUEST_FLAG
@@ -42,7 +42,7 @@ class GuestRun:
     seconds: float
     timed_out: bool
     kept: Path | None = None
-    result: dict[str, object] = field(default_factory=dict)
+    result: dict[str, Any] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:

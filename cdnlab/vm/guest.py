@@ -103,7 +103,6 @@ def kernel_paths(doctor_report: str) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cdnlab.vm.guest")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--skip-bench", action="store_true")
     args = parser.parse_args(argv)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -122,9 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         failed |= _step("pytest", [sys.executable, "-m", "pytest", *PYTEST_OPTIONS,
                                    *vm_test_files(Path.cwd()),
                                    f"--junitxml={out / 'junit.xml'}"], out, results, 600) != 0
-        if not args.skip_bench:
-            failed |= _step("bench-fidelity", [sys.executable, "-m", "cdnlab.cli", "bench",
-                                               "fidelity", "--quick"], out, results, 300) != 0
+        failed |= _step("bench-fidelity", [sys.executable, "-m", "cdnlab.cli", "bench",
+                                           "fidelity", "--quick"], out, results, 300) != 0
     (out / "result.json").write_text(json.dumps({"steps": results, "missing": missing},
                                                 indent=2) + "\n")
     (out / "status").write_text("1\n" if failed else "0\n")

@@ -30,6 +30,7 @@ import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cdnlab.errors import CdnlabError, EnvironmentProblem
 from cdnlab.vm.mirror import debian_mirror, host_suite
@@ -79,8 +80,8 @@ class GuestImage:
         return self.directory / "initrd.img"
 
     @property
-    def manifest(self) -> dict[str, object]:
-        loaded: dict[str, object] = json.loads((self.directory / "manifest.json").read_text())
+    def manifest(self) -> dict[str, Any]:
+        loaded: dict[str, Any] = json.loads((self.directory / "manifest.json").read_text())
         return loaded
 
     def complete(self) -> bool:
@@ -141,7 +142,7 @@ def _guest_python(root: Path) -> str:
     return done.stdout.strip()
 
 
-def _install_python(root: Path, project_root: Path, work: Path, log_file: Path) -> None:
+def _install_python(root: Path, project_root: Path, log_file: Path) -> None:
     """Wheels built with the host's Python, installed offline into the guest's venv."""
     guest = _guest_python(root)
     host = f"{sys.version_info[0]}.{sys.version_info[1]}"
@@ -234,7 +235,7 @@ def build_image(project_root: Path, cache: Path = DEFAULT_CACHE, rebuild: bool =
         _run(["debootstrap", "--variant=minbase", f"--include={','.join(packages)}",
               suite, str(root), mirror], log_file, "debootstrap")
         log("guest image: Python dependencies (wheels built here, installed offline)")
-        _install_python(root, project_root, work, log_file)
+        _install_python(root, project_root, log_file)
         _finish_root(root)
         _take_boot_files(root, building)
         log(f"guest image: file system ({IMAGE_SIZE}, sparse)")
