@@ -86,7 +86,8 @@ def qemu_command(image: GuestImage, share: Path, cpus: int, memory_mb: int) -> l
             "-nic", "none",
             "-kernel", str(image.kernel), "-initrd", str(image.initrd),
             "-append", "root=/dev/vda rw console=ttyS0 panic=-1 init=/sbin/cdnlab-init "
-                       f"net.ifnames=0 quiet loglevel=4 mitigations=off {GUEST_FLAG}",
+                       "net.ifnames=0 quiet loglevel=4 mitigations=off fsck.mode=skip "
+                       + GUEST_FLAG,
             "-drive", f"file={image.rootfs},if=virtio,format=raw,snapshot=on",
             "-virtfs", f"local,path={share},mount_tag={SHARE_TAG},security_model=none,"
                        "id=host"]
