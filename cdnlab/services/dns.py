@@ -9,14 +9,13 @@ import ipaddress
 import json
 import os
 import secrets
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from cdnlab.net.netns import HostHTTPConnection
 from cdnlab.net.shaping.base import run_in
 from cdnlab.services.base import NodeProgram, ServiceError
 from nodes.dns.names import net_label
@@ -108,15 +107,20 @@ class DnsService(NodeProgram):
 
     def rest(self, method: str, path: str, body: dict[str, Any] | None = None
              ) -> tuple[int, dict[str, Any]]:
-        """Call the REST API from the DNS host itself; (status, JSON answer)."""
-        argv = [sys.executable, "-m", "nodes.common.fetch", "--method", method, "--header",
-                f"Authorization: Bearer {self.token}", f"{self.rest_url}{path}"]
+        """Call the REST API from the DNS host's own network; (status, JSON answer)."""
+        headers = {"Authorization": f"Bearer {self.token}"}
+        data = None
         if body is not None:
-            argv += ["--data", json.dumps(body)]
-        done = subprocess.run(["mnexec", "-a", str(self.emu.node(self.host).pid), *argv],
-                              capture_output=True, text=True, check=True)
-        answer = json.loads(done.stdout)
-        return int(answer["status"]), dict(json.loads(answer.get("text") or "{}"))
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        connection = HostHTTPConnection(self.emu.node(self.host).pid, self.address, REST_PORT)
+        try:
+            connection.request(method, path, body=data, headers=headers)
+            response = connection.getresponse()
+            text = response.read()
+        finally:
+            connection.close()
+        return response.status, dict(json.loads(text or b"{}"))
 
     def set_rtts(self, rtts: dict[tuple[str, str], float]) -> int:
         """Write (cluster, network) → RTT ms records in one atomic batch; the new serial."""
