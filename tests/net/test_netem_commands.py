@@ -9,14 +9,12 @@ syntax error prints usage, while a kernel without netem answers "qdisc kind is u
 from __future__ import annotations
 
 import subprocess
-from types import SimpleNamespace
 
 import pytest
-from mininet.link import TCIntf
 
 from cdnlab.net.shaping import htb
-from cdnlab.net.shaping.netem import netem_args, netem_limit, tclink_params
-from cdnlab.topology.shape import LinkShape
+from cdnlab.net.shaping.netem import netem_args, netem_limit
+from cdnlab.topology.shape import MAX_RATE_MBPS, LinkShape
 
 pytestmark = pytest.mark.root
 
@@ -41,21 +39,18 @@ def test_live_change_arguments_parse(shape: LinkShape) -> None:
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-def test_mininet_tclink_commands_from_our_parameters_parse(shape: LinkShape) -> None:
-    params = tclink_params(shape)
-    # bwCmds only reads the class's rate ceiling from `self`
-    ceiling = SimpleNamespace(bwParamMax=TCIntf.bwParamMax)
-    bw_cmds, parent = TCIntf.bwCmds(ceiling, bw=params["bw"])  # type: ignore[arg-type]
-    delay_cmds, _ = TCIntf.delayCmds(parent, delay=params["delay"],
-                                     jitter=params.get("jitter"), loss=params.get("loss"),
-                                     max_queue_size=params["max_queue_size"])
-    commands = [c % ("tc", "lo") for c in bw_cmds + delay_cmds]
-    assert any("netem" in c for c in commands) and any("htb" in c for c in commands)
+def test_the_install_commands_parse_with_netem_or_a_fifo_as_leaf(shape: LinkShape) -> None:
+    rate = shape.rate or MAX_RATE_MBPS
+    commands = htb.install_commands("lo", rate, f"netem {netem_args(shape)}")
     assert f"limit {netem_limit(shape)}" in commands[-1]
+    # the handles the in-place changes name (rate: the class; delay/loss: netem's qdisc)
+    assert f"classid {htb.CLASS}" in commands[1]
+    assert f"parent {htb.CLASS} handle {htb.LEAF} netem" in commands[-1]
     done = tc_in_new_namespace(commands)
     assert parsed(done), f"{commands}: {done.stderr}"
-    # the handles our in-place rate change names are the ones Mininet created
-    assert f"classid {htb.CLASS}" in " ".join(commands) and "handle 10:" in commands[-1]
+    # the nfqueue backend's leaf: htb and pfifo exist here, so the whole set applies
+    done = tc_in_new_namespace(htb.install_commands("lo", rate, htb.fifo(shape.queue)))
+    assert done.returncode == 0, done.stderr
 
 
 def test_netem_limit_covers_the_bandwidth_delay_product() -> None:

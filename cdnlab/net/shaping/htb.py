@@ -1,12 +1,17 @@
 """htb: the rate half of every shaping backend.
 
-A link direction's rate is an htb class on the egress interface of the node it leaves:
-root 5:, class 5:1 (the same handles Mininet's TCLink uses, so one rate change works on
-both backends), and a leaf queue. Trace replay and scenario events change the class's rate
-in place (`tc class change`), never rebuilding the qdisc, so queued packets survive.
+A link direction's rate is an htb class on the egress interface of the node it leaves: root
+5:, class 5:1 (the handles Mininet's TCLink uses), and a leaf under it: a packet FIFO (the
+nfqueue backend) or netem (the netem backend). One rate change works on both. Trace replay
+and scenario events change the class's rate in place (`tc class change`), never rebuilding
+the qdisc, so queued packets survive.
 """
 
 from __future__ import annotations
+
+from typing import Any
+
+from cdnlab.net.shaping.base import run_in
 
 ROOT = "5:0"
 CLASS = "5:1"
@@ -20,13 +25,24 @@ def _rate_args(rate_mbps: float) -> str:
     return f"rate {rate_mbps:.6g}mbit burst {burst} quantum {QUANTUM_BYTES}"
 
 
-def install_commands(intf: str, rate_mbps: float, queue: int) -> list[str]:
-    """htb with one class at `rate_mbps` and a `queue`-packet FIFO as the bottleneck buffer."""
+def fifo(queue: int) -> str:
+    """The leaf that is the bottleneck buffer alone: a `queue`-packet FIFO."""
+    return f"pfifo limit {queue}"
+
+
+def install_commands(intf: str, rate_mbps: float, leaf: str) -> list[str]:
+    """htb with one class at `rate_mbps`, and `leaf` (a qdisc and its arguments) under it."""
     return [
         f"tc qdisc replace dev {intf} root handle {ROOT} htb default 1",
         f"tc class add dev {intf} parent {ROOT} classid {CLASS} htb {_rate_args(rate_mbps)}",
-        f"tc qdisc add dev {intf} parent {CLASS} handle {LEAF} pfifo limit {queue}",
+        f"tc qdisc add dev {intf} parent {CLASS} handle {LEAF} {leaf}",
     ]
+
+
+def install(node: Any, intf: str, rate_mbps: float, leaf: str) -> None:
+    """The three commands in one shell of `node`: one process, which matters where every
+    process start is slow (the QEMU guest, and big topologies anywhere)."""
+    run_in(node, " && ".join(install_commands(intf, rate_mbps, leaf)))
 
 
 def change_rate_command(intf: str, rate_mbps: float) -> str:

@@ -59,8 +59,7 @@ class NfqueueLink(ShapedLink):
         if direction in self.htb_on:
             run_in(node, htb.change_rate_command(intf, rate))
             return
-        for command in htb.install_commands(intf, rate, self.shapes[direction].queue):
-            run_in(node, command)
+        htb.install(node, intf, rate, htb.fifo(self.shapes[direction].queue))
         self.htb_on.add(direction)
 
     # -- delay process ---------------------------------------------------------------------
