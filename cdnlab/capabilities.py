@@ -13,6 +13,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 
 OVS_CTL = "/usr/share/openvswitch/scripts/ovs-ctl"
 TOOLS = ("ip", "tc", "iptables", "ethtool", "ping", "iperf3", "tcpdump", "ovs-vsctl",
@@ -21,6 +22,9 @@ ESSENTIAL_TOOLS = ("ip", "tc", "iptables", "ethtool", "ping", "iperf3")
 APT_FOR_TOOL = {"ip": "iproute2", "tc": "iproute2", "ping": "iputils-ping",
                 "ovs-vsctl": "openvswitch-switch", "dig": "bind9-dnsutils",
                 "nsupdate": "bind9-dnsutils"}
+# On the kernel command line of the real-kernel tier's QEMU guest (cdnlab/vm/boot.py),
+# whose CPU is emulated (TCG): the one machine fact that no probe can read reliably
+EMULATED_CPU_FLAG = "cdnlab.guest=tcg"
 
 
 def _probe(script: str) -> bool:
@@ -93,6 +97,14 @@ def ovs_kernel_module() -> bool:
     if os.geteuid() == 0 and shutil.which("modprobe"):
         subprocess.run(["modprobe", "-q", "openvswitch"], capture_output=True, check=False)
     return os.path.isdir("/sys/module/openvswitch")
+
+
+def emulated_cpu(cmdline: Path = Path("/proc/cmdline")) -> bool:
+    """True in the QEMU tier's guest, where every packet is forwarded by an emulated CPU."""
+    try:
+        return EMULATED_CPU_FLAG in cmdline.read_text().split()
+    except OSError:
+        return False
 
 
 def mininet_importable() -> bool:

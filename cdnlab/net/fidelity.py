@@ -6,6 +6,10 @@ TCP/IP/Ethernet headers, 1448 payload bytes per 1514-byte frame), and one-way lo
 iperf3 over UDP. `check()` does the bring-up check of a topology: RTT from every client to
 every edge server and the origin, and goodput on a sample of client access paths. The
 report goes into the results bundle and is printed as a table.
+
+On an emulated CPU (the QEMU tier's guest) forwarding itself takes measurable time, so the
+RTT tolerance grows by what it was measured to add there; a broken delay is still off by
+the whole delay.
 """
 
 from __future__ import annotations
@@ -13,21 +17,32 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
+
+from cdnlab.capabilities import emulated_cpu
 
 TCP_PAYLOAD_EFFICIENCY = 1448 / 1514
 RTT_ABS_TOLERANCE_MS = 1.0
 RTT_REL_TOLERANCE = 0.05
 RATE_REL_TOLERANCE = 0.10
 LOSS_TOLERANCE_PP = 1.5
+# What the QEMU guest's emulated CPU adds to an RTT over the configured delays, seen in the
+# tier: 0.44-0.55 ms on one unshaped link, 0.7-1.1 ms on routed paths of two to seven links
+EMULATED_CPU_RTT_MS = 1.5
 IPERF_PORT = 5201
 _PING_SUMMARY = re.compile(r"= ([\d.]+)/([\d.]+)/([\d.]+)/([\d.]+) ms")
 _PING_COUNTS = re.compile(r"(\d+) packets transmitted, (\d+) received")
 
 
+Measured = TypeVar("Measured")
+
+
 def rtt_tolerance_ms(expected_ms: float) -> float:
-    return max(RTT_ABS_TOLERANCE_MS, RTT_REL_TOLERANCE * expected_ms)
+    """How far a measured RTT may be from the configured one and still count as right."""
+    allowance = EMULATED_CPU_RTT_MS if emulated_cpu() else 0.0
+    return max(RTT_ABS_TOLERANCE_MS, RTT_REL_TOLERANCE * expected_ms) + allowance
 
 
 @dataclass
@@ -221,6 +236,20 @@ def measure_loss(emu: Any, src: str, dst: str, seconds: float = 3.0,
     packets = int(total.get("packets", 0))
     lost = float(total.get("lost_percent", 0.0))
     return LossSample(src, dst, emu.path_loss_pct(src, dst), lost, packets)
+
+
+def remeasured_on_miss(measure: Callable[[], Measured], ok: Callable[[Measured], bool],
+                       attempts: int = 2) -> Measured:
+    """`measure()` until `ok` holds, at most `attempts` times; the last sample. For tests of
+    TCP timing on a shared or emulated CPU, where one stall (seen: 0.5 s while ovs-vswitchd
+    set up flows in the QEMU guest) can spoil one sample of a correct link, but a wrong
+    link misses every time."""
+    sample = measure()
+    for _ in range(attempts - 1):
+        if ok(sample):
+            break
+        sample = measure()
+    return sample
 
 
 def check(emu: Any, goodput_samples: int = 2, seconds: float = 3.0) -> FidelityReport:

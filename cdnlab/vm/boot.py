@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from cdnlab.capabilities import EMULATED_CPU_FLAG
 from cdnlab.errors import EnvironmentProblem
-from cdnlab.vm.guest import GUEST_FLAG
 from cdnlab.vm.image import GuestImage
 from nodes.common.lifecycle import spawn_child
 
@@ -87,7 +87,7 @@ def qemu_command(image: GuestImage, share: Path, cpus: int, memory_mb: int) -> l
             "-kernel", str(image.kernel), "-initrd", str(image.initrd),
             "-append", "root=/dev/vda rw console=ttyS0 panic=-1 init=/sbin/cdnlab-init "
                        "net.ifnames=0 quiet loglevel=4 mitigations=off fsck.mode=skip "
-                       + GUEST_FLAG,
+                       + EMULATED_CPU_FLAG,
             "-drive", f"file={image.rootfs},if=virtio,format=raw,snapshot=on",
             "-virtfs", f"local,path={share},mount_tag={SHARE_TAG},security_model=none,"
                        "id=host"]

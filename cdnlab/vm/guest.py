@@ -27,26 +27,6 @@ from pathlib import Path
 
 PYTEST_OPTIONS = ["-m", "vm", "-p", "no:cacheprovider"]
 _VM_MARK = re.compile(r"^(@pytest\.mark\.vm$|pytestmark\b.*\bpytest\.mark\.vm\b)", re.MULTILINE)
-GUEST_FLAG = "cdnlab.guest=tcg"  # on the guest kernel's command line (see boot.py)
-
-
-# What the guest's emulated CPU adds to a measured RTT, over the configured delays: seen in
-# the tier, 0.44 ms on one unshaped link, 0.7-1.1 ms on routed paths of two to seven links.
-# A broken delay (missing, halved, doubled) is off by the whole delay, far beyond this.
-EMULATED_CPU_RTT_MS = 1.5
-
-
-def in_test_guest(cmdline: Path = Path("/proc/cmdline")) -> bool:
-    """True inside the tier's guest, whose CPU is emulated (TCG)."""
-    try:
-        return GUEST_FLAG in cmdline.read_text().split()
-    except OSError:
-        return False
-
-
-def rtt_allowance_ms() -> float:
-    """Added to the RTT tolerance of tests that run in the guest; nothing on a real CPU."""
-    return EMULATED_CPU_RTT_MS if in_test_guest() else 0.0
 
 
 def _step(name: str, argv: list[str], out: Path, results: dict[str, dict[str, float]],

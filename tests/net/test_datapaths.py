@@ -41,11 +41,8 @@ def test_ovs_kernel_datapath_forwards_at_rate(nothing_left_behind: None) -> None
                 if intf != "lo":
                     assert f": {intf}" in datapaths, (intf, datapaths)
         assert emu.ping_all() == []
-        goodput = fidelity.measure_goodput(emu, "edge1_1", "c1", seconds=3)
-        if abs(goodput.measured_mbps - 20.0) > 2.0:
-            # seen once in the QEMU guest: a half-second stall of the first TCP flow while
-            # ovs-vswitchd, on the emulated CPU, set up its flows; measured once more
-            goodput = fidelity.measure_goodput(emu, "edge1_1", "c1", seconds=3)
+        goodput = fidelity.remeasured_on_miss(
+            lambda: fidelity.measure_goodput(emu, "edge1_1", "c1", seconds=3), lambda s: s.ok)
         assert abs(goodput.measured_mbps - 20.0) <= 2.0, goodput
 
 

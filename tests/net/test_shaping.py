@@ -20,7 +20,6 @@ from cdnlab.net.emulation import Emulation
 from cdnlab.topology.shape import LinkShape
 from cdnlab.topology.spec import parse_topology
 from cdnlab.traces import BandwidthTrace
-from cdnlab.vm.guest import rtt_allowance_ms
 
 pytestmark = pytest.mark.root
 
@@ -45,17 +44,16 @@ def test_rtt_follows_delay(pair: Emulation, delay: float) -> None:
     reshape(pair, LinkShape(delay=delay))
     sample = fidelity.measure_rtt(pair, [("dst", "src")])[0]
     assert sample.expected_ms == 2 * delay
-    assert abs(sample.error_ms) <= max(1.0, 0.05 * sample.expected_ms) + rtt_allowance_ms()
+    assert abs(sample.error_ms) <= fidelity.rtt_tolerance_ms(sample.expected_ms), sample
 
 
 @pytest.mark.vm
 @pytest.mark.parametrize("rate", [10.0, 50.0])
 def test_goodput_follows_rate(pair: Emulation, rate: float) -> None:
     reshape(pair, LinkShape(rate=rate, delay=10.0))
-    sample = fidelity.measure_goodput(pair, "src", "dst", seconds=3)
-    if abs(sample.measured_mbps - rate) > 0.10 * rate:
-        # a busy machine, or the QEMU guest's emulated CPU stalling TCP: once more
-        sample = fidelity.measure_goodput(pair, "src", "dst", seconds=3)
+    sample = fidelity.remeasured_on_miss(
+        lambda: fidelity.measure_goodput(pair, "src", "dst", seconds=3), lambda s: s.ok)
+    assert sample.rate_mbps == rate
     assert abs(sample.measured_mbps - rate) <= 0.10 * rate, sample
 
 
@@ -120,10 +118,10 @@ def _trace_step(pair: Emulation) -> tuple[list[float], list[float], list[Any], l
 
 @pytest.mark.vm
 def test_a_trace_step_changes_goodput_within_a_second(pair: Emulation) -> None:
-    before, after, intervals, steps = _trace_step(pair)
-    if before and abs(statistics.mean(before) - 20.0) > 2.0:
-        # TCP short of the rate before the step: the shared machine was busy; once more
-        before, after, intervals, steps = _trace_step(pair)
+    # TCP short of the rate before the step means the shared machine was busy: once more
+    before, after, intervals, steps = fidelity.remeasured_on_miss(
+        lambda: _trace_step(pair),
+        lambda run: not run[0] or abs(statistics.mean(run[0]) - 20.0) <= 2.0)
     assert steps == [20.0, 5.0]
     assert before and after, intervals
     # Half-second samples are read in GRO-sized chunks (at 5 Mbit/s they alternate about
@@ -144,7 +142,7 @@ def test_asymmetric_directions_apply_per_direction(nothing_left_behind: None) ->
         rtt = fidelity.measure_rtt(emu, [("c", "o")])[0]
         up = fidelity.measure_goodput(emu, "c", "o", seconds=3)
         down = fidelity.measure_goodput(emu, "o", "c", seconds=3)
-    assert rtt.expected_ms == 20.0 and abs(rtt.error_ms) <= 1.0 + rtt_allowance_ms()
+    assert rtt.expected_ms == 20.0 and rtt.ok, rtt
     assert (up.rate_mbps, down.rate_mbps) == (10.0, 30.0)
     assert abs(up.measured_mbps - 10.0) <= 1.0
     assert abs(down.measured_mbps - 30.0) <= 3.0
@@ -161,7 +159,7 @@ def test_the_netem_backend_puts_netem_under_htb_and_meets_the_shape(pair: Emulat
     assert "delay 15ms" in qdiscs, qdiscs
     rtt = fidelity.measure_rtt(pair, [("dst", "src")])[0]
     goodput = fidelity.measure_goodput(pair, "src", "dst", seconds=3)
-    assert rtt.expected_ms == 30.0 and abs(rtt.error_ms) <= 1.0 + rtt_allowance_ms()
+    assert rtt.expected_ms == 30.0 and rtt.ok, rtt
     assert abs(goodput.measured_mbps - goodput.ideal_mbps) <= 0.1 * goodput.ideal_mbps
 
 

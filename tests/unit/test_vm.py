@@ -220,15 +220,21 @@ def test_the_guest_collects_exactly_the_files_pytest_selects_with_the_vm_mark() 
 
 
 def test_the_guest_knows_itself_by_the_kernel_command_line(tmp_path: Path) -> None:
-    from cdnlab.vm.guest import GUEST_FLAG, in_test_guest
+    from cdnlab.capabilities import EMULATED_CPU_FLAG, emulated_cpu
+    from cdnlab.net.fidelity import EMULATED_CPU_RTT_MS, rtt_tolerance_ms
 
     cmdline = tmp_path / "cmdline"
-    cmdline.write_text(f"root=/dev/vda console=ttyS0 {GUEST_FLAG}\n")
-    assert in_test_guest(cmdline)
+    cmdline.write_text(f"root=/dev/vda console=ttyS0 {EMULATED_CPU_FLAG}\n")
+    assert emulated_cpu(cmdline)
     cmdline.write_text("root=/dev/vda cdnlab.guest=other\n")
-    assert not in_test_guest(cmdline)
-    assert not in_test_guest(tmp_path / "missing")
-    assert not in_test_guest()  # this machine is not the guest
+    assert not emulated_cpu(cmdline)
+    assert not emulated_cpu(tmp_path / "missing")
+    assert not emulated_cpu()  # this machine is not the guest
+    argv = qemu_command(GuestImage(tmp_path), tmp_path, cpus=2, memory_mb=1024)
+    assert EMULATED_CPU_FLAG in argv[argv.index("-append") + 1].split()
+    # the allowance for emulated forwarding is the guest's only: 5 % or 1 ms here
+    assert rtt_tolerance_ms(10.0) == 1.0 and rtt_tolerance_ms(40.0) == 2.0
+    assert EMULATED_CPU_RTT_MS < 0.5 * 10.0  # still far below a missing 5 ms delay
 
 
 def test_the_guest_goes_on_only_with_netem_and_the_ovs_kernel_datapath() -> None:
