@@ -3,15 +3,17 @@ image's cache key and contents, the tree copied in, and the QEMU command line.""
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
 
 from cdnlab.errors import CdnlabError
 from cdnlab.vm import image as vm_image
-from cdnlab.vm.boot import SHARE_TAG, copy_project, project_files, qemu_command
+from cdnlab.vm.boot import SHARE_TAG, pack_project, project_files, qemu_command
 from cdnlab.vm.image import (
     INIT_STUB,
     GuestImage,
@@ -145,8 +147,18 @@ def test_the_tree_copied_in_has_uncommitted_files_but_not_ignored_ones(tmp_path:
     (repo / "results" / "old.json").write_text("{}")
     names = {str(p) for p in project_files(repo)}
     assert names == {".gitignore", "pkg/a.py", "pkg/new.py"}
-    assert copy_project(repo, tmp_path / "copy") == 3
-    assert (tmp_path / "copy" / "pkg" / "a.py").read_text() == "A = 2\n"
+    assert pack_project(repo, tmp_path / "project.tar") == 3
+    with tarfile.open(tmp_path / "project.tar") as tar:
+        tar.extractall(tmp_path / "unpacked")  # our own archive
+    unpacked = tmp_path / "unpacked" / "project"
+    assert (unpacked / "pkg" / "a.py").read_text() == "A = 2\n"
+    # compiled here, and valid where unpacked: a timestamp .pyc whose recorded source time
+    # and size are the unpacked source's, so the guest's Python takes it as it is
+    source = unpacked / "pkg" / "a.py"
+    header = Path(importlib.util.cache_from_source(str(source))).read_bytes()[:16]
+    assert header[:4] == importlib.util.MAGIC_NUMBER and header[4:8] == bytes(4)
+    assert int.from_bytes(header[8:12], "little") == int(source.stat().st_mtime)
+    assert int.from_bytes(header[12:16], "little") == source.stat().st_size
 
 
 def test_qemu_runs_without_acceleration_or_network_on_a_snapshot(tmp_path: Path) -> None:
@@ -159,6 +171,7 @@ def test_qemu_runs_without_acceleration_or_network_on_a_snapshot(tmp_path: Path)
     assert f"path={tmp_path / 'share'},mount_tag=host" in joined
     assert "init=/sbin/cdnlab-init" in joined and "console=ttyS0" in joined
     assert f" {SHARE_TAG} /mnt/host" in INIT_STUB  # the tag the image's init mounts
+    assert "/bin/sh /mnt/host/guest-init.sh" in INIT_STUB  # where boot.py puts it
 
 
 def test_the_bench_compares_backends_case_by_case() -> None:
