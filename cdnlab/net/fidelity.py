@@ -36,9 +36,6 @@ _PING_SUMMARY = re.compile(r"= ([\d.]+)/([\d.]+)/([\d.]+)/([\d.]+) ms")
 _PING_COUNTS = re.compile(r"(\d+) packets transmitted, (\d+) received")
 
 
-Measured = TypeVar("Measured")
-
-
 def rtt_tolerance_ms(expected_ms: float) -> float:
     """How far a measured RTT may be from the configured one and still count as right."""
     allowance = EMULATED_CPU_RTT_MS if emulated_cpu() else 0.0
@@ -236,6 +233,9 @@ def measure_loss(emu: Any, src: str, dst: str, seconds: float = 3.0,
     packets = int(total.get("packets", 0))
     lost = float(total.get("lost_percent", 0.0))
     return LossSample(src, dst, emu.path_loss_pct(src, dst), lost, packets)
+
+
+Measured = TypeVar("Measured")
 
 
 def remeasured_on_miss(measure: Callable[[], Measured], ok: Callable[[Measured], bool],

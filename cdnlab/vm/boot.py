@@ -2,13 +2,12 @@
 
 The host side of the real-kernel tier. QEMU runs without acceleration (TCG, one thread per
 virtual CPU) and without any network device (`-nic none`): the guest reaches nothing. Its
-only channel is a 9p share, a temporary directory holding `guest-init.sh` (which the
-image's PID 1 runs), `project.tar` (a copy of the
-tree: tracked and untracked-but-not-ignored files, so uncommitted changes are what gets
-tested; one archive, since unpacking it in the guest takes a fraction of the time copying
-~400 files over 9p does) and `out/`, where the guest writes its status, pytest's JUnit XML
-and the benchmark table.
-The root disk is the cached image opened with `snapshot=on`, so a run never changes it.
+only channel is a 9p share, a temporary directory holding `guest-init.sh` (which the image's
+PID 1 runs), `project.tar` (a copy of the tree: tracked and untracked-but-not-ignored files,
+so uncommitted changes are what gets tested; one archive, since unpacking it in the guest
+takes a fraction of the time copying ~400 files over 9p does) and `out/`, where the guest
+writes its status, pytest's JUnit XML and the benchmark table. The root disk is the cached
+image opened with `snapshot=on`, so a run never changes it.
 
 The tree is compiled to bytecode here, where the CPU is real. The serial console is echoed
 as it arrives and written to `console.log`. On failure the console log and `out/` are kept

@@ -20,8 +20,8 @@ def probe_round(targets: Iterable[Target], method: str = "icmp", count: int = 3,
                 port: int = 80, timeout_s: float = 1.0) -> dict[str, float | None]:
     """network → best RTT in ms this round (None if nothing answered)."""
     # scapy is slow to import, and scapy.all (every layer) three times slower than the
-    # modules used here: 1.0 s against 0.35 s on this machine, ~19 s against ~6 s in the
-    # QEMU guest, where it delays each probe's first round
+    # modules used here: 1.0 s against 0.35 s on this machine. In the QEMU guest scapy.all
+    # took 17-20 s, before each probe's first round.
     from scapy.config import conf
     from scapy.layers.inet import ICMP, IP, TCP
     from scapy.sendrecv import sr
