@@ -52,6 +52,8 @@ class Controller:
         self.interval_s = interval_s
         self.process: subprocess.Popen[bytes] | None = None
         self._reported = False
+        self._read_to = 0  # how far port_stats() has read the event file
+        self._port_stats: list[dict[str, Any]] = []
 
     def start(self) -> None:
         self.events.parent.mkdir(parents=True, exist_ok=True)
@@ -128,10 +130,19 @@ class Controller:
                 self.process.wait()
 
     def port_stats(self) -> list[dict[str, Any]]:
-        if not self.events.exists():
-            return []
-        return [e for e in (json.loads(line) for line in self.events.read_text().splitlines())
-                if e["event"] == "port_stats"]
+        """Every `port_stats` event so far. Each call reads on from where the last stopped,
+        up to the last complete line (the apps may be writing the next one)."""
+        if self.events.exists():
+            with self.events.open("rb") as stream:
+                stream.seek(self._read_to)
+                new = stream.read()
+            complete = new[:new.rfind(b"\n") + 1]
+            self._read_to += len(complete)
+            for line in complete.splitlines():
+                event = json.loads(line)
+                if event["event"] == "port_stats":
+                    self._port_stats.append(event)
+        return list(self._port_stats)
 
 
 def counted_transfer(emu: Any, client: str, server: str, seconds: float = 3.0,
