@@ -9,33 +9,49 @@ STAMPS := .setup
 
 # Debian/Ubuntu packages: the emulator (Mininet, Open vSwitch, iproute2, iptables),
 # measurement tools, and what the node programs run (ffmpeg, nginx, BIND's dig/nsupdate, dnsperf).
-# The real-kernel tier (make vmtest) adds QEMU, debootstrap and mkfs.ext4 (e2fsprogs).
 APT_PACKAGES := mininet openvswitch-switch iproute2 iptables ethtool bridge-utils \
 	iputils-ping iperf3 tcpdump kmod procps ffmpeg nginx bind9-dnsutils dnsperf \
-	python3 python3-venv python3-dev \
-	qemu-system-x86 debootstrap e2fsprogs
+	python3 python3-venv python3-dev
+# The real-kernel tier (make vmtest) adds QEMU, debootstrap and mkfs.ext4 (e2fsprogs), on a
+# machine whose kernel lacks sch_netem or the openvswitch module (elsewhere it boots nothing).
+VM_APT_PACKAGES := qemu-system-x86 debootstrap e2fsprogs
 
-DEMO_SCENARIO ?= youtube_pull
-
-.PHONY: setup demo test check vmtest unit lint services clean-run help
-help:
-	@echo "sudo make demo    set up if needed, then run the default scenario"
-	@echo "sudo make test    set up if needed, then run the whole test suite (check + vmtest)"
-	@echo "sudo make check   lint and pytest on this machine's kernel"
-	@echo "sudo make vmtest  the real-kernel tier: root tests in a QEMU guest with netem and OVS"
-
-setup: $(STAMPS)/apt $(STAMPS)/venv
-
-$(STAMPS)/apt: Makefile
-	@mkdir -p $(STAMPS)
-	@if [ "$$(id -u)" != 0 ]; then echo "make setup: installing Debian packages needs root; run: sudo make setup" >&2; exit 1; fi
-	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+# Install the Debian packages of $(1) that are missing (root only).
+define apt_install
+	@if [ "$$(id -u)" != 0 ]; then echo "make: installing Debian packages needs root; run it with sudo" >&2; exit 1; fi
+	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing: $$missing"; \
 		DEBIAN_FRONTEND=noninteractive apt-get update -q && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
 	fi
+endef
+
+DEMO_SCENARIO ?= youtube_pull
+
+.PHONY: setup demo test check vmtest vm-packages unit lint services clean-run help
+help:
+	@echo "sudo make demo    set up if needed, then run the default scenario"
+	@echo "sudo make test    set up if needed, then run the whole test suite (check + vmtest)"
+	@echo "sudo make check   lint and pytest on this machine's kernel"
+	@echo "sudo make vmtest  the real-kernel tier: root tests in a QEMU guest with netem and OVS"
+	@echo "sudo make vm-packages  QEMU and the image tools alone (vmtest installs them where it boots)"
+
+setup: $(STAMPS)/apt $(STAMPS)/venv
+
+$(STAMPS)/apt: Makefile
+	@mkdir -p $(STAMPS)
+	$(call apt_install,$(APT_PACKAGES))
 	@touch $@
+
+$(STAMPS)/vm-apt: Makefile $(STAMPS)/venv
+	@if $(PY) -c 'from cdnlab.vm.tier import host_has_the_kernel_paths as h; raise SystemExit(0 if h() else 1)'; then \
+		echo "vmtest: this kernel has sch_netem and the openvswitch module; no QEMU needed"; \
+	else $(MAKE) --no-print-directory vm-packages; fi
+	@touch $@
+
+vm-packages:
+	$(call apt_install,$(VM_APT_PACKAGES))
 
 # A venv from the distribution's Python, seeing Debian's mininet through --system-site-packages.
 $(STAMPS)/venv: pyproject.toml $(STAMPS)/apt
@@ -60,7 +76,7 @@ check: services
 
 # The root tests marked `vm`, and `bench fidelity`, inside a Debian guest under QEMU (its
 # image is cached in /var/cache/cdnlab/vm, keyed on its packages and our dependencies).
-vmtest: setup
+vmtest: setup $(STAMPS)/vm-apt
 	$(CDNLAB) vm test
 
 unit: $(STAMPS)/venv

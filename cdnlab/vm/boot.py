@@ -151,7 +151,7 @@ def boot(image: GuestImage, project_root: Path, keep_root: Path, timeout_s: floa
     copy of the tree after the kernel checks (`cdnlab vm run -- …`)."""
     if shutil.which("qemu-system-x86_64") is None:
         raise EnvironmentProblem("the test guest needs QEMU: apt-get install "
-                                 "qemu-system-x86 (or `sudo make setup`)")
+                                 "qemu-system-x86 (or `sudo make vm-packages`)")
     share = Path(tempfile.mkdtemp(prefix="cdnlab-vm-"))
     run: GuestRun | None = None
     started = time.monotonic()

@@ -226,7 +226,8 @@ def build_image(project_root: Path, cache: Path = DEFAULT_CACHE, rebuild: bool =
                                  "run it with sudo")
     if missing := missing_host_tools():
         raise EnvironmentProblem(f"building the guest image needs {', '.join(missing)}: "
-                                 f"apt-get install {' '.join(missing)} (or `sudo make setup`)")
+                                 f"apt-get install {' '.join(missing)} "
+                                 "(or `sudo make vm-packages`)")
     suite = host_suite()
     key = image_key(project_root, suite)
     image = GuestImage(cache / key)
