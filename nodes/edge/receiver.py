@@ -25,7 +25,6 @@ from nodes.common.files import sha256_file
 from nodes.common.httpjson import JsonHandler
 
 _RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
-CHUNK = 1 << 16
 
 
 def safe_path(root: Path, relative: str) -> Path:
@@ -82,14 +81,8 @@ class FillHandler(JsonHandler):
             self._reply(409, {"error": f"resume from {held}", "size": held})
             return
         partial.parent.mkdir(parents=True, exist_ok=True)
-        received = 0
         with partial.open("ab") as out:
-            while received < length:
-                chunk = self.rfile.read(min(CHUNK, length - received))
-                if not chunk:
-                    break
-                out.write(chunk)
-                received += len(chunk)
+            received = self._body_to(out, length)
         size = held + received
         if size < total:
             self.close_connection = received < length

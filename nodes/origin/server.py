@@ -30,8 +30,6 @@ from nodes.origin.ingest import ingest_file
 from nodes.origin.profiles import TitleSpec, parse_title_spec
 from nodes.origin.store import ContentStore, check_title_id
 
-CHUNK = 1 << 16
-
 
 class IngestService:
     """What the handler needs: the store, the default spec, the log, titles in flight."""
@@ -154,19 +152,10 @@ class IngestHandler(JsonHandler):
 
     def _receive(self, target: Path, length: int) -> str:
         digest = hashlib.sha256()
-        received = 0
         self.connection.settimeout(self.service.read_timeout_s)
         try:
             with target.open("wb") as out:
-                while received < length:
-                    chunk = self.rfile.read(min(CHUNK, length - received))
-                    if not chunk:
-                        break
-                    out.write(chunk)
-                    digest.update(chunk)
-                    received += len(chunk)
-        except TimeoutError:
-            pass
+                received = self._body_to(out, length, digest)
         except OSError as err:
             if err.errno == errno.ENOSPC:
                 raise disk_full("receiving the upload") from err
