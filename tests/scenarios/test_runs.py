@@ -52,9 +52,12 @@ def test_the_same_seed_gives_the_same_workload_and_decisions(
 def test_an_interrupted_run_keeps_its_results_and_leaves_nothing(tmp_path: Path) -> None:
     before = machine_state()
     bundle = tmp_path / "bundle"
+    # Ctrl-C's default restored for the run: started from a shell's background job (no job
+    # control), this test's own process inherits SIGINT ignored, and so would the run
     process = subprocess.Popen([sys.executable, "-m", "cdnlab.cli", "run", "youtube_pull",
                                 "--out", str(bundle)], stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
+                               stderr=subprocess.STDOUT, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert process.stdout is not None
     deadline = time.monotonic() + 120
     for line in process.stdout:
