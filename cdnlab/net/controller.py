@@ -162,17 +162,21 @@ def counted_transfer(emu: Any, client: str, server: str, seconds: float = 3.0,
     port = emu.plan.interface(switch, link.index).name
     controller = emu.controller
 
-    def counted() -> int:
-        stats = [s for s in controller.port_stats() if s["name"] == port]
-        return int(stats[-1]["rx_bytes"]) if stats else 0
-
     def settle() -> int:
-        """The counter once a poll after now has been written."""
-        seen = len(controller.port_stats())
+        """The port's counter from a poll that began after now: written more than one
+        interval from now. (Counting events instead was racy: one poll writes an event per
+        port, so two new events could be the rest of a poll already under way, taken
+        while the access link's queue still held the stream's last packets.)"""
+        after = time.time() - emu.t0 + controller.interval_s
         deadline = time.monotonic() + 5 * controller.interval_s + 2
-        while len(controller.port_stats()) <= seen + 1 and time.monotonic() < deadline:
+        while True:
+            stats = [s for s in controller.port_stats() if s["name"] == port]
+            if stats and stats[-1]["t"] > after:
+                return int(stats[-1]["rx_bytes"])
+            if time.monotonic() > deadline:
+                raise EnvironmentProblem(f"the controller wrote no counters of {port} "
+                                         "for a poll after the transfer")
             time.sleep(0.1)
-        return counted()
 
     before = settle()
     server_node = emu.node(server)
