@@ -17,6 +17,7 @@ from typing import Any
 
 from cdnlab.errors import EnvironmentProblem
 from cdnlab.topology.spec import HOST, ROUTER
+from nodes.common.events import new_lines
 
 CONTROLLERS = ("os-ken",)
 
@@ -132,16 +133,11 @@ class Controller:
     def port_stats(self) -> list[dict[str, Any]]:
         """Every `port_stats` event so far. Each call reads on from where the last stopped,
         up to the last complete line (the apps may be writing the next one)."""
-        if self.events.exists():
-            with self.events.open("rb") as stream:
-                stream.seek(self._read_to)
-                new = stream.read()
-            complete = new[:new.rfind(b"\n") + 1]
-            self._read_to += len(complete)
-            for line in complete.splitlines():
-                event = json.loads(line)
-                if event["event"] == "port_stats":
-                    self._port_stats.append(event)
+        lines, self._read_to = new_lines(self.events, self._read_to)
+        for line in lines:
+            event = json.loads(line)
+            if event["event"] == "port_stats":
+                self._port_stats.append(event)
         return list(self._port_stats)
 
 

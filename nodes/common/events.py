@@ -46,3 +46,15 @@ class EventLog:
 
 def stderr_line(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+def new_lines(path: Path, offset: int) -> tuple[list[bytes], int]:
+    """The whole lines appended to `path` from byte `offset` on, and the offset after them;
+    a line still being written waits for the next call. For readers that follow a log."""
+    if not path.exists():
+        return [], offset
+    with path.open("rb") as stream:
+        stream.seek(offset)
+        data = stream.read()
+    complete = data[:data.rfind(b"\n") + 1]
+    return complete.splitlines(), offset + len(complete)

@@ -24,7 +24,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from nodes.common.events import EventLog
+from nodes.common.events import EventLog, new_lines
 
 SERVED = {"HIT", "STALE", "REVALIDATED", "UPDATING"}
 FETCHED = {"MISS", "EXPIRED", "BYPASS"}
@@ -81,14 +81,8 @@ class LoadMonitor(threading.Thread):
 
     def _new_requests(self) -> dict[str, int]:
         counts = {"hits": 0, "requests": 0, "hit_bytes": 0, "bytes": 0}
-        if not self.access_log.exists():
-            return counts
-        with self.access_log.open("rb") as log:
-            log.seek(self._offset)
-            data = log.read()
-        complete = data[: data.rfind(b"\n") + 1]
-        self._offset += len(complete)
-        for line in complete.splitlines():
+        lines, self._offset = new_lines(self.access_log, self._offset)
+        for line in lines:
             try:
                 record = json.loads(line)
             except ValueError:
