@@ -165,7 +165,10 @@ def test_the_netem_backend_puts_netem_under_htb_and_meets_the_shape(pair: Emulat
     # in the guest, TCP once stalled for a second (17.2 of 19.1 Mbit/s): measured once more
     goodput = fidelity.remeasured_on_miss(
         lambda: fidelity.measure_goodput(pair, "src", "dst", seconds=3), near_ideal)
-    assert rtt.expected_ms == 30.0 and rtt.ok, rtt
+    # 1 ms (+ the guest's allowance), as before: a 20 ms path's tolerance, tighter than
+    # the 5 % that `rtt.ok` grants this 30 ms one
+    assert rtt.expected_ms == 30.0
+    assert abs(rtt.error_ms) <= fidelity.rtt_tolerance_ms(20.0), rtt
     assert near_ideal(goodput), goodput
 
 
