@@ -12,6 +12,7 @@
     cdnlab bench fidelity [--quick]         configured vs measured, per shaping backend
     cdnlab bench transcode                  encode speed per profile, against decoding
     cdnlab bench dns                        redirector queries/s and p99 under dnsperf
+    cdnlab bench wakeups                    timer lateness, CPUs idle against kept awake
     cdnlab vm build | test | run -- CMD     the real-kernel tier: a Debian guest under QEMU
     cdnlab clean                            remove what interrupted runs recorded and left
 
@@ -29,8 +30,12 @@ from pathlib import Path
 from typing import Any
 
 from cdnlab.errors import CdnlabError
+from cdnlab.net.wakeups import MODES
 from cdnlab.vm.image import DEFAULT_CACHE as DEFAULT_VM_CACHE
 from nodes.origin.errors import ContentError
+
+CPU_AWAKE_HELP = ("keep the CPUs out of idle so timers fire on time: auto (where idle "
+                  "wake-ups are measured slow), on or off")
 
 
 def _params(pairs: list[str]) -> dict[str, Any]:
@@ -101,7 +106,7 @@ def _emulation(args: argparse.Namespace, topology: Any) -> Any:
     from cdnlab.net.emulation import Emulation
 
     return Emulation(topology, shaping=args.shaping, datapath=args.datapath, seed=args.seed,
-                     controller=getattr(args, "controller", None))
+                     controller=getattr(args, "controller", None), cpu_awake=args.cpu_awake)
 
 
 def cmd_topo_check(args: argparse.Namespace) -> int:
@@ -164,7 +169,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.what == "fidelity":
         from cdnlab.bench import fidelity as bench_fidelity
 
-        return bench_fidelity.run(args.shaping, args.quick)
+        return bench_fidelity.run(args.shaping, args.quick, args.cpu_awake)
     if args.what == "transcode":
         from cdnlab.bench import transcode as bench_transcode
 
@@ -173,6 +178,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from cdnlab.bench import dns as bench_dns
 
         return bench_dns.run(args.seconds or 10.0)
+    if args.what == "wakeups":
+        from cdnlab.bench import wakeups as bench_wakeups
+
+        return bench_wakeups.run(args.samples)
     raise CdnlabError(f"unknown benchmark {args.what!r}")
 
 
@@ -213,7 +222,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from cdnlab.scenario.runner import Run
 
     scenario = _scenario(args)
-    run = Run(scenario, Path(args.out) if args.out else None)
+    run = Run(scenario, Path(args.out) if args.out else None, cpu_awake=args.cpu_awake)
     try:
         run.execute()
     finally:  # also after a failure or Ctrl-C: write what there is
@@ -301,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--shaping", default="auto", help="auto, netem or nfqueue")
             p.add_argument("--datapath", default="auto", help="auto, kernel, user or bridge")
             p.add_argument("--seed", type=int, default=1)
+            p.add_argument("--cpu-awake", default="auto", choices=MODES, help=CPU_AWAKE_HELP)
         if name in ("check", "up"):
             p.add_argument("--controller", choices=["os-ken"],
                            help="run the switches from an OpenFlow controller")
@@ -316,6 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("scenario", help="a YAML path or a shipped name (youtube_pull)")
     run.add_argument("--out", help="bundle directory (default results/<name>-<time>)")
     run.add_argument("--seed", type=int)
+    run.add_argument("--cpu-awake", default="auto", choices=MODES, help=CPU_AWAKE_HELP)
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override a field, e.g. --set dns.ttl=10")
     run.set_defaults(func=cmd_run)
@@ -353,13 +364,16 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.set_defaults(func=cmd_abr_simulate)
 
     bench = sub.add_parser("bench", help="benchmarks")
-    bench.add_argument("what", choices=["fidelity", "transcode", "dns"])
+    bench.add_argument("what", choices=["fidelity", "transcode", "dns", "wakeups"])
     bench.add_argument("--quick", action="store_true", help="a subset, under a minute")
     bench.add_argument("--shaping", default="all", help="fidelity: all, netem or nfqueue")
     bench.add_argument("--seconds", type=float,
                        help="transcode: master length (6); dns: dnsperf time per server (10)")
     bench.add_argument("--size", default="1280x720", help="transcode: master size")
     bench.add_argument("--profiles", default="avc,vp9,hevc", help="transcode: profiles")
+    bench.add_argument("--cpu-awake", default="auto", choices=MODES,
+                       help="fidelity: " + CPU_AWAKE_HELP)
+    bench.add_argument("--samples", type=int, default=2000, help="wakeups: sleeps per row")
     bench.set_defaults(func=cmd_bench)
 
     vm = sub.add_parser("vm", help="the real-kernel test tier (QEMU guest with netem, OVS)")

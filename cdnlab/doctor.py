@@ -50,6 +50,7 @@ def report(caps: Capabilities) -> str:
         ("Open vSwitch daemons running", _yes(caps.ovs_daemons)),
         ("Linux bridge", _yes(caps.linux_bridge)),
         ("Mininet importable", _yes(caps.mininet)),
+        ("virtual machine (CPUs kept awake during runs)", _yes(caps.virtual_machine)),
     ]
     rows += [(f"tool {tool}", _yes(found)) for tool, found in caps.tools.items()]
     width = max(len(r[0]) for r in rows)

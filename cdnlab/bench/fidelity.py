@@ -47,13 +47,16 @@ def _reshape(emu: Emulation, shape: LinkShape) -> None:
         emu.set_shape("src", "dst", direction, shape)
 
 
-def bench_backend(backend: str, quick: bool, seconds: float) -> BenchResult:
+def bench_backend(backend: str, quick: bool, seconds: float,
+                  cpu_awake: str = "auto") -> BenchResult:
     delays, rates, losses = QUICK if quick else (DELAYS_MS, RATES_MBPS, LOSSES_PCT)
     topology = parse_topology(BENCH_TOPOLOGY, "bench")
-    with Emulation(topology, shaping=backend, dynamic_links={"src--dst"}) as emu:
+    with Emulation(topology, shaping=backend, dynamic_links={"src--dst"},
+                   cpu_awake=cpu_awake) as emu:
         base = fidelity.measure_rtt(emu, [("dst", "src")])[0]
         base_rate = fidelity.measure_goodput(emu, "src", "dst", seconds, rate_mbps=0.0)
-        report = fidelity.FidelityReport(emu.shaping, emu.datapath)
+        report = fidelity.FidelityReport(emu.shaping, emu.datapath,
+                                         cpu_awake=emu.awake.describe())
         for delay in delays:
             _reshape(emu, LinkShape(delay=float(delay)))
             report.rtt += fidelity.measure_rtt(emu, [("dst", "src")])
@@ -68,7 +71,8 @@ def bench_backend(backend: str, quick: bool, seconds: float) -> BenchResult:
 
 def table(result: BenchResult) -> str:
     rep = result.report
-    lines = [f"backend {result.backend} ({rep.datapath} switches); baseline, unshaped: "
+    lines = [f"backend {result.backend} ({rep.datapath} switches"
+             f"{fidelity.awake_text(rep.cpu_awake)}); baseline, unshaped: "
              f"RTT {result.baseline_rtt_ms:.3f} ms, TCP {result.baseline_mbps:.0f} Mbit/s",
              f"  {'case':<22}{'configured':>12}{'measured':>12}{'ratio':>8}{'error':>9}"]
     for s in rep.rtt:
@@ -112,7 +116,7 @@ def comparison(results: list[BenchResult]) -> str:
     return "\n".join(lines)
 
 
-def run(backend: str, quick: bool) -> int:
+def run(backend: str, quick: bool, cpu_awake: str = "auto") -> int:
     caps = detect()
     usable = []
     for name in BACKENDS if backend == "all" else (backend,):
@@ -122,7 +126,7 @@ def run(backend: str, quick: bool) -> int:
             print(f"(skipped: {problem})")
             continue
         usable.append(name)
-    results = [bench_backend(b, quick, 2.0 if quick else 3.0) for b in usable]
+    results = [bench_backend(b, quick, 2.0 if quick else 3.0, cpu_awake) for b in usable]
     for result in results:
         print(table(result))
         print()

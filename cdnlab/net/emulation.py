@@ -30,6 +30,7 @@ from cdnlab.net.ledger import Ledger
 from cdnlab.net.replay import TraceReplayer
 from cdnlab.net.shaping import choose_backend
 from cdnlab.net.shaping.base import BuildContext, ShapedLink, run_in
+from cdnlab.net.wakeups import CpuAwake
 from cdnlab.topology.addressing import AddressPlan, plan_addresses
 from cdnlab.topology.routing import Hop, Routing
 from cdnlab.topology.shape import LinkShape
@@ -72,7 +73,8 @@ class _Interrupted(KeyboardInterrupt):
 class Emulation:
     def __init__(self, topology: Topology, shaping: str = "auto", datapath: str = "auto",
                  run_dir: Path | None = None, seed: int = 1,
-                 dynamic_links: set[str] | None = None, controller: str | None = None) -> None:
+                 dynamic_links: set[str] | None = None, controller: str | None = None,
+                 cpu_awake: str = "auto") -> None:
         if os.geteuid() != 0:
             raise EnvironmentProblem("bringing up a network needs root: run with sudo")
         self.topology = topology
@@ -84,6 +86,7 @@ class Emulation:
         self.backend = choose_backend(shaping, caps)
         self.datapath = choose_datapath(datapath, caps, openflow=controller is not None)
         self.controller_kind = controller
+        self.awake = CpuAwake(cpu_awake)  # started with the network: see cdnlab.net.wakeups
         self.controller: Any = None  # cdnlab.net.controller.Controller once started
         self.seed = seed
         self.dynamic_links = dynamic_links or set()
@@ -122,6 +125,8 @@ class Emulation:
             self.run_dir = Path(tempfile.mkdtemp(prefix="cdnlab-"))
             self.ledger.add_directory(self.run_dir)
         try:
+            self.awake.ledger = self.ledger
+            self.awake.start()  # measures idle wake-ups first, on a still quiet machine
             self._refuse_name_clashes()
             self.net = Mininet(topo=None, build=False, controller=None, autoSetMacs=False,
                                waitConnected=False)
@@ -163,6 +168,7 @@ class Emulation:
         if self.controller is not None:
             self.controller.stop()
             self.controller = None
+        self.awake.stop()
         if self.ledger is not None:
             self.ledger.close()
             self.ledger = None

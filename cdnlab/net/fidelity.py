@@ -110,6 +110,7 @@ class FidelityReport:
     rtt: list[RttSample] = field(default_factory=list)
     rate: list[RateSample] = field(default_factory=list)
     loss: list[LossSample] = field(default_factory=list)
+    cpu_awake: dict[str, Any] | None = None  # CpuAwake.describe() of the emulation
 
     @property
     def ok(self) -> bool:
@@ -122,6 +123,7 @@ class FidelityReport:
             "rtt_err_max_ms": max((abs(s.error_ms) for s in self.rtt), default=0.0),
             "rate_err_max_pct": max((abs(s.error_pct) for s in self.rate), default=0.0),
             "loss_err_max_pp": max((abs(s.error_pp) for s in self.loss), default=0.0),
+            "cpu_awake": self.cpu_awake,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -132,7 +134,8 @@ class FidelityReport:
                 "loss": [asdict(s) | {"ok": s.ok} for s in self.loss]}
 
     def table(self) -> str:
-        lines = [f"fidelity ({self.backend} shaping, {self.datapath} switches)"]
+        lines = [f"fidelity ({self.backend} shaping, {self.datapath} switches"
+                 f"{awake_text(self.cpu_awake)})"]
         if self.rtt:
             lines.append(f"  {'RTT':<26}{'configured':>11}{'measured':>10}{'error':>9}  ok")
             for s in self.rtt:
@@ -235,6 +238,15 @@ def measure_loss(emu: Any, src: str, dst: str, seconds: float = 3.0,
     return LossSample(src, dst, emu.path_loss_pct(src, dst), lost, packets)
 
 
+def awake_text(described: dict[str, Any] | None) -> str:
+    """`, CPUs kept awake; idle wake-up p99 1268 µs` and the like, for one-line headers."""
+    if not described:
+        return ""
+    measured = described.get("idle_wake_latency")
+    figure = f"; idle wake-up p99 {measured['p99_us']:.0f} µs" if measured else ""
+    return f", CPUs {'kept awake' if described['active'] else 'left to idle'}{figure}"
+
+
 Measured = TypeVar("Measured")
 
 
@@ -259,7 +271,7 @@ def check(emu: Any, goodput_samples: int = 2, seconds: float = 3.0) -> FidelityR
     targets = [n for n in topology.nodes.values() if n.cluster or n.role == "origin"]
     clients = topology.by_role("client")
     pairs = [(c, t.name) for c in clients for t in targets]
-    report = FidelityReport(emu.shaping, emu.datapath)
+    report = FidelityReport(emu.shaping, emu.datapath, cpu_awake=emu.awake.describe())
     report.rtt = measure_rtt(emu, pairs)
     seen_bottlenecks: set[tuple[str, float | None]] = set()
     senders = [t.name for t in targets]

@@ -93,8 +93,9 @@ class HealthWatch(threading.Thread):
 
 class Run:
     def __init__(self, scenario: Scenario, out: Path | None = None,
-                 tty: bool | None = None) -> None:
+                 tty: bool | None = None, cpu_awake: str = "auto") -> None:
         self.scenario = scenario
+        self.cpu_awake = cpu_awake
         self.bundle = results_dir(scenario, out)
         self.tty = sys.stdout.isatty() if tty is None else tty
         self.phase = "starting"
@@ -122,8 +123,9 @@ class Run:
         try:
             with Emulation(scenario.topology, run_dir=run_dir, seed=scenario.seed,
                            dynamic_links=scenario.dynamic_links(),
-                           controller=scenario.controller) as emu:
+                           controller=scenario.controller, cpu_awake=self.cpu_awake) as emu:
                 meta |= {"shaping": emu.shaping, "datapath": emu.datapath, "epoch": emu.t0,
+                         "cpu_awake": emu.awake.describe(),
                          "cluster_of_ip": {emu.ip(s): c for c, servers in
                                            scenario.topology.clusters().items()
                                            for s in servers},
@@ -148,7 +150,7 @@ class Run:
         scenario = self.scenario
         log = EventLog(Path(emu.run_dir) / "events" / "engine.jsonl", "engine", emu.t0)
         self.say(f"network up: {scenario.topology.name} ({emu.shaping} shaping, "
-                 f"{emu.datapath} switches)")
+                 f"{emu.datapath} switches{fidelity.awake_text(emu.awake.describe())})")
         self.phase = "content"
         store = Path(emu.run_dir) / "store"
         spec = TitleSpec(profiles=(Profile("avc", scenario.content.ladder),),

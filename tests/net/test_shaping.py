@@ -4,18 +4,20 @@ directions, in-place changes and trace replay."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import statistics
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from cdnlab.capabilities import detect
-from cdnlab.net import fidelity
+from cdnlab.net import fidelity, wakeups
 from cdnlab.net.emulation import Emulation
 from cdnlab.topology.shape import LinkShape
 from cdnlab.topology.spec import parse_topology
@@ -210,3 +212,29 @@ def test_a_bad_config_reload_keeps_the_link_delaying(pair: Emulation) -> None:
         assert events[-1]["event"] == "config_error" and "out of range" in events[-1]["error"]
     finally:
         link.config_path.write_text(good)
+
+
+@pytest.mark.vm
+def test_the_run_keeps_timers_prompt(pair: Emulation) -> None:
+    """CPUs kept awake where the machine calls for it; the delay processes at SCHED_FIFO
+    with no timer slack (cdnlab.net.wakeups)."""
+    described = pair.awake.describe()
+    measured = described["idle_wake_latency"]
+    expected = detect().virtual_machine or measured["p99_us"] > wakeups.AUTO_P99_US
+    assert described["active"] == expected, described
+    recorded = {int(p["pid"]) for p in pair.ledger.record.processes}
+    for spinner in pair.awake.spinners:
+        assert spinner.poll() is None and spinner.pid in recorded
+        assert os.sched_getscheduler(spinner.pid) == os.SCHED_IDLE
+    report = fidelity.check(pair, goodput_samples=0)
+    assert report.cpu_awake == described and "CPUs " in report.table().splitlines()[0]
+    if pair.shaping != "nfqueue":
+        return
+    process = pair.link("src", "dst").process
+    assert process is not None and process.pid in recorded
+    assert os.sched_getscheduler(process.pid) == os.SCHED_FIFO
+    # the kernel reports a real-time task's slack as 0; a normal one's would be ours, 1 ns
+    assert Path(f"/proc/{process.pid}/timerslack_ns").read_text().strip() in ("0", "1")
+    ready = [json.loads(line) for line in pair.link("src", "dst").log_path.read_text()
+             .splitlines() if '"ready"' in line]
+    assert ready[-1]["scheduling"] == f"fifo:{wakeups.DELAY_PRIORITY}"

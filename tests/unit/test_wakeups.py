@@ -1,0 +1,145 @@
+"""Keeping CPUs awake and timers precise (cdnlab.net.wakeups): real processes, no root."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cdnlab.capabilities import virtual_machine
+from cdnlab.errors import CdnlabError
+from cdnlab.net import wakeups
+from cdnlab.net.ledger import process_start_time
+
+
+def _idle_ticks() -> int:
+    return int(Path("/proc/stat").read_text().split()[4])
+
+
+def test_kept_awake_means_one_idle_class_spinner_per_cpu_and_no_idle_time() -> None:
+    awake = wakeups.CpuAwake("on")
+    awake.start()
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+        assert awake.active and len(awake.spinners) == len(cpus)
+        time.sleep(0.5)  # the spinners' interpreters start and pin themselves
+        for cpu, spinner in zip(cpus, awake.spinners, strict=True):
+            assert spinner.poll() is None
+            assert os.sched_getscheduler(spinner.pid) == os.SCHED_IDLE
+            assert os.sched_getaffinity(spinner.pid) == {cpu}
+        before = _idle_ticks()
+        time.sleep(1.0)
+        # the kernel counts idle time in ticks of 10 ms: a CPU that never idles adds none
+        assert _idle_ticks() - before <= 5
+        assert awake.describe()["active"] and awake.describe()["reason"] == "on as asked"
+    finally:
+        awake.stop()
+    assert not awake.active
+
+
+def test_stop_leaves_no_spinner() -> None:
+    awake = wakeups.CpuAwake("on")
+    awake.start()
+    pids = [(s.pid, process_start_time(s.pid)) for s in awake.spinners]
+    awake.stop()
+    assert pids and all(process_start_time(pid) != start for pid, start in pids)
+
+
+def test_spinners_die_with_the_process_that_started_them() -> None:
+    """A run killed outright (SIGKILL, no teardown) still leaves no spinner behind."""
+    child = subprocess.run(
+        [sys.executable, "-c",
+         "import os, time\n"
+         "from cdnlab.net.wakeups import CpuAwake\n"
+         "awake = CpuAwake('on'); awake.start(); time.sleep(0.5)\n"
+         "print(' '.join(str(s.pid) for s in awake.spinners), flush=True)\n"
+         "os.kill(os.getpid(), 9)\n"],
+        capture_output=True, text=True, check=False, cwd=Path(__file__).parents[2])
+    assert child.returncode == -9, child.stderr
+    pids = [int(pid) for pid in child.stdout.split()]
+    assert pids
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(process_start_time(p) for p in pids):
+        time.sleep(0.05)
+    assert [p for p in pids if process_start_time(p) is not None] == []
+
+
+def test_off_starts_nothing_and_auto_records_its_measure() -> None:
+    off = wakeups.CpuAwake("off")
+    off.start()
+    assert not off.active and off.describe() == {
+        "mode": "off", "active": False, "reason": "off as asked", "idle_wake_latency": None}
+    auto = wakeups.CpuAwake("auto")
+    auto.start()
+    try:
+        measured = auto.describe()["idle_wake_latency"]
+        assert measured["samples"] == 400
+        assert 0 <= measured["median_us"] <= measured["p99_us"] <= measured["max_us"]
+        expected = virtual_machine() or measured["p99_us"] > wakeups.AUTO_P99_US
+        assert auto.active == expected, auto.describe()
+    finally:
+        auto.stop()
+
+
+def test_an_unknown_mode_is_refused_by_name() -> None:
+    with pytest.raises(CdnlabError, match="unknown --cpu-awake mode 'sometimes'"):
+        wakeups.CpuAwake("sometimes")
+
+
+def test_wake_latency_restores_the_callers_timer_slack() -> None:
+    slack = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/timerslack_ns")
+    before = slack.read_text() if slack.exists() else None
+    figures = wakeups.wake_latency(samples=50, sleep_s=0.0005)
+    assert figures.samples == 50 and figures.median_us >= 0
+    if before is not None:
+        assert slack.read_text() == before
+
+
+def test_precise_timers_and_realtime_in_a_child() -> None:
+    probe = ("import os\n"
+             "from cdnlab.net import wakeups\n"
+             "wakeups.precise_timers()\n"
+             "slack = open('/proc/self/timerslack_ns').read().strip()\n"
+             "policy = wakeups.realtime()\n"
+             "print(policy, os.sched_getscheduler(0) == os.SCHED_FIFO, slack)\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True, cwd=Path(__file__).parents[2])
+    policy, fifo, slack = done.stdout.split()
+    assert slack == "1"
+    # refused without the privilege: the policy says so, and the process stays normal
+    assert (policy == f"fifo:{wakeups.DELAY_PRIORITY}") == (fifo == "True")
+    if os.geteuid() == 0:
+        assert policy == f"fifo:{wakeups.DELAY_PRIORITY}"
+
+
+@pytest.mark.parametrize(("flags", "expected"), [
+    ("fpu vme de pse tsc msr hypervisor lahf_lm", True),
+    ("fpu vme de pse tsc msr lahf_lm", False),
+])
+def test_virtual_machine_reads_the_hypervisor_flag(tmp_path: Path, flags: str,
+                                                   expected: bool) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n\nprocessor\t: 1\n")
+    assert virtual_machine(cpuinfo) is expected
+    assert virtual_machine(tmp_path / "absent") is False
+
+
+def test_fidelity_headers_say_whether_the_cpus_were_kept_awake() -> None:
+    from cdnlab.net.fidelity import FidelityReport, awake_text
+
+    measured = {"median_us": 31.0, "p99_us": 1716.4, "max_us": 3999.0, "samples": 400}
+    awake = {"mode": "auto", "active": True, "reason": "virtual machine",
+             "idle_wake_latency": measured}
+    assert awake_text(awake) == ", CPUs kept awake; idle wake-up p99 1716 µs"
+    assert awake_text({**awake, "active": False, "idle_wake_latency": None}) == \
+        ", CPUs left to idle"
+    assert awake_text(None) == ""
+    report = FidelityReport("nfqueue", "bridge", cpu_awake=awake)
+    assert report.table().splitlines()[0] == (
+        "fidelity (nfqueue shaping, bridge switches, CPUs kept awake; idle wake-up p99 "
+        "1716 µs)")
+    assert report.summary()["cpu_awake"] == awake
