@@ -53,7 +53,6 @@ class Capabilities:
     linux_bridge: bool
     mininet: bool
     tools: dict[str, bool] = field(default_factory=dict)
-    virtual_machine: bool = False
 
     @property
     def nfqueue_ready(self) -> bool:
@@ -108,17 +107,6 @@ def emulated_cpu(cmdline: Path = Path("/proc/cmdline")) -> bool:
         return False
 
 
-def virtual_machine(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
-    """True under a hypervisor (the CPUID bit Linux shows as the `hypervisor` flag), where
-    an idle CPU halts back to the hypervisor and wakes late (see cdnlab.net.wakeups)."""
-    try:
-        text = cpuinfo.read_text()
-    except OSError:
-        return False
-    return any(line.startswith("flags") and "hypervisor" in line.split()
-               for line in text.splitlines())
-
-
 def mininet_importable() -> bool:
     try:
         import mininet.net  # noqa: F401
@@ -144,7 +132,6 @@ def detect() -> Capabilities:
         linux_bridge=_probe("ip link add cdnlabprobe type bridge"),
         mininet=mininet_importable(),
         tools=tools,
-        virtual_machine=virtual_machine(),
     )
 
 

@@ -12,6 +12,8 @@ import json
 from dataclasses import asdict
 
 from cdnlab.capabilities import APT_FOR_TOOL, ESSENTIAL_TOOLS, Capabilities, detect, start_ovs
+from cdnlab.net.fidelity import awake_text
+from cdnlab.net.wakeups import CpuAwake
 
 
 def problems(caps: Capabilities) -> list[str]:
@@ -50,7 +52,6 @@ def report(caps: Capabilities) -> str:
         ("Open vSwitch daemons running", _yes(caps.ovs_daemons)),
         ("Linux bridge", _yes(caps.linux_bridge)),
         ("Mininet importable", _yes(caps.mininet)),
-        ("virtual machine (CPUs kept awake during runs)", _yes(caps.virtual_machine)),
     ]
     rows += [(f"tool {tool}", _yes(found)) for tool, found in caps.tools.items()]
     width = max(len(r[0]) for r in rows)
@@ -72,13 +73,18 @@ def run(fix: bool, as_json: bool) -> int:
             notes.append("  continuing: Linux bridges serve as switches without it")
     caps = detect()
     found = problems(caps)
+    timers = CpuAwake("auto")  # what `--cpu-awake auto` will decide, measured the same way
+    timers.start()
+    timers.stop()
     if as_json:
         print(json.dumps({"capabilities": asdict(caps), "shaping_backend": caps.shaping_backend,
-                          "switch_datapath": caps.switch_datapath, "problems": found},
+                          "switch_datapath": caps.switch_datapath,
+                          "cpu_awake": timers.describe(), "problems": found},
                          indent=2))
     else:
         print("cdnlab doctor")
         print(report(caps))
+        print(f"  timers (--cpu-awake auto):{awake_text(timers.describe()).lstrip(',')}")
         for note in notes:
             print(f"  {note}")
         if found:

@@ -33,11 +33,11 @@ def table(rows: list[tuple[str, WakeLatency]]) -> str:
     base = rows[0][1]
     lines = [f"timer lateness of a 1 ms sleep ({base.samples} sleeps each); ratio = p99 / "
              "baseline p99",
-             f"  {'CPUs':<34}{'median':>10}{'p99':>10}{'max':>10}{'ratio':>8}"]
+             f"  {'CPUs':<34}{'median':>10}{'p99':>10}{'max':>10}{'>100µs':>9}{'ratio':>8}"]
     for label, w in rows:
         ratio = w.p99_us / base.p99_us if base.p99_us > 0 else 0.0
         lines.append(f"  {label:<34}{w.median_us:>8.0f}µs{w.p99_us:>8.0f}µs{w.max_us:>8.0f}µs"
-                     f"{ratio:>8.3f}")
+                     f"{100 * w.late_share:>8.1f}%{ratio:>8.3f}")
     return "\n".join(lines)
 
 
