@@ -34,8 +34,8 @@ from cdnlab.net.wakeups import MODES
 from cdnlab.vm.image import DEFAULT_CACHE as DEFAULT_VM_CACHE
 from nodes.origin.errors import ContentError
 
-CPU_AWAKE_HELP = ("keep the CPUs out of idle so timers fire on time: auto (where idle "
-                  "wake-ups are measured slow), on or off")
+CPU_AWAKE_HELP = ("keep the CPUs out of idle so timers fire on time: auto (where that "
+                  "is measured to halve the late wake-ups), on or off")
 
 
 def _params(pairs: list[str]) -> dict[str, Any]:

@@ -9,8 +9,9 @@ waking it can take far longer than a timer tick. Measured on the development VM 
 - CPUs idle: late by 88 µs at the median, 1.3 ms at p99, up to 8 ms.
 - Every CPU kept busy: 17 µs at the median, 44 µs at p99.
 
-Late timers lengthen delays and starve htb: on such a host, short paths read 20–30 %
-over their RTT and TCP ran 13 % below its rate.
+Late timers lengthen delays and starve htb. That is the most likely cause of two CI runs
+on a busier host of this kind, before this module, reading short paths 20–30 % over their
+RTT and TCP 13 % below its rate.
 
 This module holds three remedies, and the measurement that decides the first:
 

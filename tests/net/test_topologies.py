@@ -20,13 +20,10 @@ def test_topology_up_connected_faithful_and_clean(name: str, nothing_left_behind
         processes = recorded_processes(emu)
         assert emu.ping_all() == []
         report = fidelity.check(emu, goodput_samples=1 if name == "isp_mesh" else 2)
-        bad = [s for s in report.rtt if not s.ok]
-        if bad:  # a busy moment on a shared 2-core machine: those pairs once more
-            again = {(s.src, s.dst): s for s in fidelity.measure_rtt(
-                emu, [(s.src, s.dst) for s in bad])}
-            report.rtt = [again.get((s.src, s.dst), s) for s in report.rtt]
-            bad = [s for s in report.rtt if not s.ok]
-        assert not bad, report.table()
+        # a busy moment on a shared 2-core machine spoils what it meets: that, once more
+        report.rtt = fidelity.rtt_remeasured_on_miss(emu, report.rtt)
+        report.rate = fidelity.rate_remeasured_on_miss(emu, report.rate)
+        assert all(s.ok for s in report.rtt), report.table()
         assert report.rtt and all(s.received == s.sent for s in report.rtt)
         assert report.rate and all(r.ok for r in report.rate), report.table()
         for sample in report.rtt:
