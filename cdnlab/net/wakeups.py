@@ -131,9 +131,10 @@ def spin(cpu: int, parent: int) -> None:
 
 class CpuAwake:
     """Keeps every CPU this process may use out of its idle halt, between `start` and
-    `stop`. `mode` is `on`, `off` or `auto`: measure wake-ups with the CPUs idle and then
-    kept awake, and keep them awake only if that at least halves the share of late ones.
-    The share, unlike p99 (3 of 300 sleeps), is not swayed by one stall of the host."""
+    `stop`. `mode` is `on`, `off` or `auto`: measure wake-ups with the CPUs idle and kept
+    awake, and keep them awake only if some idle wake-ups are late and keeping awake at
+    least halves their share. The share, unlike p99 (3 of 300 sleeps), is not swayed by
+    one stall of the host."""
 
     def __init__(self, mode: str = "auto", ledger: Any = None) -> None:
         if mode not in MODES:
@@ -160,8 +161,9 @@ class CpuAwake:
             self.kept_awake = True
             return
         self._spin()
-        self._compare()
-        self.kept_awake = self.awake.late_share <= self.idle.late_share / 2
+        self.idle, self.awake = self._compare()
+        self.kept_awake = (self.idle.late_share > 0
+                           and self.awake.late_share <= self.idle.late_share / 2)
         if self.kept_awake:
             self.reason = "kept awake: at most half as many late wake-ups as idle"
         else:
@@ -188,7 +190,7 @@ class CpuAwake:
                     break
                 time.sleep(0.01)
 
-    def _compare(self, rounds: int = 3, per_round: int = 100) -> None:
+    def _compare(self, rounds: int = 3, per_round: int = 100) -> tuple[WakeLatency, WakeLatency]:
         """Wake-ups with the spinners paused (SIGSTOP) and running, in alternate rounds, so
         a busy moment of the host falls on both measures alike."""
         idle: list[float] = []
@@ -198,7 +200,7 @@ class CpuAwake:
             idle += lateness_us(per_round)
             self._signal(signal.SIGCONT)
             awake += lateness_us(per_round)
-        self.idle, self.awake = WakeLatency.of(idle), WakeLatency.of(awake)
+        return WakeLatency.of(idle), WakeLatency.of(awake)
 
     def _signal(self, signum: int) -> None:
         for spinner in self.spinners:

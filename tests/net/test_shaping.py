@@ -220,7 +220,8 @@ def test_the_run_keeps_timers_prompt(pair: Emulation) -> None:
     with no timer slack (cdnlab.net.wakeups)."""
     described = pair.awake.describe()
     idle, awake = described["idle_wake_latency"], described["awake_wake_latency"]
-    assert described["active"] == (awake["late_share"] <= idle["late_share"] / 2), described
+    assert described["active"] == (idle["late_share"] > 0 and
+                                   awake["late_share"] <= idle["late_share"] / 2), described
     assert pair.awake.active == described["active"]
     recorded = {int(p["pid"]) for p in pair.ledger.record.processes}
     for spinner in pair.awake.spinners:
