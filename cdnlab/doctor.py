@@ -12,8 +12,7 @@ import json
 from dataclasses import asdict
 
 from cdnlab.capabilities import APT_FOR_TOOL, ESSENTIAL_TOOLS, Capabilities, detect, start_ovs
-from cdnlab.net.fidelity import awake_text
-from cdnlab.net.wakeups import CpuAwake
+from cdnlab.net.wakeups import CpuAwake, summary
 
 
 def problems(caps: Capabilities) -> list[str]:
@@ -84,7 +83,7 @@ def run(fix: bool, as_json: bool) -> int:
     else:
         print("cdnlab doctor")
         print(report(caps))
-        print(f"  timers (--cpu-awake auto):{awake_text(timers.describe()).lstrip(',')}")
+        print(f"  timers (--cpu-awake auto): {summary(timers.describe())}")
         for note in notes:
             print(f"  {note}")
         if found:

@@ -17,6 +17,7 @@ from cdnlab.errors import EnvironmentProblem
 from cdnlab.net import fidelity
 from cdnlab.net.emulation import Emulation
 from cdnlab.net.shaping import BACKENDS, choose_backend
+from cdnlab.net.wakeups import summary
 from cdnlab.topology.shape import LinkShape
 from cdnlab.topology.spec import parse_topology
 
@@ -71,8 +72,8 @@ def bench_backend(backend: str, quick: bool, seconds: float,
 
 def table(result: BenchResult) -> str:
     rep = result.report
-    lines = [f"backend {result.backend} ({rep.datapath} switches"
-             f"{fidelity.awake_text(rep.cpu_awake)}); baseline, unshaped: "
+    setup = ", ".join(filter(None, [f"{rep.datapath} switches", summary(rep.cpu_awake)]))
+    lines = [f"backend {result.backend} ({setup}); baseline, unshaped: "
              f"RTT {result.baseline_rtt_ms:.3f} ms, TCP {result.baseline_mbps:.0f} Mbit/s",
              f"  {'case':<22}{'configured':>12}{'measured':>12}{'ratio':>8}{'error':>9}"]
     for s in rep.rtt:

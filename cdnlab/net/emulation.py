@@ -125,8 +125,7 @@ class Emulation:
             self.run_dir = Path(tempfile.mkdtemp(prefix="cdnlab-"))
             self.ledger.add_directory(self.run_dir)
         try:
-            self.awake.ledger = self.ledger
-            self.awake.start()  # `auto` measures wake-ups first, on a still quiet machine
+            self.awake.start(self.ledger)  # `auto` measures first, on a still quiet machine
             self._refuse_name_clashes()
             self.net = Mininet(topo=None, build=False, controller=None, autoSetMacs=False,
                                waitConnected=False)

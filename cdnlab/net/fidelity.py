@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
 from cdnlab.capabilities import emulated_cpu
+from cdnlab.net import wakeups
 
 TCP_PAYLOAD_EFFICIENCY = 1448 / 1514
 RTT_ABS_TOLERANCE_MS = 1.0
@@ -134,8 +135,7 @@ class FidelityReport:
                 "loss": [asdict(s) | {"ok": s.ok} for s in self.loss]}
 
     def table(self) -> str:
-        lines = [f"fidelity ({self.backend} shaping, {self.datapath} switches"
-                 f"{awake_text(self.cpu_awake)})"]
+        lines = [f"fidelity ({setup_text(self.backend, self.datapath, self.cpu_awake)})"]
         if self.rtt:
             lines.append(f"  {'RTT':<26}{'configured':>11}{'measured':>10}{'error':>9}  ok")
             for s in self.rtt:
@@ -238,15 +238,11 @@ def measure_loss(emu: Any, src: str, dst: str, seconds: float = 3.0,
     return LossSample(src, dst, emu.path_loss_pct(src, dst), lost, packets)
 
 
-def awake_text(described: dict[str, Any] | None) -> str:
-    """`, CPUs kept awake; wake-ups over 100 µs late: 6.3 % idle, 0.3 % awake` and the like,
-    for one-line headers."""
-    if not described:
-        return ""
-    idle, awake = described.get("idle_wake_latency"), described.get("awake_wake_latency")
-    figure = (f"; wake-ups over 100 µs late: {100 * idle['late_share']:.1f} % idle, "
-              f"{100 * awake['late_share']:.1f} % awake" if idle and awake else "")
-    return f", CPUs {'kept awake' if described['active'] else 'left to idle'}{figure}"
+def setup_text(backend: str, datapath: str, cpu_awake: dict[str, Any] | None = None) -> str:
+    """`nfqueue shaping, bridge switches, CPUs kept awake; …`: how a run's network was made
+    and timed, for one-line headers."""
+    return ", ".join(part for part in (f"{backend} shaping", f"{datapath} switches",
+                                       wakeups.summary(cpu_awake)) if part)
 
 
 Measured = TypeVar("Measured")

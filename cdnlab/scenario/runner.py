@@ -149,8 +149,8 @@ class Run:
     def _run(self, emu: Emulation, meta: dict[str, Any]) -> None:
         scenario = self.scenario
         log = EventLog(Path(emu.run_dir) / "events" / "engine.jsonl", "engine", emu.t0)
-        self.say(f"network up: {scenario.topology.name} ({emu.shaping} shaping, "
-                 f"{emu.datapath} switches{fidelity.awake_text(emu.awake.describe())})")
+        self.say(f"network up: {scenario.topology.name} "
+                 f"({fidelity.setup_text(emu.shaping, emu.datapath, emu.awake.describe())})")
         self.phase = "content"
         store = Path(emu.run_dir) / "store"
         spec = TitleSpec(profiles=(Profile("avc", scenario.content.ladder),),

@@ -123,18 +123,19 @@ def test_precise_timers_and_realtime_in_a_child() -> None:
         assert policy == f"fifo:{wakeups.DELAY_PRIORITY}"
 
 
-def test_fidelity_headers_say_whether_the_cpus_were_kept_awake() -> None:
-    from cdnlab.net.fidelity import FidelityReport, awake_text
+def test_headers_say_whether_the_cpus_were_kept_awake() -> None:
+    from cdnlab.net.fidelity import FidelityReport, setup_text
 
     idle = {"median_us": 31.0, "p99_us": 1716.4, "max_us": 3999.0, "late_share": 0.2133,
             "samples": 300}
     awake = {"mode": "auto", "active": True, "reason": "kept awake: …",
              "idle_wake_latency": idle, "awake_wake_latency": idle | {"late_share": 0.0033}}
-    assert awake_text(awake) == (", CPUs kept awake; wake-ups over 100 µs late: 21.3 % idle, "
-                                 "0.3 % awake")
-    assert awake_text({**awake, "active": False, "idle_wake_latency": None}) == \
-        ", CPUs left to idle"
-    assert awake_text(None) == ""
+    assert wakeups.summary(awake) == ("CPUs kept awake; wake-ups over 100 µs late: 21.3 % "
+                                      "idle, 0.3 % awake")
+    assert wakeups.summary({**awake, "active": False, "idle_wake_latency": None}) == \
+        "CPUs left to idle"
+    assert wakeups.summary(None) == ""
+    assert setup_text("netem", "kernel") == "netem shaping, kernel switches"
     report = FidelityReport("nfqueue", "bridge", cpu_awake=awake)
     assert report.table().splitlines()[0] == (
         "fidelity (nfqueue shaping, bridge switches, CPUs kept awake; wake-ups over 100 µs "
