@@ -59,10 +59,11 @@ WARM_UP_LIMIT_S = 90.0
 
 
 def results_dir(scenario: Scenario, out: Path | None) -> Path:
-    if out is not None:
-        return out
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    return Path("results") / f"{scenario.name}-{stamp}"
+    """The bundle's directory, absolute: node programs (nginx's -p and -c) are given paths
+    under it and resolve relative ones from their own working directory."""
+    if out is None:
+        out = Path("results") / f"{scenario.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return out.resolve()
 
 
 class HealthWatch(threading.Thread):

@@ -99,3 +99,17 @@ def test_jain_fairness() -> None:
     assert jain([2.0, 2.0, 2.0]) == 1.0
     assert jain([1.0, 0.0, 0.0, 0.0]) == 0.25
     assert jain([]) is None
+
+
+def test_bundle_directories_are_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """nginx and other node programs get paths under the bundle and resolve relative ones
+    from their own working directory: `cdnlab run` without --out (`make demo`) once gave
+    nginx `results/…/nginx.conf` twice over."""
+    from cdnlab.scenario.runner import results_dir
+
+    monkeypatch.chdir(tmp_path)
+    scenario = load_scenario(SCENARIOS_DIR / "youtube_pull.yaml")
+    default = results_dir(scenario, None)
+    assert default.is_absolute() and default.parent == tmp_path / "results"
+    assert default.name.startswith("youtube_pull-")
+    assert results_dir(scenario, Path("out/run1")) == tmp_path / "out" / "run1"
