@@ -60,6 +60,18 @@ def test_goodput_follows_rate(pair: Emulation, rate: float) -> None:
 
 
 @pytest.mark.vm
+def test_the_rate_keeps_its_burst_for_late_timers(pair: Emulation) -> None:
+    # both of htb's buckets keep the burst: tc leaves the ceil's at one MTU unless told, and
+    # then any timer late by more than a packet's time loses rate (cdnlab.net.shaping.htb)
+    for rate in (50.0, 10.0):  # installed, then changed in place
+        reshape(pair, LinkShape(rate=rate, delay=5.0))
+        shown = pair.node("src").cmd("tc -d class show dev src-e0")
+        found = re.search(r" burst (\d+)b.* cburst (\d+)b", shown)
+        assert found and found[1] == found[2], shown
+        assert int(found[1]) >= 15000, shown
+
+
+@pytest.mark.vm
 def test_loss_is_within_one_and_a_half_points(pair: Emulation) -> None:
     reshape(pair, LinkShape(loss=5.0))
     # the link was built without loss: adding it live must still make drops cost one packet

@@ -5,6 +5,13 @@ A link direction's rate is an htb class on the egress interface of the node it l
 nfqueue backend) or netem (the netem backend). One rate change works on both. Trace replay
 and scenario events change the class's rate in place (`tc class change`), never rebuilding
 the qdisc, so queued packets survive.
+
+A class is metered by two token buckets, its rate and its ceil (here the same rate), and
+each keeps `burst` bytes: that much can leave at once after a timer fired late, so late
+wake-ups cost no rate until they exceed a burst's worth of time. tc leaves the ceil's
+bucket (`cburst`) at one MTU unless told, which made every late timer lose rate for good:
+the QEMU guest's TCP read 92-100 % of 50 Mbit/s with it and 97-100 % with `cburst` =
+`burst`, alternating in one run.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ QUANTUM_BYTES = 60000
 
 def _rate_args(rate_mbps: float) -> str:
     burst = max(MIN_BURST_BYTES, int(rate_mbps * 1e6 / 8 * 0.001))
-    return f"rate {rate_mbps:.6g}mbit burst {burst} quantum {QUANTUM_BYTES}"
+    return f"rate {rate_mbps:.6g}mbit burst {burst} cburst {burst} quantum {QUANTUM_BYTES}"
 
 
 def fifo(queue: int) -> str:
