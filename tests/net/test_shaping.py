@@ -63,7 +63,7 @@ def test_goodput_follows_rate(pair: Emulation, rate: float) -> None:
 def test_the_rate_keeps_its_burst_for_late_timers(pair: Emulation) -> None:
     # both of htb's buckets keep the burst: tc leaves the ceil's at one MTU unless told, and
     # then any timer late by more than a packet's time loses rate (cdnlab.net.shaping.htb)
-    for rate in (50.0, 10.0):  # installed, then changed in place
+    for rate in (50.0, 10.0):  # changes in place; an install passes the same arguments
         reshape(pair, LinkShape(rate=rate, delay=5.0))
         shown = pair.node("src").cmd("tc -d class show dev src-e0")
         found = re.search(r" burst (\d+)b.* cburst (\d+)b", shown)
