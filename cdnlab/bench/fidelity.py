@@ -17,7 +17,6 @@ from cdnlab.errors import EnvironmentProblem
 from cdnlab.net import fidelity
 from cdnlab.net.emulation import Emulation
 from cdnlab.net.shaping import BACKENDS, choose_backend
-from cdnlab.net.wakeups import summary
 from cdnlab.topology.shape import LinkShape
 from cdnlab.topology.spec import parse_topology
 
@@ -72,7 +71,7 @@ def bench_backend(backend: str, quick: bool, seconds: float,
 
 def table(result: BenchResult) -> str:
     rep = result.report
-    setup = ", ".join(filter(None, [f"{rep.datapath} switches", summary(rep.cpu_awake)]))
+    setup = fidelity.setup_text(None, rep.datapath, rep.cpu_awake)
     lines = [f"backend {result.backend} ({setup}); baseline, unshaped: "
              f"RTT {result.baseline_rtt_ms:.3f} ms, TCP {result.baseline_mbps:.0f} Mbit/s",
              f"  {'case':<22}{'configured':>12}{'measured':>12}{'ratio':>8}{'error':>9}"]

@@ -238,11 +238,13 @@ def measure_loss(emu: Any, src: str, dst: str, seconds: float = 3.0,
     return LossSample(src, dst, emu.path_loss_pct(src, dst), lost, packets)
 
 
-def setup_text(backend: str, datapath: str, cpu_awake: dict[str, Any] | None = None) -> str:
+def setup_text(backend: str | None, datapath: str,
+               cpu_awake: dict[str, Any] | None = None) -> str:
     """`nfqueue shaping, bridge switches, CPUs kept awake; …`: how a run's network was made
-    and timed, for one-line headers."""
-    return ", ".join(part for part in (f"{backend} shaping", f"{datapath} switches",
-                                       wakeups.summary(cpu_awake)) if part)
+    and timed, for one-line headers (without the backend where the header names it)."""
+    return ", ".join(part for part in (backend and f"{backend} shaping",
+                                       f"{datapath} switches", wakeups.summary(cpu_awake))
+                     if part)
 
 
 Measured = TypeVar("Measured")

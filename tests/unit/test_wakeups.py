@@ -136,6 +136,7 @@ def test_headers_say_whether_the_cpus_were_kept_awake() -> None:
         "CPUs left to idle"
     assert wakeups.summary(None) == ""
     assert setup_text("netem", "kernel") == "netem shaping, kernel switches"
+    assert setup_text(None, "kernel", awake).startswith("kernel switches, CPUs kept awake; ")
     report = FidelityReport("nfqueue", "bridge", cpu_awake=awake)
     assert report.table().splitlines()[0] == (
         "fidelity (nfqueue shaping, bridge switches, CPUs kept awake; wake-ups over 100 µs "
