@@ -16,7 +16,7 @@ from cdnlab.errors import CdnlabError
 from cdnlab.traces import load_trace
 from nodes.client.abr import ALGORITHMS, make_abr
 from nodes.client.simulate import SimTitle, TraceLink, simulate
-from nodes.origin.profiles import DEFAULT_LADDER
+from nodes.common.ladder import DEFAULT_LADDER
 
 COLUMNS = ("algo", "qoe", "avg_bitrate_kbps", "rebuffer_s", "rebuffer_count", "switches",
            "startup_s")

@@ -24,6 +24,7 @@ from pathlib import Path
 import yaml
 
 from cdnlab.errors import EnvironmentProblem
+from nodes.common.conventions import DNS_POLICY, DNS_TTL_S, SERVICE, SERVICE_LABEL, ZONE
 
 SERVER_CPU, LOAD_CPU = "1", "0"
 
@@ -51,7 +52,7 @@ def _wait_answering(port: int, process: subprocess.Popen[bytes]) -> None:
         if process.poll() is not None:
             raise EnvironmentProblem(f"the DNS server under test exited ({process.returncode})")
         out = subprocess.run(["dig", "+short", "+time=1", "+tries=1", "@127.0.0.1", "-p",
-                              str(port), "video.cdn.lab.", "A"], capture_output=True,
+                              str(port), SERVICE, "A"], capture_output=True,
                              text=True, check=False).stdout
         if out.strip() and not out.startswith(";"):
             return
@@ -94,15 +95,15 @@ def run(seconds: float) -> int:
     with tempfile.TemporaryDirectory(prefix="cdnlab-bench-dns-") as tmp:
         work = Path(tmp)
         queries = work / "queries"
-        queries.write_text("video.cdn.lab A\n")
+        queries.write_text(f"{SERVICE} A\n")
         results = []
         for name, argv in (("redirector", ["-m", "nodes.dns", "--decisions",
                                            str(work / "decisions.jsonl")]),
                            ("dnslib-stock", ["-m", "cdnlab.bench.dns_stock"])):
             port = _free_port()
             config = {
-                "zone": "cdn.lab.", "listen": {"address": "127.0.0.1", "port": port},
-                "services": {"video": {"policy": "min_rtt_spill", "ttl": 10}},
+                "zone": ZONE, "listen": {"address": "127.0.0.1", "port": port},
+                "services": {SERVICE_LABEL: {"policy": DNS_POLICY, "ttl": DNS_TTL_S}},
                 "clusters": {c: {"addresses": [f"10.9.{i}.2", f"10.9.{i}.3"]}
                              for i, c in enumerate(("edge_a", "edge_x", "edge_c"))},
                 # the querying network's RTTs, and edge_a over its threshold

@@ -45,13 +45,13 @@ from cdnlab.services.edge import EdgeService
 from cdnlab.services.fill import FillService
 from cdnlab.services.origin import OriginService
 from cdnlab.services.probe import ProbeService
+from nodes.common.conventions import SERVICE
 from nodes.common.events import EventLog
 from nodes.origin.profiles import Profile, TitleSpec
 from nodes.origin.store import ContentStore
 from nodes.origin.synth import SynthOptions, synthesize
 from nodes.origin.testsource import make_test_master
 
-SERVICE = "video.cdn.lab"
 # A bound on waiting for the first RTT of every (client network, cluster) pair, not a
 # pause: a run goes on as soon as they are in (a few seconds here; slower on the QEMU
 # tier's emulated CPU, where every probe process starts scapy at a tenth of the speed).

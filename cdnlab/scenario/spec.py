@@ -40,21 +40,37 @@ from __future__ import annotations
 
 import copy
 import re
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from cdnlab.errors import SpecError
+from cdnlab.net.controller import CONTROLLERS
 from cdnlab.topology import Topology, load_topology
 from cdnlab.topology.spec import parse_topology, read_yaml
-from nodes.client.abr import ALGORITHMS
-from nodes.dns.policies import POLICIES
-from nodes.origin.errors import ContentError
-from nodes.origin.profiles import DEFAULT_LADDER, Rung, parse_rung
+from nodes.common.conventions import (
+    ABR_ALGORITHMS,
+    ABR_DEFAULT,
+    DNS_POLICIES,
+    DNS_POLICY,
+    DNS_TTL_S,
+    LOAD_THRESHOLD,
+    SPILL_GAIN,
+    SPILL_MAX_SHARE,
+    STALE_AFTER_S,
+    title_names,
+)
+from nodes.common.ladder import DEFAULT_LADDER, LadderError, Rung, parse_rung
 
 EVENTS = ("set_link", "link_down", "link_up", "replay", "cluster_down", "cluster_up", "surge",
           "upload")
 SCENARIOS_DIR = Path(__file__).resolve().parents[2] / "scenarios"
+MODES = ("pull", "push")
+PROBE_METHODS = ("icmp", "tcp")
+ARRIVALS = ("poisson", "uniform")
+ABR_ASSIGNMENTS = ("random", "cycle")  # by weight | each algorithm in turn, side by side
+DEFAULT_SEED = 1
+DEFAULT_DURATION_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -74,8 +90,6 @@ class Content:
     uploads: tuple[Upload, ...] = ()  # masters transcoded by the origin, most popular first
 
     def title_list(self) -> list[str]:
-        from cdnlab.scenario.workload import title_names
-
         return [u.title for u in self.uploads] + title_names(self.titles)
 
 
@@ -92,7 +106,7 @@ class Cdn:
     mode: str = "pull"
     cache_mb: int = 200
     capacity_mbps: float = 100.0
-    threshold: float = 0.8
+    threshold: float = LOAD_THRESHOLD
     fill: Fill | None = None
     modes: dict[str, str] = field(default_factory=dict)  # per-cluster mode, side by side
 
@@ -106,11 +120,11 @@ class Cdn:
 
 @dataclass(frozen=True)
 class Dns:
-    policy: str = "min_rtt_spill"
-    ttl: int = 5
-    stale_after_s: float = 10.0
-    spill_gain: float = 1.0
-    spill_max_share: float = 0.9
+    policy: str = DNS_POLICY
+    ttl: int = DNS_TTL_S
+    stale_after_s: float = STALE_AFTER_S
+    spill_gain: float = SPILL_GAIN
+    spill_max_share: float = SPILL_MAX_SHARE
 
 
 @dataclass(frozen=True)
@@ -129,8 +143,8 @@ class Workload:
     zipf: float = 0.8
     segments: int = 10
     max_buffer_s: float = 12.0
-    abr: dict[str, float] = field(default_factory=lambda: {"bola": 1.0})
-    abr_assign: str = "random"  # random (by weight) | cycle (each in turn: side by side)
+    abr: dict[str, float] = field(default_factory=lambda: {ABR_DEFAULT: 1.0})
+    abr_assign: str = "random"  # one of ABR_ASSIGNMENTS
 
 
 @dataclass(frozen=True)
@@ -265,11 +279,11 @@ def _upload(reader: _Reader, data: Any, where: str, topology: Topology,
     if host not in topology.hosts():
         raise reader.fail(f"{where}.uploader", f"{host!r} is not a host of the topology",
                           "name the host the master is uploaded from")
-    size = str(item.get("size", "640x360"))
+    size = str(item.get("size", _default(Upload, "size")))
     if not re.fullmatch(r"\d+x\d+", size):
         raise reader.fail(f"{where}.size", f"{size!r} is not WIDTHxHEIGHT")
     return Upload(str(item.get("title") or default_title), host,
-                  reader.number(item, "seconds", where, 10.0, 1, 120), size)
+                  reader.number(item, "seconds", where, _default(Upload, "seconds"), 1, 120), size)
 
 
 def _event(reader: _Reader, n: int, data: Any, topology: Topology, clusters: dict[str, Any],
@@ -323,15 +337,21 @@ def _link(reader: _Reader, where: str, topology: Topology, a: Any, b: Any) -> No
                           "name the two ends of a link of the topology") from err
 
 
-def parse_scenario(data: Any, source: str, base: Path | None = None,
-                   overrides: dict[str, Any] | None = None) -> Scenario:
-    reader = _Reader(source)
-    base = base or Path.cwd()
-    data = copy.deepcopy(data)
-    if not isinstance(data, dict):
-        raise reader.fail("", "a scenario must be a YAML mapping", "start with name: and "
-                          "topology:")
-    for key, value in (overrides or {}).items():  # --set a.b=c
+def _default(cls: type, name: str) -> Any:
+    """A section's default, as its dataclass declares it (the one place it is spelled)."""
+    for item in fields(cls):
+        if item.name == name:
+            if item.default is not MISSING:
+                return item.default
+            if item.default_factory is not MISSING:
+                return item.default_factory()
+    raise KeyError(f"{cls.__name__} has no default for {name}")
+
+
+def _apply_overrides(reader: _Reader, data: dict[str, Any],
+                     overrides: dict[str, Any]) -> None:
+    """`--set a.b=c`: each dotted key replaces one value of the scenario's data."""
+    for key, value in overrides.items():
         target = data
         parts = key.split(".")
         for part in parts[:-1]:
@@ -339,89 +359,150 @@ def parse_scenario(data: Any, source: str, base: Path | None = None,
             if not isinstance(target, dict):
                 raise reader.fail(key, "--set reaches into something that is not a mapping")
         target[parts[-1]] = value
+
+
+def _content(reader: _Reader, data: Any, topology: Topology) -> Content:
+    section = reader.mapping(data, "content", {"titles", "title_s", "segment_s", "ladder",
+                                               "uploads"})
+    try:
+        ladder = tuple(parse_rung(r, f"{reader.source}: content.ladder")
+                       for r in section["ladder"]) if "ladder" in section else \
+            _default(Content, "ladder")
+    except LadderError as err:
+        raise reader.fail("content.ladder", str(err)) from err
+    uploads = tuple(_upload(reader, item, f"content.uploads[{i}]", topology, f"upload{i + 1}")
+                    for i, item in enumerate(section.get("uploads") or []))
+
+    def number(key: str, low: float, high: float | None = None, kind: type = float) -> Any:
+        return reader.number(section, key, "content", _default(Content, key), low, high, kind)
+
+    return Content(number("titles", 1, 10000, int), number("title_s", 1),
+                   number("segment_s", 0.5, 30), ladder, uploads)
+
+
+def _fill(reader: _Reader, data: Any) -> Fill:
+    section = reader.mapping(data, "cdn.fill", {"start_s", "end_s", "rate_mbps", "capacity_mb"})
+
+    def number(key: str, low: float) -> Any:
+        return reader.number(section, key, "cdn.fill", _default(Fill, key), low)
+
+    fill = Fill(number("start_s", 0), number("end_s", 0), number("rate_mbps", 0.1),
+                number("capacity_mb", 0.1))
+    if fill.end_s <= fill.start_s:
+        raise reader.fail("cdn.fill.end_s", "the window ends before it starts")
+    return fill
+
+
+def _cdn(reader: _Reader, data: Any, clusters: dict[str, Any]) -> Cdn:
+    section = reader.mapping(data, "cdn", {"mode", "cache_mb", "capacity_mbps", "threshold",
+                                           "fill", "modes"})
+    mode = reader.choice(section, "mode", "cdn", _default(Cdn, "mode"), MODES)
+    modes = reader.mapping(section.get("modes"), "cdn.modes", set(clusters))
+    for cluster in modes:
+        reader.choice(modes, cluster, "cdn.modes", mode, MODES)
+    fill = _fill(reader, section.get("fill")) if "push" in (mode, *modes.values()) else None
+
+    def number(key: str, low: float, kind: type = float) -> Any:
+        return reader.number(section, key, "cdn", _default(Cdn, key), low, kind=kind)
+
+    return Cdn(mode, number("cache_mb", 1, int), number("capacity_mbps", 0.1),
+               number("threshold", 0.01), fill, {str(k): str(v) for k, v in modes.items()})
+
+
+def _dns(reader: _Reader, data: Any) -> Dns:
+    section = reader.mapping(data, "dns", {"policy", "ttl", "stale_after_s", "spill_gain",
+                                           "spill_max_share"})
+
+    def number(key: str, low: float, high: float | None = None, kind: type = float) -> Any:
+        return reader.number(section, key, "dns", _default(Dns, key), low, high, kind)
+
+    return Dns(reader.choice(section, "policy", "dns", _default(Dns, "policy"), DNS_POLICIES),
+               number("ttl", 0, 3600, int), number("stale_after_s", 1),
+               number("spill_gain", 0), number("spill_max_share", 0, 1))
+
+
+def _probes(reader: _Reader, data: Any) -> Probes:
+    section = reader.mapping(data, "probes", {"interval_s", "method"})
+    return Probes(reader.number(section, "interval_s", "probes",
+                                _default(Probes, "interval_s"), 0.2),
+                  reader.choice(section, "method", "probes", _default(Probes, "method"),
+                                PROBE_METHODS))
+
+
+def _controller(reader: _Reader, data: Any) -> str | None:
+    if data not in (None, *CONTROLLERS):
+        raise reader.fail("controller", f"{data!r} is not a controller",
+                          f"{' or '.join(CONTROLLERS)} or null")
+    return None if data is None else str(data)
+
+
+def _abr_weights(reader: _Reader, data: Any) -> dict[str, float]:
+    if not isinstance(data, dict) or not data or any(a not in ABR_ALGORITHMS for a in data):
+        raise reader.fail("workload.abr", f"{data!r}: weights per ABR algorithm",
+                          f"e.g. {{bola: 1, mpc: 1}}; known: {', '.join(ABR_ALGORITHMS)}")
+    return {str(k): float(v) for k, v in data.items()}
+
+
+def _workload(reader: _Reader, data: Any, topology: Topology) -> Workload:
+    section = reader.mapping(data, "workload", {"viewers", "arrival", "zipf", "segments",
+                                                "max_buffer_s", "abr", "abr_assign"})
+    arrival = reader.mapping(section.get("arrival"), "workload.arrival",
+                             {"process", "start_s", "rate_per_s", "window_s"})
+
+    def number(part: dict[str, Any], where: str, key: str, low: float,
+               kind: type = float) -> Any:
+        return reader.number(part, key, where, _default(Workload, key), low, kind=kind)
+
+    return Workload(
+        _viewers(reader, section.get("viewers"), topology),
+        reader.choice(arrival, "process", "workload.arrival", _default(Workload, "process"),
+                      ARRIVALS),
+        number(arrival, "workload.arrival", "start_s", 0),
+        number(arrival, "workload.arrival", "rate_per_s", 0.001),
+        number(arrival, "workload.arrival", "window_s", 0),
+        number(section, "workload", "zipf", 0),
+        number(section, "workload", "segments", 1, int),
+        number(section, "workload", "max_buffer_s", 2),
+        _abr_weights(reader, section.get("abr", _default(Workload, "abr"))),
+        reader.choice(section, "abr_assign", "workload", _default(Workload, "abr_assign"),
+                      ABR_ASSIGNMENTS))
+
+
+def _timeline(reader: _Reader, data: Any, topology: Topology, base: Path) -> list[Event]:
+    events = data or []
+    if not isinstance(events, list):
+        raise reader.fail("timeline", "must be a list of events")
+    clusters = topology.clusters()
+    return sorted((_event(reader, i, e, topology, clusters, base)
+                   for i, e in enumerate(events)), key=lambda e: e.at)
+
+
+def parse_scenario(data: Any, source: str, base: Path | None = None,
+                   overrides: dict[str, Any] | None = None) -> Scenario:
+    """A `Scenario` from YAML data; every section is parsed by its own reader above."""
+    reader = _Reader(source)
+    base = base or Path.cwd()
+    data = copy.deepcopy(data)
+    if not isinstance(data, dict):
+        raise reader.fail("", "a scenario must be a YAML mapping", "start with name: and "
+                          "topology:")
+    _apply_overrides(reader, data, overrides or {})
     top = reader.mapping(data, "", {"name", "description", "topology", "seed", "duration_s",
                                     "content", "cdn", "dns", "probes", "controller",
                                     "workload", "timeline"})
     topology = _topology(reader, top.get("topology"), base)
-    clusters = topology.clusters()
-    if not clusters:
+    if not topology.clusters():
         raise reader.fail("topology", "has no edge cluster", "add a node with role: edge")
-    c = reader.mapping(top.get("content"), "content", {"titles", "title_s", "segment_s",
-                                                       "ladder", "uploads"})
-    try:
-        ladder = tuple(parse_rung(r, f"{source}: content.ladder") for r in c["ladder"]) \
-            if "ladder" in c else DEFAULT_LADDER
-    except ContentError as err:
-        raise reader.fail("content.ladder", err.reason) from err
-    uploads = [_upload(reader, item, f"content.uploads[{i}]", topology, f"upload{i + 1}")
-               for i, item in enumerate(c.get("uploads") or [])]
-    content = Content(reader.number(c, "titles", "content", 20, 1, 10000, int),
-                      reader.number(c, "title_s", "content", 40.0, 1),
-                      reader.number(c, "segment_s", "content", 2.0, 0.5, 30), ladder,
-                      tuple(uploads))
-    d = reader.mapping(top.get("cdn"), "cdn", {"mode", "cache_mb", "capacity_mbps",
-                                               "threshold", "fill", "modes"})
-    mode = reader.choice(d, "mode", "cdn", "pull", ("pull", "push"))
-    modes = reader.mapping(d.get("modes"), "cdn.modes", set(clusters))
-    for cluster in modes:
-        reader.choice(modes, cluster, "cdn.modes", "pull", ("pull", "push"))
-    fill = None
-    if mode == "push" or "push" in modes.values():
-        f = reader.mapping(d.get("fill"), "cdn.fill", {"start_s", "end_s", "rate_mbps",
-                                                       "capacity_mb"})
-        fill = Fill(reader.number(f, "start_s", "cdn.fill", 0.0, 0),
-                    reader.number(f, "end_s", "cdn.fill", 60.0, 0),
-                    reader.number(f, "rate_mbps", "cdn.fill", 50.0, 0.1),
-                    reader.number(f, "capacity_mb", "cdn.fill", 1000.0, 0.1))
-        if fill.end_s <= fill.start_s:
-            raise reader.fail("cdn.fill.end_s", "the window ends before it starts")
-    cdn = Cdn(mode, reader.number(d, "cache_mb", "cdn", 200, 1, kind=int),
-              reader.number(d, "capacity_mbps", "cdn", 100.0, 0.1),
-              reader.number(d, "threshold", "cdn", 0.8, 0.01), fill,
-              {str(k): str(v) for k, v in modes.items()})
-    n = reader.mapping(top.get("dns"), "dns", {"policy", "ttl", "stale_after_s", "spill_gain",
-                                               "spill_max_share"})
-    dns = Dns(reader.choice(n, "policy", "dns", "min_rtt_spill", list(POLICIES)),
-              reader.number(n, "ttl", "dns", 5, 0, 3600, int),
-              reader.number(n, "stale_after_s", "dns", 10.0, 1),
-              reader.number(n, "spill_gain", "dns", 1.0, 0),
-              reader.number(n, "spill_max_share", "dns", 0.9, 0, 1))
-    p = reader.mapping(top.get("probes"), "probes", {"interval_s", "method"})
-    probes = Probes(reader.number(p, "interval_s", "probes", 1.0, 0.2),
-                    reader.choice(p, "method", "probes", "icmp", ("icmp", "tcp")))
-    controller = top.get("controller")
-    if controller not in (None, "os-ken"):
-        raise reader.fail("controller", f"{controller!r} is not a controller", "os-ken or null")
-    w = reader.mapping(top.get("workload"), "workload", {"viewers", "arrival", "zipf",
-                                                         "segments", "max_buffer_s", "abr",
-                                                         "abr_assign"})
-    arrival = reader.mapping(w.get("arrival"), "workload.arrival", {"process", "start_s",
-                                                                    "rate_per_s", "window_s"})
-    abr = w.get("abr", {"bola": 1})
-    if not isinstance(abr, dict) or not abr or any(a not in ALGORITHMS for a in abr):
-        raise reader.fail("workload.abr", f"{abr!r}: weights per ABR algorithm",
-                          f"e.g. {{bola: 1, mpc: 1}}; known: {', '.join(ALGORITHMS)}")
-    workload = Workload(
-        _viewers(reader, w.get("viewers"), topology),
-        reader.choice(arrival, "process", "workload.arrival", "poisson",
-                      ("poisson", "uniform")),
-        reader.number(arrival, "start_s", "workload.arrival", 1.0, 0),
-        reader.number(arrival, "rate_per_s", "workload.arrival", 1.0, 0.001),
-        reader.number(arrival, "window_s", "workload.arrival", 10.0, 0),
-        reader.number(w, "zipf", "workload", 0.8, 0),
-        reader.number(w, "segments", "workload", 10, 1, kind=int),
-        reader.number(w, "max_buffer_s", "workload", 12.0, 2),
-        {str(k): float(v) for k, v in abr.items()},
-        reader.choice(w, "abr_assign", "workload", "random", ("random", "cycle")))
-    events = top.get("timeline") or []
-    if not isinstance(events, list):
-        raise reader.fail("timeline", "must be a list of events")
-    timeline = sorted((_event(reader, i, e, topology, clusters, base)
-                       for i, e in enumerate(events)), key=lambda e: e.at)
-    name = str(top.get("name") or Path(source).stem)
-    return Scenario(name, source, topology, reader.number(top, "seed", "", 1, kind=int),
-                    reader.number(top, "duration_s", "", 60.0, 1), content, cdn, dns, probes,
-                    controller, workload, timeline, data)
+    return Scenario(
+        name=str(top.get("name") or Path(source).stem), source=source, topology=topology,
+        seed=reader.number(top, "seed", "", DEFAULT_SEED, kind=int),
+        duration_s=reader.number(top, "duration_s", "", DEFAULT_DURATION_S, 1),
+        content=_content(reader, top.get("content"), topology),
+        cdn=_cdn(reader, top.get("cdn"), topology.clusters()),
+        dns=_dns(reader, top.get("dns")), probes=_probes(reader, top.get("probes")),
+        controller=_controller(reader, top.get("controller")),
+        workload=_workload(reader, top.get("workload"), topology),
+        timeline=_timeline(reader, top.get("timeline"), topology, base), raw=data)
 
 
 def resolve_scenario(ref: str | Path) -> Path:

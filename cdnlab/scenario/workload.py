@@ -16,11 +16,6 @@ from typing import Any
 from cdnlab.scenario.spec import Scenario
 
 
-def title_names(count: int) -> list[str]:
-    width = max(4, len(str(count)))
-    return [f"synth-{n:0{width}d}" for n in range(1, count + 1)]
-
-
 def zipf_weights(count: int, exponent: float) -> list[float]:
     return [1.0 / (rank ** exponent) for rank in range(1, count + 1)]
 

@@ -18,11 +18,18 @@ import yaml
 from cdnlab.net.netns import HostHTTPConnection
 from cdnlab.net.shaping.base import run_in
 from cdnlab.services.base import NodeProgram, ServiceError
-from nodes.dns.names import net_label
+from nodes.common.conventions import (
+    DNS_POLICY,
+    DNS_REST_PORT,
+    DNS_TTL_S,
+    SERVICE_LABEL,
+    STALE_AFTER_S,
+    TSIG_KEY_NAME,
+    ZONE,
+)
+from nodes.common.records import record_name
 
-ZONE = "cdn.lab."
-KEY_NAME = "cdnlab-key."
-REST_PORT = 8053
+REST_PORT = DNS_REST_PORT
 
 
 def client_networks(emu: Any) -> dict[str, str]:
@@ -49,8 +56,9 @@ def client_networks(emu: Any) -> dict[str, str]:
 
 
 class DnsService(NodeProgram):
-    def __init__(self, emu: Any, host: str = "dns", service: str = "video",
-                 policy: str = "min_rtt_spill", ttl: int = 5, stale_after_s: float = 30.0,
+    def __init__(self, emu: Any, host: str = "dns", service: str = SERVICE_LABEL,
+                 policy: str = DNS_POLICY, ttl: int = DNS_TTL_S,
+                 stale_after_s: float = STALE_AFTER_S,
                  extra: dict[str, Any] | None = None) -> None:
         self.address = emu.ip(host)
         self.work = Path(emu.run_dir) / "work" / host
@@ -65,7 +73,7 @@ class DnsService(NodeProgram):
             "nameserver": {"name": "ns1", "address": self.address},
             "services": {service: {"policy": policy, "ttl": ttl}},
             "clusters": clusters, "stale_after_s": stale_after_s, "seed": emu.seed,
-            "tsig": {"name": KEY_NAME, "algorithm": "hmac-sha256", "secret": self.secret},
+            "tsig": {"name": TSIG_KEY_NAME, "algorithm": "hmac-sha256", "secret": self.secret},
             "rest": {"address": self.address, "port": REST_PORT, "token": self.token},
         } | (extra or {})
         self.config_path = self.work / "dns.yaml"
@@ -124,7 +132,7 @@ class DnsService(NodeProgram):
 
     def set_rtts(self, rtts: dict[tuple[str, str], float]) -> int:
         """Write (cluster, network) → RTT ms records in one atomic batch; the new serial."""
-        ops = [{"action": "replace", "name": f"{net_label(net)}.{cluster}.rtt", "type": "TXT",
+        ops = [{"action": "replace", "name": record_name("rtt", ZONE, cluster, net), "type": "TXT",
                 "ttl": 0, "rdata": [f"{rtt:.3f}"]} for (cluster, net), rtt in rtts.items()]
         status, answer = self.rest("POST", "/batch", {"ops": ops})
         if status != 200:

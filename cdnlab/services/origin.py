@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from cdnlab.services.base import NodeProgram
+from nodes.common.conventions import ORIGIN_HTTP_PORT, ORIGIN_INGEST_PORT
 
-HTTP_PORT = 80
-INGEST_PORT = 8080
+HTTP_PORT = ORIGIN_HTTP_PORT
+INGEST_PORT = ORIGIN_INGEST_PORT
 
 
 class OriginService(NodeProgram):

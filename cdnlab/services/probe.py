@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from cdnlab.services.base import NodeProgram
-from cdnlab.services.dns import KEY_NAME, ZONE, DnsService, client_networks
+from cdnlab.services.dns import DnsService, client_networks
+from nodes.common.conventions import TSIG_KEY_NAME, ZONE
 
 
 class ProbeService(NodeProgram):
@@ -17,7 +18,7 @@ class ProbeService(NodeProgram):
         host = emu.topology.clusters()[cluster][0]
         targets = [f"--target={net}={addr}" for net, addr in client_networks(emu).items()]
         args = ["--cluster", cluster, "--dns", f"{dns.address}:53", "--zone", ZONE,
-                "--key-name", KEY_NAME, "--key-file", str(dns.key_file), *targets,
+                "--key-name", TSIG_KEY_NAME, "--key-file", str(dns.key_file), *targets,
                 "--method", method, "--interval", f"{interval_s:g}", "--count", str(count),
                 "--alpha", f"{alpha:g}", "--node", f"probe_{cluster}",
                 "--epoch", f"{emu.t0:.6f}",

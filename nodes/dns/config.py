@@ -4,10 +4,10 @@
     listen: {address: 10.0.1.5, port: 53}
     nameserver: {name: ns1, address: 10.0.1.5}      # NS and glue at the apex
     soa: {ttl: 60, minimum: 5}                       # minimum = negative-answer TTL
-    services: {video: {policy: min_rtt_spill, ttl: 10}}
+    services: {video: {policy: min_rtt_spill, ttl: 5}}
     clusters: {edge_a: {addresses: [10.0.4.2], threshold: 0.8}, …}  # initial records
     coverage_zones: {10.0.1.0/24: edge_a}
-    stale_after_s: 30
+    stale_after_s: 10
     spill: {gain: 1.0, max_share: 0.9}
     tsig: {name: cdnlab-key, algorithm: hmac-sha256, secret: <base64>}
     rest: {address: 10.0.1.5, port: 8053, token: <text>}
@@ -29,6 +29,14 @@ from typing import Any
 
 import yaml
 
+from nodes.common.conventions import (
+    DNS_POLICY,
+    DNS_TTL_S,
+    LOAD_THRESHOLD,
+    SPILL_GAIN,
+    SPILL_MAX_SHARE,
+    STALE_AFTER_S,
+)
 from nodes.dns.policies import POLICIES, PolicySettings
 from nodes.dns.zone import absolute
 
@@ -99,11 +107,11 @@ def parse_config(data: Any, source: str = "config") -> RedirectorConfig:
     for name, spec in _get(data, "services", dict, source).items():
         where = f"{source}: services.{name}"
         spec = spec or {}
-        policy = spec.get("policy", "min_rtt_spill")
+        policy = spec.get("policy", DNS_POLICY)
         if policy not in POLICIES:
             raise ConfigError(f"{where}.policy {policy!r} is unknown (known: "
                               f"{', '.join(POLICIES)})")
-        ttl = _get(spec, "ttl", int, where, 10)
+        ttl = _get(spec, "ttl", int, where, DNS_TTL_S)
         if not 0 <= ttl <= 3600:
             raise ConfigError(f"{where}.ttl {ttl} is outside 0–3600 s")
         full = absolute(name if str(name).endswith(".") else f"{name}.{zone}")
@@ -118,7 +126,7 @@ def parse_config(data: Any, source: str = "config") -> RedirectorConfig:
             except ValueError as err:
                 raise ConfigError(f"{where}.addresses: {address!r} is not IPv4") from err
         clusters[str(name)] = {"addresses": list(addresses),
-                               "threshold": float((spec or {}).get("threshold", 0.8))}
+                               "threshold": float((spec or {}).get("threshold", LOAD_THRESHOLD))}
     coverage = []
     for cidr, cluster in (data.get("coverage_zones") or {}).items():
         try:
@@ -127,8 +135,9 @@ def parse_config(data: Any, source: str = "config") -> RedirectorConfig:
             raise ConfigError(f"{source}: coverage_zones: {cidr!r}: {err}") from err
     coverage.sort(key=lambda item: -item[0].prefixlen)
     spill = data.get("spill") or {}
-    settings = PolicySettings(float(data.get("stale_after_s", 30.0)),
-                              float(spill.get("gain", 1.0)), float(spill.get("max_share", 0.9)),
+    settings = PolicySettings(float(data.get("stale_after_s", STALE_AFTER_S)),
+                              float(spill.get("gain", SPILL_GAIN)),
+                              float(spill.get("max_share", SPILL_MAX_SHARE)),
                               tuple(coverage))
     tsig = None
     if data.get("tsig"):

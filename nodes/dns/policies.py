@@ -22,14 +22,15 @@ import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from nodes.common.conventions import SPILL_GAIN, SPILL_MAX_SHARE, STALE_AFTER_S
 from nodes.dns.view import ClusterState, NetworkRtts, View
 
 
 @dataclass(frozen=True)
 class PolicySettings:
-    stale_after_s: float = 30.0
-    spill_gain: float = 1.0
-    spill_max_share: float = 0.9
+    stale_after_s: float = STALE_AFTER_S
+    spill_gain: float = SPILL_GAIN
+    spill_max_share: float = SPILL_MAX_SHARE
     coverage: tuple[tuple[ipaddress.IPv4Network, str], ...] = ()  # longest prefix first
 
 

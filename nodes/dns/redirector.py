@@ -15,6 +15,7 @@ from pathlib import Path
 from dnslib import DNSError, DNSRecord
 
 from nodes.common.events import EventLog
+from nodes.common.records import record_name
 from nodes.dns.config import RedirectorConfig
 from nodes.dns.decisions import DecisionLog
 from nodes.dns.fastpath import FastPath
@@ -30,9 +31,9 @@ def initial_zone(config: RedirectorConfig) -> Zone:
     zone = Zone(config.zone, frozenset(config.services), serial=1)
     ops = []
     for name, spec in config.clusters.items():
-        ops.append(Op("replace", f"{name}.cluster.{config.zone}", "A", 60,
+        ops.append(Op("replace", record_name("cluster", config.zone, name), "A", 60,
                       tuple(spec["addresses"])))
-        ops.append(Op("replace", f"{name}.threshold.{config.zone}", "TXT", 60,
+        ops.append(Op("replace", record_name("threshold", config.zone, name), "TXT", 60,
                       (str(spec["threshold"]),)))
     ops += [Op("add", name, rtype, ttl, (rdata,)) for name, ttl, rtype, rdata in config.records]
     return zone.apply(ops) if ops else zone

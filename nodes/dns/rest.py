@@ -23,7 +23,7 @@ from http.server import ThreadingHTTPServer
 from typing import Any
 
 from nodes.common.httpjson import JsonHandler
-from nodes.dns.names import record_name
+from nodes.common.records import record_name
 from nodes.dns.redirector import Redirector
 from nodes.dns.zone import ACTIONS, Op, ZoneError
 

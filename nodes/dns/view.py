@@ -9,12 +9,13 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from nodes.dns.names import meaning
+from nodes.common.conventions import LOAD_THRESHOLD
+from nodes.common.records import meaning
 
 if TYPE_CHECKING:
     from nodes.dns.zone import Zone
 
-DEFAULT_THRESHOLD = 0.8
+DEFAULT_THRESHOLD = LOAD_THRESHOLD
 
 
 @dataclass(frozen=True)

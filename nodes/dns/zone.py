@@ -23,7 +23,7 @@ import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 
-from nodes.dns.names import SchemeError, check_value, meaning
+from nodes.common.records import SchemeError, check_value, meaning
 
 if TYPE_CHECKING:
     from nodes.dns.view import View

@@ -17,6 +17,7 @@ import sys
 import threading
 from pathlib import Path
 
+from nodes.common.conventions import LOAD_THRESHOLD
 from nodes.common.events import EventLog, stderr_line
 from nodes.common.lifecycle import Terminated, exit_on_sigterm
 from nodes.common.nginx import Nginx, NginxError, NginxSite
@@ -105,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--redirect-to", help="base URL for 302s (overload, push misses)")
     p.add_argument("--fill-port", type=int, default=8081)
     p.add_argument("--capacity-mbps", type=float, default=1000.0)
-    p.add_argument("--threshold", type=float, default=0.8)
+    p.add_argument("--threshold", type=float, default=LOAD_THRESHOLD)
     p.add_argument("--max-connections", type=int, default=0)
     p.add_argument("--address", default="0.0.0.0")
     p.add_argument("--port", type=int, default=80)

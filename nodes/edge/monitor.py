@@ -24,6 +24,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from nodes.common.conventions import LOAD_THRESHOLD
 from nodes.common.events import EventLog, new_lines
 
 SERVED = {"HIT", "STALE", "REVALIDATED", "UPDATING"}
@@ -51,8 +52,9 @@ def directory_bytes(path: Path) -> int:
 
 class LoadMonitor(threading.Thread):
     def __init__(self, cluster: str, access_log: Path, load_file: Path, flag: Path,
-                 storage: Path, log: EventLog, capacity_mbps: float, threshold: float = 0.8,
-                 max_connections: int = 0, interval_s: float = 1.0,
+                 storage: Path, log: EventLog, capacity_mbps: float,
+                 threshold: float = LOAD_THRESHOLD, max_connections: int = 0,
+                 interval_s: float = 1.0,
                  status_url: str = "http://127.0.0.1/nginx_status") -> None:
         super().__init__(name="load-monitor", daemon=True)
         self.cluster = cluster

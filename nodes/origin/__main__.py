@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from nodes.common.conventions import ORIGIN_HTTP_PORT, ORIGIN_INGEST_PORT, SYNTH_PREFIX
 from nodes.common.events import EventLog, stderr_line
 from nodes.common.lifecycle import Terminated, exit_on_sigterm
 from nodes.common.nginx import Nginx, NginxError, NginxSite
@@ -146,8 +147,8 @@ def parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve the store and take uploads")
     serve.add_argument("--store", required=True)
     serve.add_argument("--address", default="0.0.0.0")
-    serve.add_argument("--http-port", type=int, default=80)
-    serve.add_argument("--ingest-port", type=int, default=8080)
+    serve.add_argument("--http-port", type=int, default=ORIGIN_HTTP_PORT)
+    serve.add_argument("--ingest-port", type=int, default=ORIGIN_INGEST_PORT)
     serve.add_argument("--work", required=True, help="nginx config, pid, temp files")
     serve.add_argument("--events", help="JSONL event log")
     serve.add_argument("--node", default="origin")
@@ -168,7 +169,7 @@ def parser() -> argparse.ArgumentParser:
     synth.add_argument("--spec")
     synth.add_argument("--vbr-sigma", type=float, default=0.25)
     synth.add_argument("--seed", type=int, default=1)
-    synth.add_argument("--prefix", default="synth-")
+    synth.add_argument("--prefix", default=SYNTH_PREFIX)
     synth.set_defaults(run=cmd_synth)
     testsrc = sub.add_parser("testsrc", help="make a test master")
     testsrc.add_argument("out")

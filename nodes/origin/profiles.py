@@ -18,28 +18,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from nodes.common import ladder as ladders
+from nodes.common.ladder import DEFAULT_LADDER, Rung
 from nodes.origin.errors import ContentError
-
-_RUNG = re.compile(r"^(?P<kbps>\d+)k@(?P<w>\d+)x(?P<h>\d+)$")
-
-
-@dataclass(frozen=True)
-class Rung:
-    kbps: int
-    width: int
-    height: int
-
-    def __str__(self) -> str:
-        return f"{self.kbps}k@{self.width}x{self.height}"
-
-
-# The ladder of ABR research (Pensieve, Sabre…): 300–4300 kbit/s, 240p to 1080p.
-DEFAULT_LADDER = (Rung(300, 426, 240), Rung(750, 640, 360), Rung(1200, 854, 480),
-                  Rung(1850, 1280, 720), Rung(2850, 1920, 1080), Rung(4300, 1920, 1080))
 
 
 @dataclass(frozen=True)
@@ -104,19 +88,11 @@ class TitleSpec:
 
 
 def parse_rung(value: Any, where: str) -> Rung:
-    if isinstance(value, dict):
-        try:
-            return Rung(int(value["kbps"]), int(value["width"]), int(value["height"]))
-        except (KeyError, TypeError, ValueError) as err:
-            raise ContentError(f"{where}: a rung needs kbps, width and height ({err})") from err
-    match = _RUNG.match(str(value).strip())
-    if not match:
-        raise ContentError(f"{where}: rung {value!r} is not of the form 750k@640x360")
-    rung = Rung(int(match["kbps"]), int(match["w"]), int(match["h"]))
-    if rung.kbps <= 0 or rung.width % 2 or rung.height % 2 or rung.width <= 0:
-        raise ContentError(f"{where}: rung {value!r} needs a positive bitrate and an even "
-                           "width and height")
-    return rung
+    """`nodes.common.ladder.parse_rung`, refusing as an ingest does (ContentError)."""
+    try:
+        return ladders.parse_rung(value, where)
+    except ladders.LadderError as err:
+        raise ContentError(str(err)) from err
 
 
 def parse_title_spec(data: dict[str, Any] | None, where: str = "title spec") -> TitleSpec:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nodes.common.conventions import SYNTH_PREFIX, title_names
 from nodes.common.dash import AdaptationSet, Presentation, Representation, write_mpd
 from nodes.origin.catalog import representation_record, title_entry
 from nodes.origin.profiles import DEFAULT_LADDER, Profile, TitleSpec
@@ -38,7 +39,7 @@ class SynthOptions:
     spec: TitleSpec = SYNTH_SPEC
     vbr_sigma: float = 0.25  # spread of segment sizes around the bitrate
     seed: int = 1
-    prefix: str = "synth-"
+    prefix: str = SYNTH_PREFIX
 
 
 def _segment_sizes(rng: random.Random, kbps: int, count: int, segment_s: float,
@@ -103,8 +104,7 @@ def write_title(store: ContentStore, title: str,
 
 def synthesize(store: ContentStore, options: SynthOptions) -> list[str]:
     """Create `options.titles` titles and publish them in one catalog update."""
-    width = max(4, len(str(options.titles)))
-    titles = [f"{options.prefix}{n:0{width}d}" for n in range(1, options.titles + 1)]
+    titles = title_names(options.titles, options.prefix)
     staged: list[tuple[Path, dict[str, Any]]] = []
     try:
         for title in titles:

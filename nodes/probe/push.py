@@ -11,16 +11,16 @@ import dns.rcode
 import dns.tsig
 import dns.update
 
-from nodes.dns.names import net_label
+from nodes.common.records import record_name
 
 
 def build_update(zone: str, cluster: str, rtts: dict[str, float], load: float | None,
                  key: dns.tsig.Key, ttl: int = 0) -> dns.update.UpdateMessage:
     update = dns.update.UpdateMessage(zone, keyring=key)
     for network, rtt in sorted(rtts.items()):
-        update.replace(f"{net_label(network)}.{cluster}.rtt.{zone}", ttl, "TXT", f'"{rtt:.3f}"')
+        update.replace(record_name("rtt", zone, cluster, network), ttl, "TXT", f'"{rtt:.3f}"')
     if load is not None:
-        update.replace(f"{cluster}.load.{zone}", ttl, "TXT", f'"{load:.4f}"')
+        update.replace(record_name("load", zone, cluster), ttl, "TXT", f'"{load:.4f}"')
     return update
 
 

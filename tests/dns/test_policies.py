@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from nodes.dns.names import record_name
+from nodes.common.records import record_name
 from nodes.dns.policies import POLICIES, PolicyInput, PolicySettings
 from nodes.dns.zone import Op, Zone, ZoneError
 

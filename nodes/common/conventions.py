@@ -1,0 +1,38 @@
+"""Names and defaults the engine and the node programs share, each spelled here once.
+
+The engine (`cdnlab`) builds configurations and validates scenarios with these; the node
+programs use them as their own defaults. Either side imports this module, never the
+other's internals. Registries that hold the code (ABR classes, DNS policy functions) live
+with their node program and are checked against the names here by the unit tests.
+"""
+
+from __future__ import annotations
+
+# -- DNS: the zone, the service name, the redirector's defaults ------------------------
+ZONE = "cdn.lab."
+SERVICE_LABEL = "video"
+SERVICE = f"{SERVICE_LABEL}.{ZONE}"  # the name every viewer resolves
+TSIG_KEY_NAME = "cdnlab-key."
+DNS_REST_PORT = 8053
+DNS_TTL_S = 5  # of the service's answers: how long a viewer keeps its cluster
+STALE_AFTER_S = 10.0  # an RTT or load record older than this no longer ranks a cluster
+SPILL_GAIN = 1.0
+SPILL_MAX_SHARE = 0.9
+LOAD_THRESHOLD = 0.8  # utilisation above which a cluster spills (DNS) or redirects (edge)
+DNS_POLICIES = ("min_rtt", "min_rtt_spill", "coverage_zone", "round_robin")
+DNS_POLICY = "min_rtt_spill"
+
+# -- Viewers -----------------------------------------------------------------------------
+ABR_ALGORITHMS = ("throughput", "bba", "bola", "mpc", "dynamic", "fixed")
+ABR_DEFAULT = "bola"
+
+# -- Origin --------------------------------------------------------------------------------
+ORIGIN_HTTP_PORT = 80
+ORIGIN_INGEST_PORT = 8080
+SYNTH_PREFIX = "synth-"
+
+
+def title_names(count: int, prefix: str = SYNTH_PREFIX) -> list[str]:
+    """The names `synth` gives `count` synthetic titles, most popular first."""
+    width = max(4, len(str(count)))
+    return [f"{prefix}{n:0{width}d}" for n in range(1, count + 1)]
