@@ -22,10 +22,9 @@ from __future__ import annotations
 import json
 import platform
 import shutil
-import subprocess
 import sys
-import threading
 import time
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -36,9 +35,11 @@ from cdnlab.errors import CdnlabError
 from cdnlab.net import fidelity
 from cdnlab.net.emulation import Emulation
 from cdnlab.results.counters import LinkCounters
+from cdnlab.scenario.health import HealthWatch
 from cdnlab.scenario.spec import Scenario, Upload, isp_of
 from cdnlab.scenario.timeline import Timeline
 from cdnlab.scenario.workload import plan_sessions
+from cdnlab.services.base import run_program
 from cdnlab.services.client import ClientService
 from cdnlab.services.dns import DnsService, client_networks
 from cdnlab.services.edge import EdgeService
@@ -47,15 +48,20 @@ from cdnlab.services.origin import OriginService
 from cdnlab.services.probe import ProbeService
 from nodes.common.conventions import SERVICE
 from nodes.common.events import EventLog
-from nodes.origin.profiles import Profile, TitleSpec
-from nodes.origin.store import ContentStore
-from nodes.origin.synth import SynthOptions, synthesize
-from nodes.origin.testsource import make_test_master
 
 # A bound on waiting for the first RTT of every (client network, cluster) pair, not a
 # pause: a run goes on as soon as they are in (a few seconds here; slower on the QEMU
 # tier's emulated CPU, where every probe process starts scapy at a tenth of the speed).
 WARM_UP_LIMIT_S = 90.0
+ORIGIN_HOST = "origin"
+
+
+@dataclass
+class Watchers:
+    """What runs beside the workload and is stopped with it."""
+    fill: FillService | None
+    counters: LinkCounters
+    health: HealthWatch
 
 
 def results_dir(scenario: Scenario, out: Path | None) -> Path:
@@ -64,32 +70,6 @@ def results_dir(scenario: Scenario, out: Path | None) -> Path:
     if out is None:
         out = Path("results") / f"{scenario.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     return out.resolve()
-
-
-class HealthWatch(threading.Thread):
-    """Marks a cluster down in the redirector when none of its servers runs, up again
-    when one does — the role of a CDN's health monitor (Traffic Monitor, say)."""
-
-    def __init__(self, dns: DnsService, edges: dict[str, list[EdgeService]],
-                 log: EventLog) -> None:
-        super().__init__(name="health", daemon=True)
-        self.dns = dns
-        self.edges = edges
-        self.log = log
-        self.stopping = threading.Event()
-        self.state = {cluster: True for cluster in edges}
-
-    def run(self) -> None:
-        while not self.stopping.wait(0.5):
-            for cluster, servers in self.edges.items():
-                up = any(server.running for server in servers)
-                if up != self.state[cluster]:
-                    self.state[cluster] = up
-                    try:
-                        self.dns.rest("PUT", f"/clusters/{cluster}/health", {"up": up})
-                        self.log.emit("cluster_health", cluster=cluster, up=up)
-                    except Exception as err:
-                        self.log.emit("health_error", cluster=cluster, error=str(err))
 
 
 class Run:
@@ -148,33 +128,65 @@ class Run:
         return self.bundle
 
     def _run(self, emu: Emulation, meta: dict[str, Any]) -> None:
-        scenario = self.scenario
+        """The stages in order; each is one method below."""
         log = EventLog(Path(emu.run_dir) / "events" / "engine.jsonl", "engine", emu.t0)
-        self.say(f"network up: {scenario.topology.name} "
+        self.say(f"network up: {self.scenario.topology.name} "
                  f"({fidelity.setup_text(emu.shaping, emu.datapath, emu.awake.describe())})")
+        store = self._content(emu)
+        origin = self._origin(emu, store, log)
+        self._edges(emu, origin)
+        dns = self._dns(emu)
+        self._warm_up(emu, dns)
+        epoch = self._start_clock(emu, meta, log)
+        watchers = self._watchers(emu, dns, store, epoch, log)
+        timeline = self._workload(emu, dns, origin, epoch, log)
+        try:
+            self._wait(emu, timeline, epoch, watchers)
+        finally:
+            self._results(emu, meta, timeline, watchers, log)
+
+    # -- the stages --------------------------------------------------------------------------
+    def _content(self, emu: Emulation) -> Path:
+        """Synthetic titles, made by the origin program in its own store."""
         self.phase = "content"
+        content = self.scenario.content
         store = Path(emu.run_dir) / "store"
-        spec = TitleSpec(profiles=(Profile("avc", scenario.content.ladder),),
-                         segment_s=scenario.content.segment_s, audio_kbps=0)
-        synthesize(ContentStore(store), SynthOptions(scenario.content.titles,
-                                                     scenario.content.title_s, spec,
-                                                     seed=scenario.seed))
+        spec = self._title_spec(emu, "synth", audio_kbps=0)
+        run_program(emu, ORIGIN_HOST, "nodes.origin", [
+            "synth", "--store", str(store), "--titles", str(content.titles),
+            "--duration", f"{content.title_s:g}", "--spec", str(spec),
+            "--seed", str(self.scenario.seed)], "content synthesis")
+        return store
+
+    def _origin(self, emu: Emulation, store: Path, log: EventLog) -> OriginService:
+        """The origin serving the store; then the content section's uploads, through it."""
         self.phase = "services"
         origin = OriginService(emu, store)
         origin.start()
-        if scenario.content.uploads:
+        if self.scenario.content.uploads:
             self.phase = "uploads"
             self._uploads(emu, origin, log)
-        clusters = scenario.topology.clusters()
+        return origin
+
+    def _edges(self, emu: Emulation, origin: OriginService) -> None:
+        """Every server of every cluster, in the cluster's mode."""
+        self.phase = "services"
+        cdn = self.scenario.cdn
+        clusters = self.scenario.topology.clusters()
         for cluster, servers in clusters.items():
             redirect = self._overflow_target(emu, cluster, clusters, origin)
             self.edges[cluster] = [EdgeService(
-                emu, server, scenario.cdn.mode_of(cluster), parent=f"{origin.address}:80",
-                redirect_to=redirect, cache_size_mb=scenario.cdn.cache_mb,
-                capacity_mbps=scenario.cdn.capacity_mbps, threshold=scenario.cdn.threshold)
+                emu, server, cdn.mode_of(cluster), parent=f"{origin.address}:80",
+                redirect_to=redirect, cache_size_mb=cdn.cache_mb,
+                capacity_mbps=cdn.capacity_mbps, threshold=cdn.threshold)
                 for server in servers]
             for edge in self.edges[cluster]:
                 edge.start()
+
+    def _dns(self, emu: Emulation) -> DnsService:
+        """The redirector, and one probe per cluster feeding it RTTs and load."""
+        scenario = self.scenario
+        clusters = scenario.topology.clusters()
         dns = DnsService(emu, policy=scenario.dns.policy, ttl=scenario.dns.ttl,
                          stale_after_s=scenario.dns.stale_after_s, extra={
                              "spill": {"gain": scenario.dns.spill_gain,
@@ -186,72 +198,89 @@ class Run:
         for cluster in clusters:
             ProbeService(emu, dns, cluster, scenario.probes.interval_s, scenario.probes.method,
                          load_url="http://127.0.0.1/load").start()
-        self._warm_up(emu, dns)
-        scenario_epoch = time.time()
-        meta["scenario_epoch"] = scenario_epoch
-        log.emit("scenario_start", epoch=scenario_epoch)
+        return dns
+
+    def _start_clock(self, emu: Emulation, meta: dict[str, Any], log: EventLog) -> float:
+        """Scenario second 0: now. The true RTT matrix is recorded at once."""
+        epoch = time.time()
+        meta["scenario_epoch"] = epoch
+        log.emit("scenario_start", epoch=epoch)
         self._record_rtts(emu, log)
+        return epoch
+
+    def _watchers(self, emu: Emulation, dns: DnsService, store: Path, epoch: float,
+                  log: EventLog) -> Watchers:
+        """What runs beside the workload: the push fill in its window, the link counters,
+        and the health watch."""
+        cdn = self.scenario.cdn
         fill = None
-        if scenario.cdn.any_push and scenario.cdn.fill is not None:
-            offset = scenario_epoch - emu.t0
-            window = scenario.cdn.fill
-            pushed = [e for c, es in self.edges.items() if scenario.cdn.mode_of(c) == "push"
+        if cdn.any_push and cdn.fill is not None:
+            offset = epoch - emu.t0
+            pushed = [e for c, es in self.edges.items() if cdn.mode_of(c) == "push"
                       for e in es]
-            fill = FillService(emu, store, pushed,
-                               scenario.content.title_list(),
-                               window.start_s + offset, window.end_s + offset,
-                               window.rate_mbps, window.capacity_mb)
+            fill = FillService(emu, store, pushed, self.scenario.content.title_list(),
+                               cdn.fill.start_s + offset, cdn.fill.end_s + offset,
+                               cdn.fill.rate_mbps, cdn.fill.capacity_mb)
             fill.start()
         counters = LinkCounters(emu, log)
         counters.start()
         health = HealthWatch(dns, self.edges, log)
         health.start()
+        return Watchers(fill, counters, health)
+
+    def _workload(self, emu: Emulation, dns: DnsService, origin: OriginService, epoch: float,
+                  log: EventLog) -> Timeline:
+        """Player processes for every planned session, and the timeline's thread."""
         self.phase = "workload"
-        plans = plan_sessions(scenario)
-        total = sum(len(p) for p in plans.values())
+        plans = plan_sessions(self.scenario)
         for host, sessions in plans.items():
             self._players(emu, dns, host, sessions, "")
-        timeline = Timeline(scenario.timeline, emu, scenario_epoch, log,
+        timeline = Timeline(self.scenario.timeline, emu, epoch, log,
                             {"cluster_down": lambda c: self._cluster(emu, dns, c, False),
                              "cluster_up": lambda c: self._cluster(emu, dns, c, True),
                              "surge": lambda a: self._surge(emu, dns, a),
                              "upload": lambda u: self._uploads(emu, origin, log, (u,))},
                             lambda: self._record_rtts(emu, log))
         timeline.start()
-        self.say(f"workload: {total} viewers on {len(plans)} hosts, "
-                 f"{len(scenario.timeline)} timeline events")
+        self.say(f"workload: {sum(len(p) for p in plans.values())} viewers on {len(plans)} "
+                 f"hosts, {len(self.scenario.timeline)} timeline events")
+        return timeline
+
+    def _wait(self, emu: Emulation, timeline: Timeline, epoch: float,
+              watchers: Watchers) -> None:
+        """Until every player is done and every event applied, or the bound on a run."""
+        scenario = self.scenario
         longest = scenario.workload.segments * scenario.content.segment_s * 4 + 60
-        deadline = scenario_epoch + scenario.duration_s + longest
+        deadline = epoch + scenario.duration_s + longest
         last_line = 0.0
-        try:
-            while time.time() < deadline:
-                done = all(not p.running for p in self.players)
-                if done and not timeline.is_alive():  # every event applied, to its end
-                    break
-                if emu.controller is not None:
-                    emu.controller.check()
-                if time.time() - last_line > (2.0 if self.tty else 10.0):
-                    last_line = time.time()
-                    running = sum(1 for p in self.players if p.running)
-                    self.say(f"t={time.time() - scenario_epoch:6.1f} s  player processes "
-                             f"running {running}/{len(self.players)}  "
-                             f"{counters.line()}")
-                time.sleep(0.5)
-            else:
-                self.interrupted = "timed out"
-        finally:
-            timeline.stopping.set()
-            health.stopping.set()
-            self._stop_players()
-            if fill is not None:
-                fill.stop()
-            counters.stop()
-            self.phase = "results"
-            report = fidelity.check(emu, goodput_samples=0)
-            (Path(emu.run_dir) / "events" / "fidelity.json").write_text(
-                json.dumps(report.to_dict(), indent=1))
-            meta["timeline_errors"] = timeline.errors
-            log.close()
+        while time.time() < deadline:
+            if all(not p.running for p in self.players) and not timeline.is_alive():
+                return
+            if emu.controller is not None:
+                emu.controller.check()
+            if time.time() - last_line > (2.0 if self.tty else 10.0):
+                last_line = time.time()
+                running = sum(1 for p in self.players if p.running)
+                self.say(f"t={time.time() - epoch:6.1f} s  player processes running "
+                         f"{running}/{len(self.players)}  {watchers.counters.line()}")
+            time.sleep(0.5)
+        self.interrupted = "timed out"
+
+    def _results(self, emu: Emulation, meta: dict[str, Any], timeline: Timeline,
+                 watchers: Watchers, log: EventLog) -> None:
+        """Everything stopped; fidelity measured on the network as it ends."""
+        timeline.stopping.set()
+        watchers.health.stopping.set()
+        self._stop_players()
+        if watchers.fill is not None:
+            watchers.fill.stop()
+        watchers.counters.stop()
+        self.phase = "results"
+        report = fidelity.check(emu, goodput_samples=0)
+        (Path(emu.run_dir) / "events" / "fidelity.json").write_text(
+            json.dumps(report.to_dict(), indent=1))
+        meta["timeline_errors"] = timeline.errors
+        log.close()
 
     # -- pieces ------------------------------------------------------------------------------
     def _overflow_target(self, emu: Emulation, cluster: str, clusters: dict[str, list[str]],
@@ -265,33 +294,31 @@ class Run:
         nearest = min(others, key=lambda c: emu.expected_rtt_ms(first, clusters[c][0]))
         return f"http://{emu.ip(clusters[nearest][0])}"
 
+    def _title_spec(self, emu: Emulation, name: str, audio_kbps: int) -> Path:
+        """The scenario's ladder and segment length as a title spec file for the origin."""
+        content = self.scenario.content
+        path = Path(emu.run_dir) / "masters" / f"{name}-spec.yaml"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(yaml.safe_dump({"segment_s": content.segment_s,
+                                        "audio_kbps": audio_kbps,
+                                        "profiles": {"avc": [str(r) for r in content.ladder]}}))
+        return path
+
     def _uploads(self, emu: Emulation, origin: OriginService, log: EventLog,
                  uploads: tuple[Upload, ...] | None = None) -> None:
-        """Each master is generated, then uploaded over HTTP from its uploader host to the
+        """Each master is generated on its uploader host, then uploaded over HTTP to the
         origin's ingest endpoint, which transcodes and publishes it (the content section's
         before viewing starts; a timeline `upload` at its second)."""
-        content = self.scenario.content
-        masters = Path(emu.run_dir) / "masters"
-        masters.mkdir(exist_ok=True)
-        spec = masters / "spec.yaml"
-        spec.write_text(yaml.safe_dump({"segment_s": content.segment_s, "audio_kbps": 64,
-                                        "profiles": {"avc": [str(r) for r in content.ladder]}}))
-        for upload in content.uploads if uploads is None else uploads:
-            width, _, height = upload.size.partition("x")
-            master = make_test_master(masters / f"{upload.title}.mp4", upload.seconds,
-                                      int(width), int(height))
+        spec = self._title_spec(emu, "upload", audio_kbps=64)
+        for upload in self.scenario.content.uploads if uploads is None else uploads:
+            master = spec.parent / f"{upload.title}.mp4"
             started = time.monotonic()
-            uploader = subprocess.Popen(
-                ["mnexec", "-a", str(emu.node(upload.uploader).pid), sys.executable, "-m",
-                 "nodes.uploader", str(master), "--to", origin.ingest_url, "--title",
-                 upload.title, "--spec", str(spec)], stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, text=True)
-            assert emu.ledger is not None
-            emu.ledger.add_process(uploader.pid, f"uploader of {upload.title}")
-            _out, errors = uploader.communicate(timeout=600)
-            if uploader.returncode:
-                raise CdnlabError(f"upload of {upload.title} from {upload.uploader} failed: "
-                                  f"{errors.strip()[-300:]}")
+            run_program(emu, upload.uploader, "nodes.origin", [
+                "testsrc", str(master), "--seconds", f"{upload.seconds:g}",
+                "--size", upload.size], f"test master of {upload.title}")
+            run_program(emu, upload.uploader, "nodes.uploader", [
+                str(master), "--to", origin.ingest_url, "--title", upload.title,
+                "--spec", str(spec)], f"upload of {upload.title}")
             log.emit("upload_done", title=upload.title, uploader=upload.uploader,
                      bytes=master.stat().st_size,
                      seconds=round(time.monotonic() - started, 3))

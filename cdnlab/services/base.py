@@ -84,3 +84,22 @@ class NodeProgram:
                 self.process.kill()
                 self.process.wait()
         return self.process.returncode
+
+
+def run_program(emu: Any, host: str, module: str, args: list[str], what: str,
+                timeout_s: float = 600.0) -> str:
+    """Run node program `module` on `host` to completion (recorded in the ledger while it
+    runs); its standard output. A non-zero exit raises, with the end of its stderr."""
+    program = subprocess.Popen(
+        ["mnexec", "-a", str(emu.node(host).pid), sys.executable, "-m", module, *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    emu.ledger.add_process(program.pid, f"{what} on {host}")
+    try:
+        out, errors = program.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        program.kill()
+        program.communicate()
+        raise ServiceError(f"{what} on {host} took over {timeout_s:g} s") from None
+    if program.returncode:
+        raise ServiceError(f"{what} on {host} failed: {errors.strip()[-300:]}")
+    return out
