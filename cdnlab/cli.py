@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from cdnlab.errors import CdnlabError
-from cdnlab.net.wakeups import MODES
+from cdnlab.measure.reachability import unreachable
+from cdnlab.net.cpu_awake import MODES
 from cdnlab.vm.image import DEFAULT_CACHE as DEFAULT_VM_CACHE
 from nodes.origin.errors import ContentError
 
@@ -110,14 +111,14 @@ def _emulation(args: argparse.Namespace, topology: Any) -> Any:
 
 
 def cmd_topo_check(args: argparse.Namespace) -> int:
-    from cdnlab.net import fidelity
+    from cdnlab.measure import fidelity
 
     topology = _load(args)
     started = time.monotonic()
     with _emulation(args, topology) as emu:
         print(f"{topology.name}: up in {time.monotonic() - started:.1f} s "
               f"({emu.shaping} shaping, {emu.datapath} switches)")
-        failed = emu.ping_all()
+        failed = unreachable(emu)
         pairs = len(topology.hosts()) * (len(topology.hosts()) - 1)
         print(f"connectivity: {pairs - len(failed)}/{pairs} host pairs reach each other")
         for src, dst in failed:
@@ -142,7 +143,7 @@ def cmd_topo_check(args: argparse.Namespace) -> int:
 
 def _controller_check(emu: Any, topology: Any, pairs: int,
                       failed: list[tuple[str, str]]) -> dict[str, Any]:
-    from cdnlab.net.controller import counted_transfer
+    from cdnlab.measure.transfer import counted_transfer
 
     client = topology.by_role("client")[0]
     server = next(iter(topology.clusters().values()))[0]

@@ -12,7 +12,8 @@ import json
 from dataclasses import asdict
 
 from cdnlab.capabilities import APT_FOR_TOOL, ESSENTIAL_TOOLS, Capabilities, detect, start_ovs
-from cdnlab.net.wakeups import CpuAwake, summary
+from cdnlab.measure.lateness import summary
+from cdnlab.net.cpu_awake import CpuAwake
 
 
 def problems(caps: Capabilities) -> list[str]:

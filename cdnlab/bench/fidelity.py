@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from cdnlab.capabilities import detect
 from cdnlab.errors import EnvironmentProblem
-from cdnlab.net import fidelity
+from cdnlab.measure import fidelity
 from cdnlab.net.emulation import Emulation
 from cdnlab.net.shaping import BACKENDS, choose_backend
 from cdnlab.topology.shape import LinkShape
@@ -44,7 +44,7 @@ class BenchResult:
 
 def _reshape(emu: Emulation, shape: LinkShape) -> None:
     for direction in ("a_to_b", "b_to_a"):
-        emu.set_shape("src", "dst", direction, shape)
+        emu.changes.set_shape("src", "dst", direction, shape)
 
 
 def bench_backend(backend: str, quick: bool, seconds: float,

@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from nodes.origin.probe import probe_source
+from nodes.origin.ffprobe import probe_source
 from nodes.origin.profiles import CODECS, DEFAULT_LADDER, Profile, TitleSpec
 from nodes.origin.testsource import make_test_master
 from nodes.origin.transcode import transcode

@@ -1,7 +1,7 @@
 """`cdnlab bench wakeups`: how late this machine's timers fire, and what keeping CPUs awake buys.
 
 Every emulated delay and htb rate is paced by a timer, so a timer's lateness is a floor
-under the emulator's error (see `cdnlab.net.wakeups`). Sleeps of 1 ms are timed three ways:
+under the emulator's error (see `cdnlab.net.cpu_awake`). Sleeps of 1 ms are timed three ways:
 with the CPUs left to idle (the baseline), with every CPU kept awake by `CpuAwake`, and
 the same again from a SCHED_FIFO process, as the nfqueue delay processes run. Ratios are
 each row's lateness over the baseline's, measured in the same run.
@@ -13,12 +13,13 @@ import json
 import subprocess
 import sys
 
-from cdnlab.net.wakeups import CpuAwake, WakeLatency, wake_latency
+from cdnlab.measure.lateness import WakeLatency, wake_latency
+from cdnlab.net.cpu_awake import CpuAwake
 
 REALTIME_PROBE = ("import json, sys\n"
-                  "from cdnlab.net import wakeups\n"
-                  "policy = wakeups.realtime()\n"
-                  "print(json.dumps([policy, wakeups.wake_latency(int(sys.argv[1])).to_dict()]))")
+                  "from cdnlab.measure import lateness\nfrom cdnlab.net import sched\n"
+                  "policy = sched.realtime()\n"
+                  "print(json.dumps([policy, lateness.wake_latency(int(sys.argv[1])).to_dict()]))")
 
 
 def _realtime_latency(samples: int) -> tuple[str, WakeLatency]:

@@ -2,12 +2,10 @@
 
 Mininet's hosts are network namespaces held open by a shell process; `mnexec -a PID` starts
 a program inside one. For a short call from the engine to a service on a host (the scenario
-runner polling the DNS redirector's REST API), starting a program per call is the costly
-part: a Python start-up and its imports, which the QEMU guest's emulated CPU runs 10-15
-times slower than this machine. A socket, though, stays in the namespace it was created in
-for its whole life. So the calling thread enters the host's namespace (setns(2) moves only
-that thread), creates the socket, and goes back at once; the socket then connects from the
-host's side.
+runner polling the DNS redirector's REST API), starting a program per call costs a Python
+start-up. A socket, though, stays in the namespace it was created in for its whole life.
+So the calling thread enters the host's namespace (setns(2) moves only that thread),
+creates the socket, and goes back at once; the socket then connects from the host's side.
 """
 
 from __future__ import annotations

@@ -1,6 +1,5 @@
 """Results: what a run measured, turned into the bundle's summary, plots and report.
 
-    counters  bytes on every link, sampled during the run (utilisation by link class)
     summary   summary.json from the bundle's events (DNS truth, caches, network, fill,
               players, fidelity)
     plots     the PNGs of the report

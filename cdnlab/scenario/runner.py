@@ -32,9 +32,9 @@ from typing import Any
 import yaml
 
 from cdnlab.errors import CdnlabError
-from cdnlab.net import fidelity
+from cdnlab.measure import fidelity
+from cdnlab.measure.counters import LinkCounters
 from cdnlab.net.emulation import Emulation
-from cdnlab.results.counters import LinkCounters
 from cdnlab.scenario.health import HealthWatch
 from cdnlab.scenario.spec import Scenario, Upload, isp_of
 from cdnlab.scenario.timeline import Timeline
@@ -291,7 +291,7 @@ class Run:
         if self.scenario.cdn.mode_of(cluster) == "push" or not others:
             return origin.url
         first = clusters[cluster][0]
-        nearest = min(others, key=lambda c: emu.expected_rtt_ms(first, clusters[c][0]))
+        nearest = min(others, key=lambda c: emu.paths.expected_rtt_ms(first, clusters[c][0]))
         return f"http://{emu.ip(clusters[nearest][0])}"
 
     def _title_spec(self, emu: Emulation, name: str, audio_kbps: int) -> Path:
@@ -343,7 +343,7 @@ class Run:
 
     def _record_rtts(self, emu: Emulation, log: EventLog) -> None:
         clusters = emu.topology.clusters()
-        matrix = {client: {c: round(emu.expected_rtt_ms(servers[0], client), 3)
+        matrix = {client: {c: round(emu.paths.expected_rtt_ms(servers[0], client), 3)
                            for c, servers in clusters.items()}
                   for client in emu.topology.by_role("client")}
         log.emit("rtt_matrix", matrix=matrix,

@@ -53,14 +53,14 @@ class Timeline(threading.Thread):
             changes = {k: float(v) for k, v in args.items()
                        if k in ("rate", "delay", "jitter", "loss")}
             for direction in DIRECTIONS[args.get("direction", "both")]:
-                self.emu.set_shape(args["a"], args["b"], direction,
+                self.emu.changes.set_shape(args["a"], args["b"], direction,
                                    link.shapes[direction].with_changes(**changes))
             self.on_link_change()
         elif event.kind in ("link_down", "link_up"):
-            self.emu.set_link_up(args[0], args[1], event.kind == "link_up")
+            self.emu.changes.set_link_up(args[0], args[1], event.kind == "link_up")
             self.on_link_change()
         elif event.kind == "replay":
-            self.emu.replay(args["a"], args["b"], load_trace(Path(args["trace"])),
+            self.emu.changes.replay(args["a"], args["b"], load_trace(Path(args["trace"])),
                             args.get("direction", "both"), bool(args.get("loop", True)))
         else:
             self.handlers[event.kind](args)

@@ -1,7 +1,9 @@
 """The DNS redirector (`python -m nodes.dns --config FILE`): an authoritative server for the
 CDN zone that answers each client with the cluster a policy chooses.
 
-    names     the naming scheme: which records hold cluster addresses, health, load, RTT
+The record naming scheme it reads (cluster addresses, health, load, RTT) is shared with
+the probes and the engine, in `nodes/common/records.py`.
+
     zone      the zone as an immutable snapshot; RFC 2136-style operations make a new one
     view      what policies read: clusters, health, load, RTT per client network
     policies  pure functions (query, client, view) → (cluster, reason)

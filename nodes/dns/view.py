@@ -1,7 +1,7 @@
-"""What the policies read, derived once per zone snapshot from its records (see names.py):
-every cluster's addresses, health, load and threshold, and per client network the RTT
-from each cluster, each with the time it was last written so staleness is judged at query
-time."""
+"""What the policies read, derived once per zone snapshot from its records (the scheme is
+in nodes/common/records.py): every cluster's addresses, health, load and threshold, and per
+client network the RTT from each cluster, each with the time it was last written so
+staleness is judged at query time."""
 
 from __future__ import annotations
 

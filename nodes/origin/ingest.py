@@ -21,7 +21,7 @@ from nodes.common.events import EventLog
 from nodes.common.files import sha256_file
 from nodes.origin.catalog import representation_record, title_entry
 from nodes.origin.errors import ContentError, disk_full
-from nodes.origin.probe import probe_source
+from nodes.origin.ffprobe import probe_source
 from nodes.origin.profiles import TitleSpec
 from nodes.origin.progress import Progress
 from nodes.origin.store import ContentStore, check_title_id

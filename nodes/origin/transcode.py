@@ -17,7 +17,7 @@ import ffmpeg
 
 from nodes.common.lifecycle import spawn_child
 from nodes.origin.errors import ContentError, disk_full
-from nodes.origin.probe import SourceInfo
+from nodes.origin.ffprobe import SourceInfo
 from nodes.origin.profiles import TitleSpec
 from nodes.origin.progress import Progress
 

@@ -13,7 +13,8 @@ import time
 import pytest
 
 from cdnlab.capabilities import detect
-from cdnlab.net.controller import counted_transfer
+from cdnlab.measure.reachability import unreachable
+from cdnlab.measure.transfer import counted_transfer
 from cdnlab.net.emulation import Emulation
 from cdnlab.net.shaping.base import run_in
 from cdnlab.services.origin import OriginService
@@ -33,7 +34,7 @@ def test_every_topology_is_fully_connected_through_the_controller(
     with Emulation(load_topology(name), controller="os-ken") as emu:
         processes = recorded_processes(emu)
         assert emu.datapath in ("user", "kernel")
-        assert emu.ping_all(count=2) == []
+        assert unreachable(emu, count=2) == []
         assert emu.controller.alive
         events = [json.loads(line) for line in emu.controller.events.read_text().splitlines()]
         switches = [n for n in emu.topology.nodes if emu.topology.kind(n) == "switch"]
@@ -73,7 +74,7 @@ def test_counters_agree_with_iperf3_and_traffic_survives_the_controller(
         assert [e["event"] for e in lost].count("controller_lost") == 1
         # in standalone fail mode the switches take over: new flows find their way too
         deadline = time.monotonic() + 15
-        while emu.ping_all(timeout_s=1.0):
+        while unreachable(emu, timeout_s=1.0):
             assert time.monotonic() < deadline, "switches never took over"
     assert alive(processes) == []
 

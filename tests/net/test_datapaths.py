@@ -9,7 +9,8 @@ import pytest
 
 from cdnlab.capabilities import detect
 from cdnlab.errors import EnvironmentProblem
-from cdnlab.net import fidelity
+from cdnlab.measure import fidelity
+from cdnlab.measure.reachability import unreachable
 from cdnlab.net.emulation import Emulation
 from cdnlab.topology import load_topology
 
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.root
 def test_ovs_userspace_datapath_forwards_tcp(nothing_left_behind: None) -> None:
     with Emulation(load_topology("minimal"), datapath="user") as emu:
         assert emu.datapath == "user"
-        assert emu.ping_all() == []
+        assert unreachable(emu) == []
         goodput = fidelity.measure_goodput(emu, "edge1_1", "c1", seconds=2)
         assert abs(goodput.measured_mbps - 20.0) <= 2.0
 
@@ -40,7 +41,7 @@ def test_ovs_kernel_datapath_forwards_at_rate(nothing_left_behind: None) -> None
             for intf in switch.intfNames():
                 if intf != "lo":
                     assert f": {intf}" in datapaths, (intf, datapaths)
-        assert emu.ping_all() == []
+        assert unreachable(emu) == []
         goodput = fidelity.remeasured_on_miss(
             lambda: fidelity.measure_goodput(emu, "edge1_1", "c1", seconds=3), lambda s: s.ok)
         assert abs(goodput.measured_mbps - 20.0) <= 2.0, goodput
@@ -48,7 +49,7 @@ def test_ovs_kernel_datapath_forwards_at_rate(nothing_left_behind: None) -> None
 
 def test_linux_bridge_datapath(nothing_left_behind: None) -> None:
     with Emulation(load_topology("minimal"), datapath="bridge") as emu:
-        assert emu.ping_all() == []
+        assert unreachable(emu) == []
 
 
 @pytest.mark.skipif(detect().netem, reason="this kernel has netem")

@@ -62,12 +62,12 @@ def test_probes_feed_the_redirector_and_answers_follow_rtt(nothing_left_behind: 
         for network, client in networks.items():
             owner = emu.plan.owner(client)
             for cluster, servers in clusters.items():
-                expected = emu.expected_rtt_ms(servers[0], owner)
+                expected = emu.paths.expected_rtt_ms(servers[0], owner)
                 measured = table[network][cluster]
                 assert abs(measured - expected) <= max(1.0, 0.1 * expected), \
                     (cluster, network, measured, expected)
         for client in topology.by_role("client"):
-            lowest = min(clusters, key=lambda c: emu.expected_rtt_ms(clusters[c][0], client))
+            lowest = min(clusters, key=lambda c: emu.paths.expected_rtt_ms(clusters[c][0], client))
             assert dns.resolve(client) == [emu.ip(s) for s in clusters[lowest]], client
         assert dns.resolve("a1") == [emu.ip(s) for s in clusters["edge_a"]]
 
@@ -75,7 +75,7 @@ def test_probes_feed_the_redirector_and_answers_follow_rtt(nothing_left_behind: 
         link = emu.link("isp_a", "edge_a")
         changed = time.monotonic()
         for direction in ("a_to_b", "b_to_a"):
-            emu.set_shape("isp_a", "edge_a", direction,
+            emu.changes.set_shape("isp_a", "edge_a", direction,
                           link.shapes[direction].with_changes(delay=20.0))
         while dns.resolve("a1") != [emu.ip(s) for s in clusters["edge_x"]]:
             assert time.monotonic() - changed < 2 * INTERVAL_S + TTL_S + 5, "never flipped"

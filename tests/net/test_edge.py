@@ -214,14 +214,14 @@ def test_push_fill_window_rate_checksums_and_resume(
                           rate_mbps=8, capacity_mb=100, name="fill3")
     resumed.start()
     time.sleep(0.8)
-    emu.set_link_up("cloud", "ixp", False)
+    emu.changes.set_link_up("cloud", "ixp", False)
     time.sleep(0.5)
     during = held_bytes(edges[0].store)
     time.sleep(2.5)
     assert held_bytes(edges[0].store) == during, "nothing arrives while the link is cut"
     assert fetch(b1, f"{edges[0].url}/synth-0004/manifest.mpd", flags="--no-follow")[0][
         "status"] == 302, "still incomplete: not visible"
-    emu.set_link_up("cloud", "ixp", True)
+    emu.changes.set_link_up("cloud", "ixp", True)
     assert resumed.process is not None and resumed.process.wait(60) == 0
     result = next(e for e in lines(resumed.events_path) if e["event"] == "fill_done")
     assert result["complete"] and result["skipped_bytes"] > 0

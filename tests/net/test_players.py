@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from cdnlab.net import fidelity
+from cdnlab.measure import fidelity
 from cdnlab.net.emulation import Emulation
 from cdnlab.services.client import ClientService
 from cdnlab.services.dns import DnsService, client_networks
@@ -36,7 +36,7 @@ TOP, LOW = 4300.0, 750.0
 def true_rtts(emu: Emulation) -> dict[tuple[str, str], float]:
     """What the probes would measure: each cluster's RTT to each client network."""
     clusters = emu.topology.clusters()
-    return {(cluster, net): emu.expected_rtt_ms(servers[0], emu.plan.owner(address))
+    return {(cluster, net): emu.paths.expected_rtt_ms(servers[0], emu.plan.owner(address))
             for net, address in client_networks(emu).items()
             for cluster, servers in clusters.items()}
 
@@ -83,14 +83,14 @@ def test_abr_follows_the_link_rate(cdn: tuple[Emulation, DnsService]) -> None:
         access = emu.topology.links_of(client)[0]
         for direction in ("a_to_b", "b_to_a"):
             shaped = emu.link(access.a, access.b)
-            emu.set_shape(access.a, access.b, direction,
+            emu.changes.set_shape(access.a, access.b, direction,
                           shaped.shapes[direction].with_changes(rate=float(mbps)))
     step_at = 16.0
     step = BandwidthTrace(((0.0, 10.0), (step_at, 1.0)), period_s=3600.0, source="step")
     replay_started = time.time()
     for client in ("a3", "b3"):
         access = emu.topology.links_of(client)[0]
-        emu.replay(access.a, access.b, step, "both", loop=False)
+        emu.changes.replay(access.a, access.b, step, "both", loop=False)
     plan = {"a1": "throughput", "b1": "bola", "a2": "throughput", "b2": "bola",
             "a3": "throughput", "b3": "bola"}
     services = {host: players(emu, dns, host, [SESSION | {"id": f"{host}-{algo}",

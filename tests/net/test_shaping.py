@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from cdnlab.capabilities import detect
-from cdnlab.net import fidelity, wakeups
+from cdnlab.measure import fidelity
+from cdnlab.net import sched
 from cdnlab.net.emulation import Emulation
 from cdnlab.topology.shape import LinkShape
 from cdnlab.topology.spec import parse_topology
@@ -37,7 +38,7 @@ def pair() -> Iterator[Emulation]:
 
 def reshape(emu: Emulation, shape: LinkShape) -> None:
     for direction in ("a_to_b", "b_to_a"):
-        emu.set_shape("src", "dst", direction, shape)
+        emu.changes.set_shape("src", "dst", direction, shape)
 
 
 @pytest.mark.vm
@@ -110,7 +111,7 @@ def _trace_step(pair: Emulation) -> tuple[list[float], list[float], list[Any], l
                                         stdout=subprocess.PIPE)
         time.sleep(1.5)
         trace = BandwidthTrace(((0.0, 20.0), (1.0, 5.0)), 2.0)
-        replayer = pair.replay("src", "dst", trace, direction="a_to_b", loop=False)
+        replayer = pair.changes.replay("src", "dst", trace, direction="a_to_b", loop=False)
         result = json.loads(client.communicate(timeout=30)[0])
         replayer.stop()
     finally:
@@ -190,8 +191,8 @@ def test_an_unboxed_link_refuses_a_delay_change(nothing_left_behind: None) -> No
     # only the nfqueue backend boxes links (netem changes any link in place)
     with Emulation(parse_topology(PAIR, "pair"), shaping="nfqueue") as emu:
         with pytest.raises(ValueError, match="declare it dynamic"):
-            emu.set_shape("src", "dst", "a_to_b", LinkShape(delay=5.0))
-        emu.set_shape("src", "dst", "a_to_b", LinkShape(rate=10.0))
+            emu.changes.set_shape("src", "dst", "a_to_b", LinkShape(delay=5.0))
+        emu.changes.set_shape("src", "dst", "a_to_b", LinkShape(rate=10.0))
         assert abs(fidelity.measure_goodput(emu, "src", "dst", 2).measured_mbps - 10) <= 1.0
 
 
@@ -229,7 +230,7 @@ def test_a_bad_config_reload_keeps_the_link_delaying(pair: Emulation) -> None:
 @pytest.mark.vm
 def test_the_run_keeps_timers_prompt(pair: Emulation) -> None:
     """CPUs kept awake where the machine calls for it; the delay processes at SCHED_FIFO
-    with no timer slack (cdnlab.net.wakeups)."""
+    with no timer slack (cdnlab.net.sched)."""
     described = pair.awake.describe()
     idle, awake = described["idle_wake_latency"], described["awake_wake_latency"]
     assert described["active"] == (idle["late_share"] > 0 and
@@ -250,4 +251,4 @@ def test_the_run_keeps_timers_prompt(pair: Emulation) -> None:
     assert Path(f"/proc/{process.pid}/timerslack_ns").read_text().strip() in ("0", "1")
     ready = [json.loads(line) for line in pair.link("src", "dst").log_path.read_text()
              .splitlines() if '"ready"' in line]
-    assert ready[-1]["scheduling"] == f"fifo:{wakeups.DELAY_PRIORITY}"
+    assert ready[-1]["scheduling"] == f"fifo:{sched.DELAY_PRIORITY}"

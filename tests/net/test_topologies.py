@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from cdnlab.net import fidelity
+from cdnlab.measure import fidelity
+from cdnlab.measure.reachability import unreachable
 from cdnlab.net.emulation import Emulation
 from cdnlab.topology import load_topology
 from tests.net.conftest import alive, recorded_processes
@@ -18,7 +19,7 @@ def test_topology_up_connected_faithful_and_clean(name: str, nothing_left_behind
     topology = load_topology(name)
     with Emulation(topology) as emu:
         processes = recorded_processes(emu)
-        assert emu.ping_all() == []
+        assert unreachable(emu) == []
         report = fidelity.check(emu, goodput_samples=1 if name == "isp_mesh" else 2)
         # a busy moment on a shared 2-core machine spoils what it meets: that, once more
         report.rtt = fidelity.rtt_remeasured_on_miss(emu, report.rtt)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cdnlab.capabilities import detect, emulated_cpu
-from cdnlab.net.fidelity import rtt_tolerance_ms
+from cdnlab.measure.fidelity import rtt_tolerance_ms
 from tests.scenarios.conftest import RunScenario
 
 pytestmark = pytest.mark.root

@@ -176,7 +176,7 @@ def test_qemu_runs_without_acceleration_or_network_on_a_snapshot(tmp_path: Path)
 
 def test_the_bench_compares_backends_case_by_case() -> None:
     from cdnlab.bench.fidelity import BenchResult, comparison
-    from cdnlab.net.fidelity import FidelityReport, LossSample, RateSample, RttSample
+    from cdnlab.measure.fidelity import FidelityReport, LossSample, RateSample, RttSample
 
     def result(backend: str, rtt: float, mbps: float, loss: float) -> BenchResult:
         report = FidelityReport(backend, "kernel", [RttSample("d", "s", 40.0, rtt, rtt, 5, 5)],
@@ -234,7 +234,7 @@ def test_the_guest_collects_exactly_the_files_pytest_selects_with_the_vm_mark() 
 
 def test_the_guest_knows_itself_by_the_kernel_command_line(tmp_path: Path) -> None:
     from cdnlab.capabilities import EMULATED_CPU_FLAG, emulated_cpu
-    from cdnlab.net.fidelity import EMULATED_CPU_RTT_MS, rtt_tolerance_ms
+    from cdnlab.measure.fidelity import EMULATED_CPU_RTT_MS, rtt_tolerance_ms
 
     cmdline = tmp_path / "cmdline"
     cmdline.write_text(f"root=/dev/vda console=ttyS0 {EMULATED_CPU_FLAG}\n")

@@ -1,4 +1,5 @@
-"""Keeping CPUs awake and timers precise (cdnlab.net.wakeups): real processes, no root."""
+"""Keeping CPUs awake and timers precise (cdnlab.net.cpu_awake, cdnlab.net.sched) and
+timer lateness (cdnlab.measure.lateness): real processes, no root."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from cdnlab.errors import CdnlabError
-from cdnlab.net import wakeups
+from cdnlab.measure import lateness
+from cdnlab.net import cpu_awake, sched
 from cdnlab.net.ledger import process_start_time
 
 
@@ -20,7 +22,7 @@ def _idle_ticks() -> int:
 
 
 def test_kept_awake_means_one_idle_class_spinner_per_cpu_and_no_idle_time() -> None:
-    awake = wakeups.CpuAwake("on")
+    awake = cpu_awake.CpuAwake("on")
     awake.start()
     try:
         cpus = sorted(os.sched_getaffinity(0))
@@ -41,7 +43,7 @@ def test_kept_awake_means_one_idle_class_spinner_per_cpu_and_no_idle_time() -> N
 
 
 def test_stop_leaves_no_spinner() -> None:
-    awake = wakeups.CpuAwake("on")
+    awake = cpu_awake.CpuAwake("on")
     awake.start()
     pids = [(s.pid, process_start_time(s.pid)) for s in awake.spinners]
     awake.stop()
@@ -53,7 +55,7 @@ def test_spinners_die_with_the_process_that_started_them() -> None:
     child = subprocess.run(
         [sys.executable, "-c",
          "import os, time\n"
-         "from cdnlab.net.wakeups import CpuAwake\n"
+         "from cdnlab.net.cpu_awake import CpuAwake\n"
          "awake = CpuAwake('on'); awake.start(); time.sleep(0.5)\n"
          "print(' '.join(str(s.pid) for s in awake.spinners), flush=True)\n"
          "os.kill(os.getpid(), 9)\n"],
@@ -68,12 +70,12 @@ def test_spinners_die_with_the_process_that_started_them() -> None:
 
 
 def test_off_starts_nothing_and_auto_records_its_measure() -> None:
-    off = wakeups.CpuAwake("off")
+    off = cpu_awake.CpuAwake("off")
     off.start()
     assert not off.active and off.describe() == {
         "mode": "off", "active": False, "reason": "off as asked", "idle_wake_latency": None,
         "awake_wake_latency": None}
-    auto = wakeups.CpuAwake("auto")
+    auto = cpu_awake.CpuAwake("auto")
     auto.start()
     try:
         described = auto.describe()
@@ -94,13 +96,13 @@ def test_off_starts_nothing_and_auto_records_its_measure() -> None:
 
 def test_an_unknown_mode_is_refused_by_name() -> None:
     with pytest.raises(CdnlabError, match="unknown --cpu-awake mode 'sometimes'"):
-        wakeups.CpuAwake("sometimes")
+        cpu_awake.CpuAwake("sometimes")
 
 
 def test_wake_latency_restores_the_callers_timer_slack() -> None:
     slack = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/timerslack_ns")
     before = slack.read_text() if slack.exists() else None
-    figures = wakeups.wake_latency(samples=50, sleep_s=0.0005)
+    figures = lateness.wake_latency(samples=50, sleep_s=0.0005)
     assert figures.samples == 50 and figures.median_us >= 0
     if before is not None:
         assert slack.read_text() == before
@@ -108,33 +110,33 @@ def test_wake_latency_restores_the_callers_timer_slack() -> None:
 
 def test_precise_timers_and_realtime_in_a_child() -> None:
     probe = ("import os\n"
-             "from cdnlab.net import wakeups\n"
-             "wakeups.precise_timers()\n"
+             "from cdnlab.net import sched\n"
+             "sched.precise_timers()\n"
              "slack = open('/proc/self/timerslack_ns').read().strip()\n"
-             "policy = wakeups.realtime()\n"
+             "policy = sched.realtime()\n"
              "print(policy, os.sched_getscheduler(0) == os.SCHED_FIFO, slack)\n")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                           check=True, cwd=Path(__file__).parents[2])
     policy, fifo, slack = done.stdout.split()
     assert slack == "1"
     # refused without the privilege: the policy says so, and the process stays normal
-    assert (policy == f"fifo:{wakeups.DELAY_PRIORITY}") == (fifo == "True")
+    assert (policy == f"fifo:{sched.DELAY_PRIORITY}") == (fifo == "True")
     if os.geteuid() == 0:
-        assert policy == f"fifo:{wakeups.DELAY_PRIORITY}"
+        assert policy == f"fifo:{sched.DELAY_PRIORITY}"
 
 
 def test_headers_say_whether_the_cpus_were_kept_awake() -> None:
-    from cdnlab.net.fidelity import FidelityReport, setup_text
+    from cdnlab.measure.fidelity import FidelityReport, setup_text
 
     idle = {"median_us": 31.0, "p99_us": 1716.4, "max_us": 3999.0, "late_share": 0.2133,
             "samples": 300}
     awake = {"mode": "auto", "active": True, "reason": "kept awake: …",
              "idle_wake_latency": idle, "awake_wake_latency": idle | {"late_share": 0.0033}}
-    assert wakeups.summary(awake) == ("CPUs kept awake; wake-ups over 100 µs late: 21.3 % "
+    assert lateness.summary(awake) == ("CPUs kept awake; wake-ups over 100 µs late: 21.3 % "
                                       "idle, 0.3 % awake")
-    assert wakeups.summary({**awake, "active": False, "idle_wake_latency": None}) == \
+    assert lateness.summary({**awake, "active": False, "idle_wake_latency": None}) == \
         "CPUs left to idle"
-    assert wakeups.summary(None) == ""
+    assert lateness.summary(None) == ""
     assert setup_text("netem", "kernel") == "netem shaping, kernel switches"
     assert setup_text(None, "kernel", awake).startswith("kernel switches, CPUs kept awake; ")
     report = FidelityReport("nfqueue", "bridge", cpu_awake=awake)

@@ -12,7 +12,7 @@ The config is JSON: {"seed": 1, "queues": {"0": {"delay_ms": 20, "jitter_ms": 0,
 "loss_pct": 0}, "1": {...}}}. SIGHUP re-reads it (new values apply to packets that arrive
 afterwards); SIGTERM releases every held packet and exits. Prints `ready` on stdout once
 every queue is bound, so rules are added only when a process is there to serve them.
-It runs with 1 ns timer slack and at SCHED_FIFO where allowed (`cdnlab.net.wakeups`).
+It runs with 1 ns timer slack and at SCHED_FIFO where allowed (`cdnlab.net.sched`).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from cdnlab.net import wakeups
+from cdnlab.net import sched
 from cdnlab.net.shaping import nfnetlink as nfq
 
 SO_RCVBUFFORCE = 33
@@ -260,8 +260,8 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGINT, on_term)
         signal.signal(signal.SIGHUP, on_hup)
         # releases are timed to the microsecond and must not wait behind the hosts' work
-        wakeups.precise_timers()
-        policy = wakeups.realtime()
+        sched.precise_timers()
+        policy = sched.realtime()
         process.event("ready", queues=sorted(process.queues), scheduling=policy)
         print("ready", flush=True)
         try:

@@ -7,9 +7,7 @@ any direction can be reshaped in place later: `tc class change` for the rate, `t
 change` for netem. netem's limit holds both the packets waiting for the rate and those in
 flight inside the delay, so it is the configured queue plus the bandwidth-delay product.
 
-Each end is set up by one shell running three `tc` commands. TCLink ran about ten commands
-per end (clearing, checking, configuring) through the node's shell; in the QEMU guest that
-was 10 of the 21 s bringing up the `minimal` topology.
+Each end is set up by one shell running three `tc` commands (TCLink runs about ten).
 """
 
 from __future__ import annotations

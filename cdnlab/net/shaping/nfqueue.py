@@ -24,7 +24,7 @@ from typing import Any
 
 from mininet.link import Link as MininetLink
 
-from cdnlab.net.nodes import LinkBox
+from cdnlab.net.node_classes import LinkBox
 from cdnlab.net.shaping import htb
 from cdnlab.net.shaping.base import DIRECTIONS, Backend, BuildContext, ShapedLink, run_in
 from cdnlab.topology.shape import LinkShape

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
 from cdnlab.capabilities import emulated_cpu
-from cdnlab.net import wakeups
+from cdnlab.measure import lateness
 
 TCP_PAYLOAD_EFFICIENCY = 1448 / 1514
 RTT_ABS_TOLERANCE_MS = 1.0
@@ -179,7 +179,7 @@ def measure_rtt(emu: Any, pairs: list[tuple[str, str]], count: int = 20,
         sent, received = (int(counts[1]), int(counts[2])) if counts else (count, 0)
         summary = _PING_SUMMARY.search(out)
         low, avg = (float(summary[1]), float(summary[2])) if summary else (0.0, 0.0)
-        samples.append(RttSample(src, dst, emu.expected_rtt_ms(src, dst), avg, low,
+        samples.append(RttSample(src, dst, emu.paths.expected_rtt_ms(src, dst), avg, low,
                                  sent, received))
     return samples
 
@@ -215,7 +215,7 @@ def measure_goodput(emu: Any, src: str, dst: str, seconds: float = 3.0,
     received = result["end"]["sum_received"]["bits_per_second"] / 1e6
     intervals = [i["sum"]["bits_per_second"] / 1e6 for i in result["intervals"]
                  if not i["sum"].get("omitted")]
-    rate = rate_mbps if rate_mbps is not None else emu.bottleneck_mbps(src, dst)
+    rate = rate_mbps if rate_mbps is not None else emu.paths.bottleneck_mbps(src, dst)
     return RateSample(src, dst, rate or 0.0, received, intervals)
 
 
@@ -235,7 +235,7 @@ def measure_loss(emu: Any, src: str, dst: str, seconds: float = 3.0,
     total = result["end"]["sum"]
     packets = int(total.get("packets", 0))
     lost = float(total.get("lost_percent", 0.0))
-    return LossSample(src, dst, emu.path_loss_pct(src, dst), lost, packets)
+    return LossSample(src, dst, emu.paths.path_loss_pct(src, dst), lost, packets)
 
 
 def setup_text(backend: str | None, datapath: str,
@@ -243,7 +243,7 @@ def setup_text(backend: str | None, datapath: str,
     """`nfqueue shaping, bridge switches, CPUs kept awake; …`: how a run's network was made
     and timed, for one-line headers (without the backend where the header names it)."""
     return ", ".join(part for part in (backend and f"{backend} shaping",
-                                       f"{datapath} switches", wakeups.summary(cpu_awake))
+                                       f"{datapath} switches", lateness.summary(cpu_awake))
                      if part)
 
 
@@ -297,7 +297,7 @@ def check(emu: Any, goodput_samples: int = 2, seconds: float = 3.0) -> FidelityR
         if len(report.rate) >= goodput_samples or not senders:
             break
         sender = senders[len(report.rate) % len(senders)]
-        rate = emu.bottleneck_mbps(sender, client)
+        rate = emu.paths.bottleneck_mbps(sender, client)
         access = topology.links_of(client)[0].name
         if rate is None or (access, rate) in seen_bottlenecks:
             continue

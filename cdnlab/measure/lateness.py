@@ -1,0 +1,69 @@
+"""Timer lateness: how late a short sleep wakes on this machine, the figure behind
+`--cpu-awake auto`, `bench wakeups` and every fidelity header."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from cdnlab.net.sched import PR_GET_TIMERSLACK, PR_SET_TIMERSLACK, prctl, precise_timers
+
+LATE_US = 100.0  # a wake-up later than this is late (a 1 ms delay off by 10 %)
+
+
+@dataclass(frozen=True)
+class WakeLatency:
+    """How late a 1 ms sleep wakes, in microseconds, over `samples` sleeps."""
+
+    median_us: float
+    p99_us: float
+    max_us: float
+    late_share: float  # of the sleeps, those woken over LATE_US late
+    samples: int
+
+    @classmethod
+    def of(cls, late_us: list[float]) -> WakeLatency:
+        late = sorted(late_us)
+        share = sum(1 for x in late if x > LATE_US) / len(late)
+        return cls(round(late[len(late) // 2], 1), round(late[int(0.99 * len(late))], 1),
+                   round(late[-1], 1), round(share, 4), len(late))
+
+    def to_dict(self) -> dict[str, float]:
+        return {"median_us": self.median_us, "p99_us": self.p99_us, "max_us": self.max_us,
+                "late_share": self.late_share, "samples": self.samples}
+
+
+def lateness_us(samples: int, sleep_s: float = 0.001) -> list[float]:
+    """Sleep `samples` times for `sleep_s`; how late each wake-up was. Timer slack is 1 ns
+    meanwhile, so the figures are the machine's, not the default slack's."""
+    previous = prctl(PR_GET_TIMERSLACK, 0)
+    precise_timers()
+    late: list[float] = []
+    try:
+        for _ in range(samples):
+            started = time.monotonic()
+            time.sleep(sleep_s)
+            late.append((time.monotonic() - started - sleep_s) * 1e6)
+    finally:
+        if previous > 0:
+            prctl(PR_SET_TIMERSLACK, previous)
+    return late
+
+
+def wake_latency(samples: int = 300, sleep_s: float = 0.001) -> WakeLatency:
+    """`lateness_us`, summarised."""
+    return WakeLatency.of(lateness_us(samples, sleep_s))
+
+
+def summary(described: dict[str, Any] | None) -> str:
+    """`CPUs kept awake; wake-ups over 100 µs late: 21.3 % idle, 0.3 % awake` from
+    `CpuAwake.describe()`, for one-line headers; empty for None."""
+    if not described:
+        return ""
+    idle, awake = described.get("idle_wake_latency"), described.get("awake_wake_latency")
+    figures = (f"; wake-ups over {LATE_US:g} µs late: {100 * idle['late_share']:.1f} % idle, "
+               f"{100 * awake['late_share']:.1f} % awake" if idle and awake else "")
+    return f"CPUs {'kept awake' if described['active'] else 'left to idle'}{figures}"
+
+

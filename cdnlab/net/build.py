@@ -1,0 +1,126 @@
+"""Building an emulation's network, step by step (engine, network layer): nodes, links
+through the shaping backend, the controller's connection, interfaces, addresses and
+routes, then the shapes. `Emulation.start` runs the steps in order; every thing a step
+creates is in the run's ledger before or as it is created."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from typing import Any
+
+from cdnlab.errors import EnvironmentProblem
+from cdnlab.net.shaping.base import BuildContext, run_in
+from cdnlab.topology.spec import HOST, ROUTER
+from cdnlab.traces import load_trace
+
+
+class NetworkBuilder:
+    def __init__(self, emu: Any) -> None:
+        self.emu = emu
+        self.topology = emu.topology
+        self.plan = emu.plan
+
+    def refuse_name_clashes(self) -> None:
+        """Never adopt (and later delete) an interface or bridge this run did not make."""
+        existing = set(os.listdir("/sys/class/net"))
+        ours = {n for n in self.topology.nodes if self.topology.kind(n) not in (HOST, ROUTER)}
+        ours |= {i.name for i in self.plan.interfaces.values() if i.node in ours}
+        clash = sorted(existing & ours)
+        if clash:
+            raise EnvironmentProblem(f"interfaces {', '.join(clash)} already exist: another "
+                                     "run may be active, or one was interrupted (cdnlab clean)")
+
+    def add_nodes(self) -> None:
+        from mininet.node import OVSSwitch
+
+        from cdnlab.net.node_classes import EmulatedHost, IpBridge, Router
+
+        assert self.emu.ledger is not None
+        for index, node in enumerate(self.topology.nodes.values(), start=1):
+            if node.kind == HOST:
+                added = self.emu.net.addHost(node.name, cls=EmulatedHost, ip=None)
+                self.emu.ledger.add_process(added.pid, f"host {node.name}")
+            elif node.kind == ROUTER:
+                added = self.emu.net.addHost(node.name, cls=Router, ip=None)
+                self.emu.ledger.add_process(added.pid, f"router {node.name}")
+            elif self.emu.datapath == "bridge":
+                self.emu.ledger.add_linux_bridge(node.name)
+                self.emu.net.addSwitch(node.name, cls=IpBridge, dpid=f"{index:016x}")
+            else:
+                self.emu.ledger.add_ovs_bridge(node.name)
+                self.emu.net.addSwitch(node.name, cls=OVSSwitch, dpid=f"{index:016x}",
+                                       failMode="standalone", datapath=self.emu.datapath,
+                                       protocols="OpenFlow13")
+
+    def start_controller(self) -> None:
+        """With a controller, the switches connect to it over OpenFlow 1.3 (fail mode
+        standalone: they keep forwarding without it)."""
+        if self.emu.controller_kind is None:
+            return
+        from mininet.node import RemoteController
+
+        from cdnlab.net.controller import Controller
+
+        assert self.emu.ledger is not None
+        self.emu.controller = Controller(self.emu)
+        self.emu.controller.start()
+        added = self.emu.net.addController("c0", controller=RemoteController,
+                                           ip="127.0.0.1", port=self.emu.controller.port)
+        self.emu.ledger.add_process(added.pid, "mininet shell of c0")
+
+    def add_links(self) -> None:
+        emu = self.emu
+        assert emu.ledger is not None
+        ctx = BuildContext(emu.net, emu.run_dir, emu.seed, emu.t0, emu.ledger)
+        for link in self.topology.links:
+            intf_a = self.plan.interface(link.a, link.index).name
+            intf_b = self.plan.interface(link.b, link.index).name
+            # switch ports live in the root namespace: record them before they exist
+            emu.ledger.add_interfaces([intf for end, intf in ((link.a, intf_a), (link.b, intf_b))
+                                       if self.topology.kind(end) not in (HOST, ROUTER)])
+            emu.links[link.name] = emu.backend.connect(
+                ctx, link, emu.net.get(link.a), emu.net.get(link.b), intf_a, intf_b,
+                boxed=link.name in emu.dynamic_links)
+
+    def configure_interfaces(self) -> None:
+        """Userspace OVS mangles partially checksummed packets: compute checksums in the
+        stack instead (TX checksum offload off) on every interface of the run."""
+        if self.emu.datapath != "user":
+            return
+        for node in self.emu.net.hosts:
+            names = [i.name for i in node.intfList() if i.name != "lo"]
+            if names:
+                node.cmd("; ".join(f"ethtool -K {n} tx off >/dev/null 2>&1" for n in names))
+        root = [i.name for s in self.emu.net.switches for i in s.intfList() if i.name != "lo"]
+        if root:
+            subprocess.run(["sh", "-c", "; ".join(f"ethtool -K {n} tx off >/dev/null 2>&1"
+                                                   for n in root)], check=False)
+
+    def install_addresses_and_routes(self) -> None:
+        batches = self.emu.changes.routes_dir
+        batches.mkdir(parents=True, exist_ok=True)
+        for name, node in self.topology.nodes.items():
+            if node.kind not in (HOST, ROUTER):
+                continue
+            lines = [f"addr add {i.address} dev {i.name}" for i in self.plan.of_node(name)
+                     if i.address is not None]
+            lines += [f"route add {r.subnet} via {r.via}"
+                      for r in self.emu.routing.routes[name].values()]
+            batch = batches / f"{name}.ip"
+            batch.write_text("\n".join(lines) + "\n")
+            run_in(self.emu.net.get(name), f"ip -batch {batch}")
+
+    def start_shaping(self) -> None:
+        for link in self.emu.links.values():
+            link.start()
+        for link in self.emu.links.values():
+            link.launch()
+        deadline = time.monotonic() + 15.0
+        for link in self.emu.links.values():
+            link.wait_ready(deadline)
+        for spec in self.topology.links:
+            if spec.trace is not None:
+                self.emu.changes.replay(spec.a, spec.b, load_trace(spec.trace.path),
+                                        spec.trace.direction, spec.trace.loop)

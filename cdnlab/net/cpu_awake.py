@@ -1,0 +1,112 @@
+"""`CpuAwake`: the CPUs kept out of their idle halt while a network is up (engine, network
+layer), so the timers that pace emulated packets fire on time. `auto` measures first and
+keeps them awake only where that helps (README, "Timers that fire on time")."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+from cdnlab.errors import CdnlabError
+from cdnlab.measure.lateness import WakeLatency, lateness_us
+
+SPINNER_START_S = 5.0  # at most, for the spinners' interpreters to start
+MODES = ("auto", "on", "off")
+
+
+class CpuAwake:
+    """Keeps every CPU this process may use out of its idle halt, between `start` and
+    `stop`. `mode` is `on`, `off` or `auto`: measure wake-ups with the CPUs idle and kept
+    awake, and keep them awake only if some idle wake-ups are late and keeping awake at
+    least halves their share. The share, unlike p99 (3 of 300 sleeps), is not swayed by
+    one stall of the host."""
+
+    def __init__(self, mode: str = "auto") -> None:
+        if mode not in MODES:
+            raise CdnlabError(f"unknown --cpu-awake mode {mode!r}: use {', '.join(MODES)}")
+        self.mode = mode
+        self.ledger: Any = None  # a run's Ledger, given to `start`
+        self.idle: WakeLatency | None = None  # measured by `auto`, CPUs left to idle
+        self.awake: WakeLatency | None = None  # and with the CPUs kept awake
+        self.reason = "not started"
+        self.kept_awake = False  # the decision, which `describe` reports also after `stop`
+        self.spinners: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def active(self) -> bool:
+        return bool(self.spinners)
+
+    def start(self, ledger: Any = None) -> None:
+        """Spinners (recorded in `ledger` if given) as `mode` says; `auto` measures first."""
+        self.ledger = ledger
+        if self.mode == "off":
+            self.reason = "off as asked"
+            return
+        if self.mode == "on":
+            self.reason = "on as asked"
+            self._spin()
+            self.kept_awake = True
+            return
+        self._spin()
+        self.idle, self.awake = self._compare()
+        self.kept_awake = (self.idle.late_share > 0
+                           and self.awake.late_share <= self.idle.late_share / 2)
+        if self.kept_awake:
+            self.reason = "kept awake: at most half as many late wake-ups as idle"
+        else:
+            self.reason = "left to idle: keeping awake did not halve the late wake-ups"
+            self.stop()
+
+    def _spin(self) -> None:
+        """One spinner per CPU; returns once every spinner has reached its idle class."""
+        parent = os.getpid()
+        for cpu in sorted(os.sched_getaffinity(0)):
+            spinner = subprocess.Popen(
+                [sys.executable, "-m", "cdnlab.net.sched", str(cpu), str(parent)],
+                stdin=subprocess.DEVNULL)
+            self.spinners.append(spinner)
+            if self.ledger is not None:
+                self.ledger.add_process(spinner.pid, f"CPU {cpu} kept awake")
+        deadline = time.monotonic() + SPINNER_START_S
+        for spinner in self.spinners:
+            while time.monotonic() < deadline and spinner.poll() is None:
+                try:
+                    if os.sched_getscheduler(spinner.pid) == os.SCHED_IDLE:
+                        break
+                except OSError:
+                    break
+                time.sleep(0.01)
+
+    def _compare(self, rounds: int = 3, per_round: int = 100) -> tuple[WakeLatency, WakeLatency]:
+        """Wake-ups with the spinners paused (SIGSTOP) and running, in alternate rounds, so
+        a busy moment of the host falls on both measures alike."""
+        idle: list[float] = []
+        awake: list[float] = []
+        for _ in range(rounds):
+            self._signal(signal.SIGSTOP)
+            idle += lateness_us(per_round)
+            self._signal(signal.SIGCONT)
+            awake += lateness_us(per_round)
+        return WakeLatency.of(idle), WakeLatency.of(awake)
+
+    def _signal(self, signum: int) -> None:
+        for spinner in self.spinners:
+            if spinner.poll() is None:
+                spinner.send_signal(signum)
+
+    def stop(self) -> None:
+        for spinner in self.spinners:
+            if spinner.poll() is None:
+                spinner.kill()
+            spinner.wait()
+        self.spinners.clear()
+
+    def describe(self) -> dict[str, Any]:
+        """For run.json and the fidelity report: the mode, the decision and the measures."""
+        return {"mode": self.mode, "active": self.kept_awake, "reason": self.reason,
+                "idle_wake_latency": self.idle.to_dict() if self.idle else None,
+                "awake_wake_latency": self.awake.to_dict() if self.awake else None}
