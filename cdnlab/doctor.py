@@ -64,6 +64,27 @@ def report(caps: Capabilities) -> str:
     return "\n".join(lines)
 
 
+def leftovers() -> list[str]:
+    """What interrupted runs left, by their ledgers: runs of an earlier boot (their OVS
+    bridges and directories outlive a reboot) and of this one."""
+    from cdnlab.net.ledger import stale_ledgers
+
+    stale, unreadable = stale_ledgers()
+    found = [f"unreadable ledger {path}" for path in unreadable]
+    for ledger in stale:
+        record = ledger.record
+        held = [f"{len(items)} {what}" for items, what in (
+            (record.ovs_bridges, "OVS bridge(s)"), (record.linux_bridges, "Linux bridge(s)"),
+            (record.interfaces, "interface(s)"), (record.directories, "directory(ies)"))
+            if items]
+        if record.this_boot:
+            held.insert(0, f"{len(record.processes)} process(es) and its cgroup")
+        when = "this boot" if record.this_boot else "an earlier boot"
+        found.append(f"run {record.run_id} (interrupted, {when}): {', '.join(held) or 'nothing'}"
+                     " recorded; `sudo cdnlab clean` removes what still exists")
+    return found
+
+
 def run(fix: bool, as_json: bool) -> int:
     notes = []
     if fix:
@@ -76,10 +97,12 @@ def run(fix: bool, as_json: bool) -> int:
     timers = CpuAwake("auto")  # what `--cpu-awake auto` will decide, measured the same way
     timers.start()
     timers.stop()
+    left = leftovers()
     if as_json:
         print(json.dumps({"capabilities": asdict(caps), "shaping_backend": caps.shaping_backend,
                           "switch_datapath": caps.switch_datapath,
-                          "cpu_awake": timers.describe(), "problems": found},
+                          "cpu_awake": timers.describe(), "problems": found,
+                          "leftovers": left},
                          indent=2))
     else:
         print("cdnlab doctor")
@@ -87,6 +110,10 @@ def run(fix: bool, as_json: bool) -> int:
         print(f"  timers (--cpu-awake auto): {summary(timers.describe())}")
         for note in notes:
             print(f"  {note}")
+        if left:
+            print("\nleftovers of interrupted runs:")
+            for line in left:
+                print(f"  - {line}")
         if found:
             print("\nproblems:")
             for problem in found:

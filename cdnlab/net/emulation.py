@@ -126,6 +126,7 @@ class Emulation:
             self.ledger.add_directory(self.run_dir)
         self.changes.routes_dir = self.run_dir / "routes"
         try:
+            self.ledger.contain()  # from here on every process started is in the run's cgroup
             self.awake.start(self.ledger)  # `auto` measures first, on a still quiet machine
             build = NetworkBuilder(self)
             build.refuse_name_clashes()

@@ -2,14 +2,22 @@
 
 Every process (with its kernel start time, so a reused PID is never touched), Open vSwitch
 bridge, Linux bridge, root-namespace interface and temporary directory a run makes is
-recorded in /run/cdnlab/<run id>.json before or right after it exists. Teardown removes
-exactly these and deletes the ledger; `cdnlab clean` does the same for ledgers whose owning
-process died. Nothing is ever removed by name pattern.
+recorded in /var/lib/cdnlab/ledgers/<run id>.json before or right after it exists, with
+the run's cgroup (`cdnlab.net.cgroup`), which holds every process the run's processes
+fork later. Teardown removes exactly these and deletes the ledger; `cdnlab clean` does the
+same for ledgers whose owning process died. Nothing is ever removed by name pattern.
+
+The ledger is on persistent storage because OVS bridges (kept in OVS's database) and
+directories outlive a reboot. Each ledger records the boot it was written in: after a
+reboot its processes and cgroup are gone with the old kernel, and their PIDs mean nothing,
+so only what persists is undone. Concurrent undoers (the run's own teardown, `cdnlab
+clean`) take an exclusive lock on the ledger file first.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -19,7 +27,17 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-LEDGER_DIR = Path(os.environ.get("CDNLAB_LEDGER_DIR", "/run/cdnlab"))
+from cdnlab.net.cgroup import RunCgroup
+
+LEDGER_DIR = Path(os.environ.get("CDNLAB_LEDGER_DIR", "/var/lib/cdnlab/ledgers"))
+
+
+def boot_id() -> str:
+    """This boot's identity (the kernel makes a new one at every boot)."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
 
 
 def process_start_time(pid: int) -> int | None:
@@ -52,6 +70,12 @@ class LedgerRecord:
     linux_bridges: list[str] = field(default_factory=list)
     interfaces: list[str] = field(default_factory=list)
     directories: list[str] = field(default_factory=list)
+    boot: str = ""  # boot_id() when written; "" in ledgers of older versions
+    cgroup: str | None = None  # the run's cgroup directory, if it has one
+
+    @property
+    def this_boot(self) -> bool:
+        return self.boot in ("", boot_id())
 
 
 class Ledger:
@@ -59,7 +83,9 @@ class Ledger:
         directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / f"{run_id}.json"
         pid = os.getpid()
-        self.record = LedgerRecord(run_id, pid, process_start_time(pid), time.time())
+        self.record = LedgerRecord(run_id, pid, process_start_time(pid), time.time(),
+                                   boot=boot_id())
+        self.cgroup: RunCgroup | None = None
         self.save()
 
     @classmethod
@@ -67,7 +93,26 @@ class Ledger:
         ledger = cls.__new__(cls)
         ledger.path = path
         ledger.record = LedgerRecord(**json.loads(path.read_text()))
+        ledger.cgroup = RunCgroup(Path(ledger.record.cgroup)) if ledger.record.cgroup else None
         return ledger
+
+    def contain(self) -> bool:
+        """Make the run's cgroup, record it and move this process into it, so every
+        process started from now on is a member; False where cgroup v2 is not writable
+        (then only the processes recorded one by one are ended)."""
+        self.cgroup = RunCgroup.create(self.record.run_id)
+        if self.cgroup is None:
+            return False
+        self.record.cgroup = str(self.cgroup.path)
+        self.save()
+        try:
+            self.cgroup.enter()
+        except OSError:
+            self.cgroup.remove()
+            self.cgroup = self.record.cgroup = None
+            self.save()
+            return False
+        return True
 
     def save(self) -> None:
         tmp = self.path.with_suffix(".tmp")
@@ -97,11 +142,26 @@ class Ledger:
 
     @property
     def owner_alive(self) -> bool:
+        if not self.record.this_boot:
+            return False
         start = process_start_time(self.record.owner_pid)
         return start is not None and start == self.record.owner_start
 
     def undo(self) -> list[str]:
         """Remove whatever recorded thing still exists; what was removed, as lines."""
+        try:
+            lock = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return []  # undone and deleted by another cleaner
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if self.record.this_boot:
+                return self._end_processes() + self._remove_network_and_files()
+            return self._remove_network_and_files()
+        finally:
+            os.close(lock)
+
+    def _end_processes(self) -> list[str]:
         removed: list[str] = []
         killed: list[tuple[int, object]] = []
         for entry in reversed(self.record.processes):
@@ -113,6 +173,12 @@ class Ledger:
                     removed.append(f"process {pid} ({entry['what']})")
         for pid, start in killed:
             _wait_gone(pid, start)
+        if self.cgroup is not None:
+            removed += [f"process {pid} (forked inside the run)" for pid in self.cgroup.remove()]
+        return removed
+
+    def _remove_network_and_files(self) -> list[str]:
+        removed: list[str] = []
         for name in self.record.ovs_bridges:
             if _run(["ovs-vsctl", "--timeout=5", "br-exists", name]):
                 _run(["ovs-vsctl", "--timeout=5", "--if-exists", "del-br", name])
@@ -141,18 +207,30 @@ def _run(argv: list[str]) -> bool:
         return False
 
 
-def clean_stale(directory: Path = LEDGER_DIR) -> list[str]:
-    """Undo every ledger whose owner is gone (an interrupted run); what was removed."""
-    removed: list[str] = []
+def stale_ledgers(directory: Path = LEDGER_DIR) -> tuple[list[Ledger], list[Path]]:
+    """Ledgers whose owner is gone (interrupted runs, this boot or an earlier one), and
+    the files that could not be read."""
+    stale: list[Ledger] = []
+    unreadable: list[Path] = []
     if not directory.is_dir():
-        return removed
+        return stale, unreadable
     for path in sorted(directory.glob("*.json")):
         try:
             ledger = Ledger.load(path)
         except (OSError, ValueError, TypeError):
-            removed.append(f"unreadable ledger {path} left in place")
+            unreadable.append(path)
             continue
-        if ledger.owner_alive:
+        if not ledger.owner_alive:
+            stale.append(ledger)
+    return stale, unreadable
+
+
+def clean_stale(directory: Path = LEDGER_DIR) -> list[str]:
+    """Undo every ledger whose owner is gone (an interrupted run); what was removed."""
+    stale, unreadable = stale_ledgers(directory)
+    removed = [f"unreadable ledger {path} left in place" for path in unreadable]
+    for ledger in stale:
+        if not ledger.path.exists():  # undone meanwhile by another cleaner
             continue
         removed += [f"{ledger.record.run_id}: {line}" for line in ledger.close()]
     return removed

@@ -9,9 +9,12 @@ delays packets, and `IpBridge` is a Linux bridge switch driven with iproute2.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from mininet.node import Host, Switch
+
+from nodes.common.lifecycle import die_with_parent
 
 _QUIET_NAMESPACE = ("sysctl -qw net.ipv6.conf.all.disable_ipv6=1 "
                     "net.ipv6.conf.default.disable_ipv6=1 net.ipv4.conf.all.rp_filter=0 "
@@ -19,7 +22,19 @@ _QUIET_NAMESPACE = ("sysctl -qw net.ipv6.conf.all.disable_ipv6=1 "
 
 
 class EmulatedHost(Host):
-    """An end host (client, server, origin, DNS): IPv4 only."""
+    """An end host (client, server, origin, DNS): IPv4 only.
+
+    Every process Mininet starts for it (its shell, and each `popen` in its namespace) gets
+    SIGKILL from the kernel when the engine dies (PR_SET_PDEATHSIG), so even an engine
+    killed alone leaves little behind; the run's cgroup holds what these fork. The signal
+    follows the *thread* that forked, so only processes started from the main thread get
+    it: one started by the timeline's thread would otherwise die when that thread ends.
+    """
+
+    def _popen(self, cmd: list[str], **params: Any) -> Any:
+        if threading.current_thread() is threading.main_thread():
+            params.setdefault("preexec_fn", die_with_parent)
+        return super()._popen(cmd, **params)
 
     def config(self, **params: Any) -> dict[str, Any]:
         result = super().config(**params)

@@ -8,7 +8,9 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,6 +40,10 @@ def test_an_exception_inside_a_run_tears_everything_down(nothing_left_behind: No
     assert alive(processes) == []
 
 
+def processes_of(record: Any) -> list[tuple[int, int | None]]:
+    return [(int(p["pid"]), p["start"]) for p in record.processes]  # type: ignore[misc]
+
+
 def start_held_run() -> tuple[subprocess.Popen[str], Path]:
     run = subprocess.Popen([sys.executable, "-c", HOLD_UP], stdout=subprocess.PIPE, text=True)
     assert run.stdout is not None
@@ -60,16 +66,22 @@ def test_cdnlab_clean_removes_what_a_killed_run_left(nothing_left_behind: None) 
     record = Ledger.load(ledger_path).record
     os.kill(run.pid, signal.SIGKILL)
     run.wait()
-    left = [p for p in record.processes if process_start_time(int(p["pid"])) == p["start"]]
-    assert left, "a SIGKILLed run leaves its node processes (that is what clean is for)"
-    assert any(Path(f"/sys/class/net/{i}").exists() for i in record.interfaces)
+    # the kernel ends what the run started (PR_SET_PDEATHSIG): its hosts' namespaces go,
+    # and their interfaces with them; the bridges in the root namespace stay for clean
+    deadline = time.monotonic() + 10
+    while alive(processes_of(record)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert alive(processes_of(record)) == []
+    assert record.linux_bridges or record.ovs_bridges
+    assert all(Path(f"/sys/class/net/{b}").exists() for b in record.linux_bridges), \
+        "a SIGKILLed run leaves its bridges (that is what clean is for)"
     done = subprocess.run([sys.executable, "-m", "cdnlab.cli", "clean"], capture_output=True,
                           text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert f"clean: {len(done.stdout.splitlines()) - 1} leftover item(s) removed" in done.stdout
     assert not ledger_path.exists()
-    assert all(process_start_time(int(p["pid"])) != p["start"] for p in record.processes)
-    assert not any(Path(f"/sys/class/net/{i}").exists() for i in record.interfaces)
+    assert not any(Path(f"/sys/class/net/{i}").exists()
+                   for i in record.interfaces + record.linux_bridges)
     assert not any(LEDGER_DIR.glob(f"{record.run_id}*"))
 
 
@@ -81,3 +93,40 @@ def test_a_name_clash_is_refused_before_anything_is_made(nothing_left_behind: No
         assert Path("/sys/class/net/edge1").exists()
     finally:
         subprocess.run(["ip", "link", "del", "edge1"], check=True)
+
+
+def test_after_a_reboot_clean_removes_what_persists_and_touches_no_process(
+        nothing_left_behind: None, tmp_path: Path) -> None:
+    """A ledger written in an earlier boot (as after a kill and a reboot): its OVS bridge
+    (kept in OVS's database across boots) and directory are removed; its PIDs belong to
+    the old kernel, so a process that has one of them now is left alone."""
+    if subprocess.run(["ovs-vsctl", "--timeout=5", "show"], capture_output=True,
+                      check=False).returncode:
+        pytest.skip("Open vSwitch is not running (cdnlab doctor --fix starts it)")
+    bystander = subprocess.Popen(["sleep", "60"])
+    bridge, directory = "cdnrb0", tmp_path / "kept"
+    directory.mkdir()
+    subprocess.run(["ovs-vsctl", "--timeout=5", "add-br", bridge], check=True)
+    ledger = Ledger("rebooted-run")
+    ledger.record.boot = "an-earlier-boot"
+    ledger.record.owner_pid = os.getpid()  # alive now, but in another boot it means nothing
+    ledger.add_process(bystander.pid, "a PID the old kernel gave the run")
+    ledger.add_ovs_bridge(bridge)
+    ledger.add_directory(directory)
+    try:
+        doctor = subprocess.run([sys.executable, "-m", "cdnlab.cli", "doctor"],
+                                capture_output=True, text=True, check=False)
+        assert "run rebooted-run (interrupted, an earlier boot): 1 OVS bridge(s), " \
+               "1 directory(ies) recorded" in doctor.stdout, doctor.stdout
+        done = subprocess.run([sys.executable, "-m", "cdnlab.cli", "clean"],
+                              capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stderr
+        assert f"rebooted-run: ovs bridge {bridge}" in done.stdout
+        assert not directory.exists() and not ledger.path.exists()
+        assert bystander.poll() is None, "a PID from an earlier boot was signalled"
+    finally:
+        bystander.kill()
+        bystander.wait()
+        subprocess.run(["ovs-vsctl", "--timeout=5", "--if-exists", "del-br", bridge],
+                       check=False)
+        ledger.path.unlink(missing_ok=True)
