@@ -46,7 +46,7 @@ from cdnlab.services.edge import EdgeService
 from cdnlab.services.fill import FillService
 from cdnlab.services.origin import OriginService
 from cdnlab.services.probe import ProbeService
-from nodes.common.conventions import SERVICE
+from nodes.common.conventions import HTTP_PORT, SERVICE
 from nodes.common.events import EventLog
 
 # A bound on waiting for the first RTT of every (client network, cluster) pair, not a
@@ -176,7 +176,7 @@ class Run:
         for cluster, servers in clusters.items():
             redirect = self._overflow_target(emu, cluster, clusters, origin)
             self.edges[cluster] = [EdgeService(
-                emu, server, cdn.mode_of(cluster), parent=f"{origin.address}:80",
+                emu, server, cdn.mode_of(cluster), parent=f"{origin.address}:{HTTP_PORT}",
                 redirect_to=redirect, cache_size_mb=cdn.cache_mb,
                 capacity_mbps=cdn.capacity_mbps, threshold=cdn.threshold)
                 for server in servers]
@@ -197,7 +197,7 @@ class Run:
         dns.start()
         for cluster in clusters:
             ProbeService(emu, dns, cluster, scenario.probes.interval_s, scenario.probes.method,
-                         load_url="http://127.0.0.1/load").start()
+                         load_url=f"http://127.0.0.1:{HTTP_PORT}/load").start()
         return dns
 
     def _start_clock(self, emu: Emulation, meta: dict[str, Any], log: EventLog) -> float:

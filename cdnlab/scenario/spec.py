@@ -55,6 +55,9 @@ from nodes.common.conventions import (
     DNS_POLICY,
     DNS_TTL_S,
     LOAD_THRESHOLD,
+    MAX_BUFFER_S,
+    PROBE_INTERVAL_S,
+    PROBE_METHOD,
     SPILL_GAIN,
     SPILL_MAX_SHARE,
     STALE_AFTER_S,
@@ -129,8 +132,8 @@ class Dns:
 
 @dataclass(frozen=True)
 class Probes:
-    interval_s: float = 1.0
-    method: str = "icmp"
+    interval_s: float = PROBE_INTERVAL_S
+    method: str = PROBE_METHOD
 
 
 @dataclass(frozen=True)
@@ -142,7 +145,7 @@ class Workload:
     window_s: float = 10.0
     zipf: float = 0.8
     segments: int = 10
-    max_buffer_s: float = 12.0
+    max_buffer_s: float = MAX_BUFFER_S
     abr: dict[str, float] = field(default_factory=lambda: {ABR_DEFAULT: 1.0})
     abr_assign: str = "random"  # one of ABR_ASSIGNMENTS
 

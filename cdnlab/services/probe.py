@@ -8,13 +8,13 @@ from typing import Any
 
 from cdnlab.services.base import NodeProgram
 from cdnlab.services.dns import DnsService, client_networks
-from nodes.common.conventions import TSIG_KEY_NAME, ZONE
+from nodes.common.conventions import PROBE_INTERVAL_S, PROBE_METHOD, TSIG_KEY_NAME, ZONE
 
 
 class ProbeService(NodeProgram):
-    def __init__(self, emu: Any, dns: DnsService, cluster: str, interval_s: float = 1.0,
-                 method: str = "icmp", count: int = 5, alpha: float = 0.5,
-                 load_url: str | None = None) -> None:
+    def __init__(self, emu: Any, dns: DnsService, cluster: str,
+                 interval_s: float = PROBE_INTERVAL_S, method: str = PROBE_METHOD,
+                 count: int = 5, alpha: float = 0.5, load_url: str | None = None) -> None:
         host = emu.topology.clusters()[cluster][0]
         targets = [f"--target={net}={addr}" for net, addr in client_networks(emu).items()]
         args = ["--cluster", cluster, "--dns", f"{dns.address}:53", "--zone", ZONE,

@@ -20,6 +20,7 @@ import yaml
 
 from nodes.client.abr import ALGORITHMS
 from nodes.client.player import Session, SessionSpec
+from nodes.common.conventions import ABR_DEFAULT, HTTP_PORT, MAX_BUFFER_S
 from nodes.common.events import EventLog, stderr_line
 
 
@@ -74,13 +75,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resolver", required=True, help="the DNS server, ADDR[:PORT]")
     parser.add_argument("--title")
     parser.add_argument("--plan", help="YAML/JSON list of sessions")
-    parser.add_argument("--algo", default="bola")
+    parser.add_argument("--algo", default=ABR_DEFAULT)
     parser.add_argument("--sessions", type=int, default=1)
     parser.add_argument("--segments", type=int)
     parser.add_argument("--stagger", type=float, default=0.0, help="seconds between starts")
-    parser.add_argument("--port", type=int, default=80, help="the servers' HTTP port")
+    parser.add_argument("--port", type=int, default=HTTP_PORT, help="the servers' HTTP port")
     parser.add_argument("--codec", default="avc1")
-    parser.add_argument("--max-buffer", type=float, default=30.0)
+    parser.add_argument("--max-buffer", type=float, default=MAX_BUFFER_S)
     parser.add_argument("--cluster", action="append", default=[],
                         help="NAME=ADDR[,ADDR…]: name the cluster of a server in logs")
     parser.add_argument("--events")

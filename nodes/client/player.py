@@ -21,6 +21,7 @@ from nodes.client.buffer import PlaybackBuffer
 from nodes.client.dnsclient import Resolution, ResolveError, resolve_a
 from nodes.client.http import HttpClient, HttpError
 from nodes.client.qoe import session_metrics
+from nodes.common.conventions import ABR_DEFAULT, MAX_BUFFER_S
 from nodes.common.dash import ManifestError, Representation, parse_mpd
 from nodes.common.events import EventLog
 
@@ -31,12 +32,12 @@ CACHE_HEADERS = ("x-cache-status", "x-cache")
 class SessionSpec:
     id: str
     title: str
-    algo: str = "bola"
+    algo: str = ABR_DEFAULT
     abr_params: dict[str, Any] | None = None
     segments: int | None = None  # stop after this many (None: the whole title)
     start_s: float = 0.0  # after the process's start
     codec: str = "avc1"  # codec family of the adaptation set to play
-    max_buffer_s: float = 30.0
+    max_buffer_s: float = MAX_BUFFER_S
     startup_s: float | None = None  # default: one segment
     resume_s: float | None = None
 

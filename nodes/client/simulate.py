@@ -16,6 +16,7 @@ from typing import Any
 from nodes.client.abr import Abr, AbrState
 from nodes.client.buffer import PlaybackBuffer
 from nodes.client.qoe import session_metrics
+from nodes.common.conventions import MAX_BUFFER_S
 
 LOOKAHEAD = 5
 
@@ -78,7 +79,7 @@ class SimResult:
     segments: list[dict[str, Any]]
 
 
-def simulate(title: SimTitle, link: TraceLink, abr: Abr, max_buffer_s: float = 30.0,
+def simulate(title: SimTitle, link: TraceLink, abr: Abr, max_buffer_s: float = MAX_BUFFER_S,
              startup_s: float | None = None, resume_s: float | None = None,
              rtt_s: float = 0.0) -> SimResult:
     seg = title.segment_s

@@ -22,12 +22,18 @@ LOAD_THRESHOLD = 0.8  # utilisation above which a cluster spills (DNS) or redire
 DNS_POLICIES = ("min_rtt", "min_rtt_spill", "coverage_zone", "round_robin")
 DNS_POLICY = "min_rtt_spill"
 
+# -- Probes --------------------------------------------------------------------------------
+PROBE_INTERVAL_S = 1.0  # between rounds of RTT measurement (and load reports)
+PROBE_METHOD = "icmp"  # or "tcp" (SYN to the HTTP port)
+
 # -- Viewers -----------------------------------------------------------------------------
 ABR_ALGORITHMS = ("throughput", "bba", "bola", "mpc", "dynamic", "fixed")
 ABR_DEFAULT = "bola"
+MAX_BUFFER_S = 30.0  # a player's buffer target (dash.js's bufferTimeAtTopQuality is 30 s)
 
-# -- Origin --------------------------------------------------------------------------------
-ORIGIN_HTTP_PORT = 80
+# -- Servers -------------------------------------------------------------------------------
+HTTP_PORT = 80  # every origin and edge server, and what players and TCP probes connect to
+ORIGIN_HTTP_PORT = HTTP_PORT
 ORIGIN_INGEST_PORT = 8080
 SYNTH_PREFIX = "synth-"
 

@@ -17,7 +17,7 @@ import sys
 import threading
 from pathlib import Path
 
-from nodes.common.conventions import LOAD_THRESHOLD
+from nodes.common.conventions import HTTP_PORT, LOAD_THRESHOLD
 from nodes.common.events import EventLog, stderr_line
 from nodes.common.lifecycle import Terminated, exit_on_sigterm
 from nodes.common.nginx import Nginx, NginxError, NginxSite
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threshold", type=float, default=LOAD_THRESHOLD)
     p.add_argument("--max-connections", type=int, default=0)
     p.add_argument("--address", default="0.0.0.0")
-    p.add_argument("--port", type=int, default=80)
+    p.add_argument("--port", type=int, default=HTTP_PORT)
     p.add_argument("--interval", type=float, default=1.0)
     p.add_argument("--events")
     p.add_argument("--node", default="edge")

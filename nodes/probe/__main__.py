@@ -20,6 +20,7 @@ from pathlib import Path
 import dns.exception
 import dns.tsig
 
+from nodes.common.conventions import HTTP_PORT, PROBE_INTERVAL_S, PROBE_METHOD
 from nodes.common.events import EventLog, stderr_line
 from nodes.common.lifecycle import Terminated, exit_on_sigterm
 from nodes.probe.measure import Target, probe_round
@@ -56,9 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--key-file", required=True, help="file holding the base64 secret")
     parser.add_argument("--algorithm", default="hmac-sha256")
     parser.add_argument("--target", action="append", default=[], required=True)
-    parser.add_argument("--method", choices=["icmp", "tcp"], default="icmp")
-    parser.add_argument("--port", type=int, default=80, help="TCP SYN probes' port")
-    parser.add_argument("--interval", type=float, default=2.0)
+    parser.add_argument("--method", choices=["icmp", "tcp"], default=PROBE_METHOD)
+    parser.add_argument("--port", type=int, default=HTTP_PORT, help="TCP SYN probes' port")
+    parser.add_argument("--interval", type=float, default=PROBE_INTERVAL_S)
     parser.add_argument("--count", type=int, default=3)
     parser.add_argument("--alpha", type=float, default=0.5)
     parser.add_argument("--load-url")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from cdnlab.scenario.spec import Dns, Workload
 from cdnlab.services.dns import DnsService
 from nodes.client.abr import ALGORITHMS
+from nodes.client.player import SessionSpec
 from nodes.common import conventions
 from nodes.dns.config import parse_config
 from nodes.dns.policies import POLICIES
@@ -23,6 +24,8 @@ def test_the_scenario_and_the_redirector_default_alike() -> None:
         conventions.DNS_POLICY, conventions.DNS_TTL_S)
     assert Dns().stale_after_s == config.settings.stale_after_s == conventions.STALE_AFTER_S
     assert Workload().abr == {conventions.ABR_DEFAULT: 1.0}
+    assert Workload().max_buffer_s == SessionSpec("s", "t").max_buffer_s == \
+        conventions.MAX_BUFFER_S
 
 
 def test_the_engine_configures_the_redirector_with_the_shared_defaults() -> None:
