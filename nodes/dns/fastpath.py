@@ -16,12 +16,10 @@ import struct
 from collections.abc import Callable
 
 from nodes.dns.policies import Decision
+from nodes.dns.wire import OPT_PLAIN
 from nodes.dns.zone import Zone
 
 _HEADER = struct.Struct(">HHHHHH")
-EDNS_PAYLOAD = 1232
-# our OPT: root name, type 41, payload size, extended RCODE/version/flags 0, no options
-_OPT_PLAIN = struct.pack(">BHHIH", 0, 41, EDNS_PAYLOAD, 0, 0)
 
 
 class FastPath:
@@ -83,7 +81,7 @@ class FastPath:
         question_end = len(body) - (11 if edns else 0)
         reply = header + body[:question_end] + answers
         if edns:
-            reply += _OPT_PLAIN
+            reply += OPT_PLAIN
         return reply, decision, service
 
     def _parse(self, data: bytes, ar: int) -> tuple[str, int, bool] | bool:

@@ -5,8 +5,13 @@ with the addresses of the cluster the service's policy chooses (A; AAAA only for
 given IPv6 addresses, else NODATA); static records as written; NXDOMAIN for names that do
 not exist, NODATA (with the SOA for negative caching) for types that do not; REFUSED
 outside the zone;
-NOTIMP for other opcodes; FORMERR for a bad question or a malformed client subnet. A
-client subnet option decides who the client is and is echoed with the policy's scope.
+NOTIMP for other opcodes; FORMERR for a bad question, a name over 255 octets (RFC 1035
+§2.3.4), more than one OPT record (RFC 6891 §6.1.1) or a malformed client subnet; BADVERS
+for an EDNS version above 0 (RFC 6891 §6.1.3: extended RCODE 16, our OPT at version 0).
+A client subnet option decides who the client is and is echoed with the policy's scope;
+where the subnet cannot decide (source prefix 0, or IPv6 while the policy knows IPv4
+networks) the querier's own address decides and the scope is 0 (RFC 7871 §7.2.1), so no
+cache keeps the answer for that subnet only.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from dnslib import (
     SOA,
     A,
     DNSHeader,
+    DNSLabel,
     DNSRecord,
     EDNSOption,
 )
@@ -33,9 +39,11 @@ from dnslib import (
 from nodes.dns.config import RedirectorConfig
 from nodes.dns.ecs import OPTION_CODE, ClientSubnet, EcsError, parse_ecs
 from nodes.dns.policies import Decision
+from nodes.dns.wire import EDNS_PAYLOAD
 from nodes.dns.zone import Zone
 
-EDNS_PAYLOAD = 1232
+MAX_NAME_OCTETS = 255
+BADVERS = 16  # extended RCODE: 1 in the OPT's upper 8 bits, 0 in the header
 
 
 @dataclass
@@ -61,10 +69,19 @@ class Resolver:
     def resolve(self, request: DNSRecord, client: str) -> Answered:
         header = DNSHeader(id=request.header.id, qr=1, aa=1, ra=0, rd=request.header.rd,
                            opcode=request.header.opcode)
+        opts = [r for r in request.ar if r.rtype == QTYPE.OPT]
+        if len(opts) > 1 or any(_octets(q.qname) > MAX_NAME_OCTETS for q in request.questions):
+            header.rcode = RCODE.FORMERR  # and no question: a name over 255 octets cannot go
+            header.aa = 0                 # back on the wire
+            return Answered(DNSRecord(header))
         reply = DNSRecord(header, q=request.q if request.questions else None)
         answered = Answered(reply)
-        opt = next((r for r in request.ar if r.rtype == QTYPE.OPT), None)
+        opt = opts[0] if opts else None
         subnet: ClientSubnet | None = None
+        if opt is not None and (opt.ttl >> 16) & 0xFF:
+            header.aa = 0
+            reply.add_ar(EDNS0(udp_len=EDNS_PAYLOAD, ext_rcode=BADVERS >> 4))
+            return answered
         if opt is not None:
             for option in opt.rdata or []:
                 if isinstance(option, EDNSOption) and option.code == OPTION_CODE:
@@ -85,7 +102,8 @@ class Resolver:
         if opt is not None:
             options = []
             if subnet is not None:
-                scope = answered.decision.scope if answered.decision else 0
+                decision = answered.decision if answered.subnet is not None else None
+                scope = decision.scope if decision is not None else 0
                 options.append(EDNSOption(OPTION_CODE, subnet.reply(scope)))
             reply.add_ar(EDNS0(udp_len=EDNS_PAYLOAD, opts=options))
         return answered
@@ -163,3 +181,7 @@ class Resolver:
         soa.ttl = min(self.config.soa_ttl, self.config.negative_ttl)
         return soa
 
+
+def _octets(name: DNSLabel) -> int:
+    """A name's length on the wire: each label and its length byte, and the root's."""
+    return sum(len(label) + 1 for label in name.label) + 1

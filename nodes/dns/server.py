@@ -1,7 +1,7 @@
 """The redirector's own asyncio loops: UDP and TCP (RFC 1035 two-byte length framing) on
 the configured address, both handing messages to `Redirector.handle`. UDP replies larger
-than the client can take (512 bytes, or its EDNS payload size) go out truncated (TC) so the
-client retries over TCP."""
+than the client can take (512 bytes, or its EDNS payload size, at most ours) go out
+truncated (TC, with the question and OPT) so the client retries over TCP."""
 
 from __future__ import annotations
 
@@ -11,24 +11,9 @@ import signal
 import struct
 
 from nodes.dns.redirector import Redirector
+from nodes.dns.wire import UDP_PLAIN_LIMIT, truncated, udp_limit
 
-UDP_PLAIN_LIMIT = 512
 TCP_IDLE_S = 30.0
-
-
-def _udp_limit(query: bytes) -> int:
-    """The client's EDNS payload size if the query carries an OPT record, else 512."""
-    if len(query) > 12 and struct.unpack_from(">H", query, 10)[0]:
-        marker = query.rfind(b"\x00\x00\x29")
-        if marker > 12 and marker + 5 <= len(query):
-            return max(UDP_PLAIN_LIMIT, struct.unpack_from(">H", query, marker + 3)[0])
-    return UDP_PLAIN_LIMIT
-
-
-def truncated(reply: bytes) -> bytes:
-    """Header only, TC set, counts zero (the client retries over TCP)."""
-    flags = struct.unpack_from(">H", reply, 2)[0] | 0x0200
-    return reply[:2] + struct.pack(">HHHHH", flags, 0, 0, 0, 0)
 
 
 class UdpFront(asyncio.DatagramProtocol):
@@ -46,8 +31,8 @@ class UdpFront(asyncio.DatagramProtocol):
             self.redirector.log.emit("error", client=addr[0], error=repr(err))
             return
         if reply is not None and self.transport is not None:
-            if len(reply) > UDP_PLAIN_LIMIT and len(reply) > _udp_limit(data):
-                reply = truncated(reply)
+            if len(reply) > UDP_PLAIN_LIMIT and len(reply) > udp_limit(data):
+                reply = truncated(data, reply)
             self.transport.sendto(reply, addr)
 
 
