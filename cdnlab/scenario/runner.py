@@ -178,7 +178,7 @@ class Run:
             self.edges[cluster] = [EdgeService(
                 emu, server, cdn.mode_of(cluster), parent=f"{origin.address}:{HTTP_PORT}",
                 redirect_to=redirect, cache_size_mb=cdn.cache_mb,
-                capacity_mbps=cdn.capacity_mbps, threshold=cdn.threshold)
+                capacity_mbps=cdn.capacity_mbps, threshold=cdn.shed_above)
                 for server in servers]
             for edge in self.edges[cluster]:
                 edge.start()
@@ -197,7 +197,7 @@ class Run:
         dns.start()
         for cluster in clusters:
             ProbeService(emu, dns, cluster, scenario.probes.interval_s, scenario.probes.method,
-                         load_url=f"http://127.0.0.1:{HTTP_PORT}/load").start()
+                         load=True).start()
         return dns
 
     def _start_clock(self, emu: Emulation, meta: dict[str, Any], log: EventLog) -> float:

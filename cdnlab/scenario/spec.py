@@ -12,7 +12,8 @@ the field and the fix. Shape (every section but `topology` has defaults):
       modes: {edge_a: push}            # a cluster's own mode: push and pull side by side
       cache_mb: 200                    # pull: per server
       capacity_mbps: 100               # per server, for utilisation and overload
-      threshold: 0.8
+      threshold: 0.8                   # DNS spills a cluster's demand above this share
+      shed_above: 1.0                  # an edge answers 302 (overload) above this
       fill: {start_s: 0, end_s: 30, rate_mbps: 50, capacity_mb: 100}   # push
     dns: {policy: min_rtt_spill, ttl: 5, stale_after_s: 10}
     probes: {interval_s: 1, method: icmp}
@@ -24,6 +25,7 @@ the field and the fix. Shape (every section but `topology` has defaults):
       segments: 10                     # per session
       max_buffer_s: 12
       abr: {bola: 1, throughput: 1}    # weights
+      abr_params: {fixed: {kbps: 750}} # an algorithm's parameters (see nodes/client/abr.py)
       abr_assign: random               # or cycle: each algorithm in turn, side by side
     timeline:
       - {at: 20, set_link: {a: isp_a, b: edge_a, delay: 20}}
@@ -58,6 +60,7 @@ from nodes.common.conventions import (
     MAX_BUFFER_S,
     PROBE_INTERVAL_S,
     PROBE_METHOD,
+    SHED_ABOVE,
     SPILL_GAIN,
     SPILL_MAX_SHARE,
     STALE_AFTER_S,
@@ -112,6 +115,7 @@ class Cdn:
     threshold: float = LOAD_THRESHOLD
     fill: Fill | None = None
     modes: dict[str, str] = field(default_factory=dict)  # per-cluster mode, side by side
+    shed_above: float = SHED_ABOVE  # utilisation above which an edge answers 302
 
     def mode_of(self, cluster: str) -> str:
         return self.modes.get(cluster, self.mode)
@@ -148,6 +152,7 @@ class Workload:
     max_buffer_s: float = MAX_BUFFER_S
     abr: dict[str, float] = field(default_factory=lambda: {ABR_DEFAULT: 1.0})
     abr_assign: str = "random"  # one of ABR_ASSIGNMENTS
+    abr_params: dict[str, dict[str, Any]] = field(default_factory=dict)  # algorithm → params
 
 
 @dataclass(frozen=True)
@@ -398,7 +403,7 @@ def _fill(reader: _Reader, data: Any) -> Fill:
 
 def _cdn(reader: _Reader, data: Any, clusters: dict[str, Any]) -> Cdn:
     section = reader.mapping(data, "cdn", {"mode", "cache_mb", "capacity_mbps", "threshold",
-                                           "fill", "modes"})
+                                           "fill", "modes", "shed_above"})
     mode = reader.choice(section, "mode", "cdn", _default(Cdn, "mode"), MODES)
     modes = reader.mapping(section.get("modes"), "cdn.modes", set(clusters))
     for cluster in modes:
@@ -409,7 +414,8 @@ def _cdn(reader: _Reader, data: Any, clusters: dict[str, Any]) -> Cdn:
         return reader.number(section, key, "cdn", _default(Cdn, key), low, kind=kind)
 
     return Cdn(mode, number("cache_mb", 1, int), number("capacity_mbps", 0.1),
-               number("threshold", 0.01), fill, {str(k): str(v) for k, v in modes.items()})
+               number("threshold", 0.01), fill, {str(k): str(v) for k, v in modes.items()},
+               number("shed_above", 0.01))
 
 
 def _dns(reader: _Reader, data: Any) -> Dns:
@@ -446,9 +452,17 @@ def _abr_weights(reader: _Reader, data: Any) -> dict[str, float]:
     return {str(k): float(v) for k, v in data.items()}
 
 
+def _abr_params(reader: _Reader, data: Any, weights: dict[str, float]) -> dict[str, Any]:
+    params = reader.mapping(data, "workload.abr_params", set(weights))
+    for algo, values in params.items():
+        reader.mapping(values, f"workload.abr_params.{algo}", set(values or {}))
+    return {str(k): dict(v or {}) for k, v in params.items()}
+
+
 def _workload(reader: _Reader, data: Any, topology: Topology) -> Workload:
     section = reader.mapping(data, "workload", {"viewers", "arrival", "zipf", "segments",
-                                                "max_buffer_s", "abr", "abr_assign"})
+                                                "max_buffer_s", "abr", "abr_assign",
+                                                "abr_params"})
     arrival = reader.mapping(section.get("arrival"), "workload.arrival",
                              {"process", "start_s", "rate_per_s", "window_s"})
 
@@ -456,6 +470,7 @@ def _workload(reader: _Reader, data: Any, topology: Topology) -> Workload:
                kind: type = float) -> Any:
         return reader.number(part, key, where, _default(Workload, key), low, kind=kind)
 
+    weights = _abr_weights(reader, section.get("abr", _default(Workload, "abr")))
     return Workload(
         _viewers(reader, section.get("viewers"), topology),
         reader.choice(arrival, "process", "workload.arrival", _default(Workload, "process"),
@@ -466,9 +481,10 @@ def _workload(reader: _Reader, data: Any, topology: Topology) -> Workload:
         number(section, "workload", "zipf", 0),
         number(section, "workload", "segments", 1, int),
         number(section, "workload", "max_buffer_s", 2),
-        _abr_weights(reader, section.get("abr", _default(Workload, "abr"))),
+        weights,
         reader.choice(section, "abr_assign", "workload", _default(Workload, "abr_assign"),
-                      ABR_ASSIGNMENTS))
+                      ABR_ASSIGNMENTS),
+        _abr_params(reader, section.get("abr_params"), weights))
 
 
 def _timeline(reader: _Reader, data: Any, topology: Topology, base: Path) -> list[Event]:

@@ -43,10 +43,12 @@ def plan_sessions(scenario: Scenario, viewers: dict[str, int] | None = None,
         else:
             start = work.start_s + (work.window_s * n / max(len(slots) - 1, 1)
                                     if len(slots) > 1 else 0.0)
+        title = rng.choices(titles, weights)[0]
+        algo = algos[n % len(algos)] if work.abr_assign == "cycle" \
+            else rng.choices(algos, algo_weights)[0]
         plans.setdefault(host, []).append({
-            "id": f"{tag}-{host}-{i}", "title": rng.choices(titles, weights)[0],
-            "algo": algos[n % len(algos)] if work.abr_assign == "cycle"
-            else rng.choices(algos, algo_weights)[0],
+            "id": f"{tag}-{host}-{i}", "title": title, "algo": algo,
             "segments": segments or work.segments, "max_buffer_s": work.max_buffer_s,
+            "abr_params": work.abr_params.get(algo),
             "start_s": round(start + start_offset_s, 3)})
     return plans

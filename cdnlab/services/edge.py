@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from cdnlab.services.base import NodeProgram
-from nodes.common.conventions import LOAD_THRESHOLD
+from nodes.common.conventions import SHED_ABOVE
 
 FILL_PORT = 8081
 
@@ -17,7 +17,7 @@ class EdgeService(NodeProgram):
     def __init__(self, emu: Any, host: str, mode: str = "pull", parent: str | None = None,
                  redirect_to: str | None = None, miss: str = "redirect",
                  cache_size_mb: int = 1024, capacity_mbps: float = 1000.0,
-                 threshold: float = LOAD_THRESHOLD, max_connections: int = 0,
+                 threshold: float = SHED_ABOVE, max_connections: int = 0,
                  interval_s: float = 1.0) -> None:
         self._again = (emu, host, mode, parent, redirect_to, miss, cache_size_mb,
                        capacity_mbps, threshold, max_connections, interval_s)

@@ -16,9 +16,10 @@ TSIG_KEY_NAME = "cdnlab-key."
 DNS_REST_PORT = 8053
 DNS_TTL_S = 5  # of the service's answers: how long a viewer keeps its cluster
 STALE_AFTER_S = 10.0  # an RTT or load record older than this no longer ranks a cluster
-SPILL_GAIN = 1.0
+SPILL_GAIN = 0.5  # the spill controller's step toward its target share (nodes/dns/spill.py)
 SPILL_MAX_SHARE = 0.9
-LOAD_THRESHOLD = 0.8  # utilisation above which a cluster spills (DNS) or redirects (edge)
+LOAD_THRESHOLD = 0.8  # utilisation above which DNS spills a share of a cluster's answers
+SHED_ABOVE = 1.0  # utilisation above which an edge itself answers 302 (over its capacity)
 DNS_POLICIES = ("min_rtt", "min_rtt_spill", "coverage_zone", "round_robin")
 DNS_POLICY = "min_rtt_spill"
 

@@ -2,10 +2,10 @@
 `Decision` (cluster, reason, candidates), unit-tested without sockets.
 
     min_rtt         the lowest-RTT usable cluster for the client's network
-    min_rtt_spill   (default) the same, unless that cluster's load is over its threshold:
-                    then a share p of queries goes to the next-lowest-RTT usable cluster,
-                    p = min(spill_max_share, spill_gain · (load − threshold) / load), the
-                    share that would bring the cluster back to its threshold at gain 1
+    min_rtt_spill   (default) the same, but while the cluster's demand is over its
+                    threshold a share of its answers (the spill controller's, spill.py)
+                    goes to the next-lowest-RTT usable cluster that is under its own
+                    threshold; none goes to a cluster over it (`spill_blocked`)
     coverage_zone   longest-prefix CIDR → cluster map (like Traffic Router's), falling
                     back to min_rtt_spill for clients outside it
     round_robin     every usable cluster in turn
@@ -13,7 +13,11 @@
 Usable = has addresses, not marked down, and neither its RTT to this network nor its load
 is older than `stale_after_s`. When the lowest-RTT cluster is not usable the reason is
 `failover`; a client network without measurements gets the least-loaded usable cluster
-(`no_measurement`); with no usable cluster at all there is no answer (`no_cluster`).
+(`no_measurement`). When no cluster is usable (measurements lost, as when probes starve
+under CPU saturation) the answer falls back, in order: the last known RTT ranking among
+the clusters that are up (`stale_ranking`), the coverage zone (`coverage_fallback`), the
+least-loaded cluster that is up (`no_measurement`). Only with no cluster up is there no
+answer (`no_cluster`, SERVFAIL).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from nodes.common.conventions import SPILL_GAIN, SPILL_MAX_SHARE, STALE_AFTER_S
+from nodes.dns.spill import SpillController
 from nodes.dns.view import ClusterState, NetworkRtts, View
 
 
@@ -63,6 +68,7 @@ class PolicyInput:
     settings: PolicySettings
     draw: Callable[[], float]  # uniform [0, 1) from the server's seeded generator
     turn: Callable[[], int]  # increasing counter for round robin
+    spill: SpillController | None = None  # the server's; a fresh one if not given
 
 
 Policy = Callable[[PolicyInput], Decision]
@@ -103,11 +109,42 @@ def _candidates(q: PolicyInput, network: NetworkRtts | None) -> tuple[Candidate,
 
 
 def _fallback(q: PolicyInput, found: tuple[Candidate, ...], scope: int) -> Decision:
-    usable = [c for c in found if c.usable]
-    if not usable:
+    """No cluster is usable: answer from what is still known, never SERVFAIL while a
+    cluster is up (see the module's docstring for the order)."""
+    up = [c for c in found if q.view.clusters[c.cluster].up]
+    if not up:
         return Decision(None, "no_cluster", scope, found)
-    least = min(usable, key=lambda c: (c.load or 0.0, c.cluster))
+    ranked = [c for c in up if c.rtt_ms is not None]  # `found` is sorted by RTT
+    if ranked:
+        return Decision(ranked[0].cluster, "stale_ranking", scope, found,
+                        found[0].cluster if found[0].rtt_ms is not None else None)
+    for network, cluster in q.settings.coverage:
+        if q.client & int(network.netmask) == int(network.network_address) and \
+                any(c.cluster == cluster for c in up):
+            return Decision(cluster, "coverage_fallback", network.prefixlen, found)
+    least = min(up, key=lambda c: (c.load or 0.0, c.cluster))
     return Decision(least.cluster, "no_measurement", scope, found)
+
+
+def _spill(q: PolicyInput, best: Candidate, usable: list[Candidate], scope: int,
+           found: tuple[Candidate, ...], lowest: str, reason: str) -> Decision:
+    """The nearest cluster, or with the controller's share the next one with room."""
+    controller = q.spill if q.spill is not None else SpillController(
+        q.settings.spill_gain, q.settings.spill_max_share)
+    state = controller.share(best.cluster, q.view.clusters[best.cluster].load,
+                             best.threshold)
+    if state.share <= 0:
+        return Decision(best.cluster, reason, scope, found, lowest)
+    context = {"from": best.cluster, "load": best.load, "threshold": best.threshold,
+               "demand": None if state.demand is None else round(state.demand, 4)}
+    room = [c for c in usable if c is not best and (c.load is None or c.load < c.threshold)]
+    if not room:
+        return Decision(best.cluster, reason, scope, found, lowest, state.share,
+                        context | {"spill_blocked": "every other cluster is over its "
+                                                    "threshold"})
+    if state.spill_next():
+        return Decision(room[0].cluster, "spill", scope, found, lowest, state.share, context)
+    return Decision(best.cluster, reason, scope, found, lowest, state.share, context)
 
 
 def _lowest(q: PolicyInput, spill: bool) -> Decision:
@@ -117,18 +154,15 @@ def _lowest(q: PolicyInput, spill: bool) -> Decision:
     measured = [c for c in found if c.rtt_ms is not None]
     usable = [c for c in measured if c.usable]
     if not usable:
-        return _fallback(q, found, scope)
+        if not any(c.usable for c in found):
+            return _fallback(q, found, scope)
+        least = min((c for c in found if c.usable), key=lambda c: (c.load or 0.0, c.cluster))
+        return Decision(least.cluster, "no_measurement", scope, found)
     lowest = measured[0].cluster
     best = usable[0]
     reason = "lowest_rtt" if best.cluster == lowest else "failover"
-    if spill and best.load is not None and best.load > best.threshold and len(usable) > 1:
-        share = min(q.settings.spill_max_share,
-                    q.settings.spill_gain * (best.load - best.threshold) / best.load)
-        if q.draw() < share:
-            return Decision(usable[1].cluster, "spill", scope, found, lowest, share,
-                            {"from": best.cluster, "load": best.load,
-                             "threshold": best.threshold})
-        return Decision(best.cluster, reason, scope, found, lowest, share)
+    if spill:
+        return _spill(q, best, usable, scope, found, lowest, reason)
     return Decision(best.cluster, reason, scope, found, lowest)
 
 

@@ -21,6 +21,7 @@ from nodes.dns.decisions import DecisionLog
 from nodes.dns.fastpath import FastPath
 from nodes.dns.policies import POLICIES, Decision, PolicyInput
 from nodes.dns.resolver import Resolver
+from nodes.dns.spill import SpillController
 from nodes.dns.update import UpdateHandler
 from nodes.dns.zone import Op, Zone
 
@@ -49,6 +50,8 @@ class Redirector:
         self._lock = threading.Lock()
         self._rng = random.Random(config.seed)
         self._turns = itertools.count()
+        self.spill = SpillController(config.settings.spill_gain, config.settings.spill_max_share,
+                                     max((s.ttl for s in config.services.values()), default=0))
         self.log = EventLog(events, node, self.epoch)
         self.decisions = DecisionLog(decisions if config.decision_log else None, node,
                                      self.epoch)
@@ -73,7 +76,7 @@ class Redirector:
         policy = POLICIES[self.config.services[service].policy]
         zone = self.zone
         return policy(PolicyInput(client, zone.view, time.time(), self.config.settings,
-                                  self._rng.random, self._turns.__next__))
+                                  self._rng.random, self._turns.__next__, self.spill))
 
     # -- messages --------------------------------------------------------------------------
     def handle(self, data: bytes, client: str) -> bytes | None:

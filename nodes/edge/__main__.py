@@ -17,7 +17,7 @@ import sys
 import threading
 from pathlib import Path
 
-from nodes.common.conventions import HTTP_PORT, LOAD_THRESHOLD
+from nodes.common.conventions import HTTP_PORT, SHED_ABOVE
 from nodes.common.events import EventLog, stderr_line
 from nodes.common.lifecycle import Terminated, exit_on_sigterm
 from nodes.common.nginx import Nginx, NginxError, NginxSite
@@ -61,7 +61,8 @@ def serve(args: argparse.Namespace) -> int:
     monitor = LoadMonitor(args.cluster, access_log, site.load_file, site.overload_flag,
                           site.cache_dir if args.mode == "pull" else Path(args.store), log,
                           args.capacity_mbps, args.threshold, args.max_connections,
-                          args.interval, f"http://127.0.0.1:{args.port}/nginx_status")
+                          args.interval, f"http://127.0.0.1:{args.port}/nginx_status",
+                          f"{args.redirect_to.rstrip('/')}/load" if args.redirect_to else None)
     try:
         site.overload_flag.unlink(missing_ok=True)
         nginx.start()
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--redirect-to", help="base URL for 302s (overload, push misses)")
     p.add_argument("--fill-port", type=int, default=8081)
     p.add_argument("--capacity-mbps", type=float, default=1000.0)
-    p.add_argument("--threshold", type=float, default=LOAD_THRESHOLD)
+    p.add_argument("--threshold", type=float, default=SHED_ABOVE)
     p.add_argument("--max-connections", type=int, default=0)
     p.add_argument("--address", default="0.0.0.0")
     p.add_argument("--port", type=int, default=HTTP_PORT)

@@ -10,7 +10,9 @@ nginx answers 302 on while it exists.
     storage_bytes     bytes held in the cache or the filled store
     utilisation       egress_mbps / capacity_mbps — what the DNS redirector's load means
 
-Overloaded = utilisation above `threshold` or connections above `max_connections`.
+Overloaded = utilisation above `threshold` or connections above `max_connections`. The
+flag is raised only while the cluster the redirects go to is under its own threshold (its
+`/load`): redirecting to an overloaded cluster would only move the overload.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from nodes.common.conventions import LOAD_THRESHOLD
+from nodes.common.conventions import SHED_ABOVE
 from nodes.common.events import EventLog, new_lines
 
 SERVED = {"HIT", "STALE", "REVALIDATED", "UPDATING"}
@@ -53,9 +55,10 @@ def directory_bytes(path: Path) -> int:
 class LoadMonitor(threading.Thread):
     def __init__(self, cluster: str, access_log: Path, load_file: Path, flag: Path,
                  storage: Path, log: EventLog, capacity_mbps: float,
-                 threshold: float = LOAD_THRESHOLD, max_connections: int = 0,
+                 threshold: float = SHED_ABOVE, max_connections: int = 0,
                  interval_s: float = 1.0,
-                 status_url: str = "http://127.0.0.1/nginx_status") -> None:
+                 status_url: str = "http://127.0.0.1/nginx_status",
+                 redirect_load_url: str | None = None) -> None:
         super().__init__(name="load-monitor", daemon=True)
         self.cluster = cluster
         self.access_log = access_log
@@ -68,6 +71,7 @@ class LoadMonitor(threading.Thread):
         self.max_connections = max_connections
         self.interval_s = interval_s
         self.status_url = status_url
+        self.redirect_load_url = redirect_load_url  # where overload redirects go: its /load
         self.stopping = threading.Event()
         self._offset = 0
         self._totals = {"hits": 0, "requests": 0, "hit_bytes": 0, "bytes": 0}
@@ -98,6 +102,18 @@ class LoadMonitor(threading.Thread):
                 counts["hits"] += 1
                 counts["hit_bytes"] += int(record.get("bytes", 0))
         return counts
+
+    def _target_has_room(self) -> bool:
+        """Whether the cluster overload redirects go to is under its own threshold (a
+        target without a load endpoint, the origin, always has room)."""
+        if not self.redirect_load_url:
+            return True
+        try:
+            with urllib.request.urlopen(self.redirect_load_url, timeout=0.5) as response:
+                target = json.loads(response.read())
+            return float(target["utilisation"]) < float(target["threshold"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return True
 
     def run(self) -> None:
         last_t, last_tx = time.monotonic(), tx_bytes()
@@ -133,6 +149,9 @@ class LoadMonitor(threading.Thread):
             now_over = sample["utilisation"] > self.threshold or (
                 self.max_connections > 0 and sample["connections"] > self.max_connections)
             sample["overloaded"] = now_over
+            if now_over and not self._target_has_room():
+                sample["redirect_blocked"] = "the redirect target is over its threshold"
+                now_over = False
             if now_over != overloaded:
                 if now_over:
                     self.flag.touch()

@@ -3,7 +3,8 @@
 Both add `X-Cache-Status` (HIT, MISS, EXPIRED… from nginx's cache; HIT for a filled file
 in push mode) and `X-Cluster` to every response, serve the monitor's `load.json` at
 `/load`, expose `stub_status` to the host itself, and answer 302 to `redirect_to` while the
-monitor's overload flag exists. The request log adds: cache status, upstream time, and the
+monitor's overload flag exists (once: a redirected request is never redirected again).
+The request log adds: cache status, upstream time, and the
 reason of any redirect (`overload`, `not_filled`).
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+REDIRECTED = "cdnlab_redirected"  # query argument an overload redirect adds
 LOG_FIELDS = {
     "cache": "\"$upstream_cache_status$edge_cache\"",
     "upstream_s": "\"$upstream_response_time\"",
@@ -53,10 +55,15 @@ class EdgeSite:
         return "\n".join(lines)
 
     def _overload(self) -> str:
+        """302 to `redirect_to` while the flag exists, marked so the next edge serves the
+        request whatever its own load: a viewer is redirected once, never bounced on."""
         if not self.redirect_to:
             return ""
-        return (f"            if (-f {self.overload_flag}) {{ set $edge_redirect overload; "
-                f"return 302 {self.redirect_to}$request_uri; }}\n")
+        return ('            set $edge_shed "";\n'
+                f'            if (-f {self.overload_flag}) {{ set $edge_shed "1"; }}\n'
+                f'            if ($arg_{REDIRECTED}) {{ set $edge_shed ""; }}\n'
+                '            if ($edge_shed) { set $edge_redirect overload; '
+                f"return 302 {self.redirect_to}$uri?{REDIRECTED}=1&$args; }}\n")
 
     def _proxy(self) -> str:
         return ("            proxy_pass http://parent;\n"

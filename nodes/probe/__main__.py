@@ -1,9 +1,10 @@
 """`python -m nodes.probe --cluster NAME --dns ADDR[:PORT] --zone ZONE --key-name N
     --key-file F --target CIDR=ADDR … [--method icmp|tcp] [--interval S] [--count N]
-    [--alpha A] [--load-url URL] [--events F]`
+    [--alpha A] [--load-url URL …] [--events F]`
 
 Every interval: probe every target, smooth, push one signed UPDATE with the cluster's RTT
-to each client network (and its load, read from the edge's load endpoint if given), and
+to each client network (and its load: the egress of all its servers over their capacity,
+read from their load endpoints), and
 log the round (`probe_round`: raw, smoothed, the redirector's RCODE). Runs until SIGTERM.
 """
 
@@ -28,13 +29,20 @@ from nodes.probe.push import build_update, send_update
 from nodes.probe.smooth import Smoother
 
 
-def read_load(url: str) -> float | None:
-    """The edge's utilisation from its load endpoint (`utilisation` in its JSON)."""
-    try:
-        with urllib.request.urlopen(url, timeout=1.0) as response:
-            return float(json.loads(response.read())["utilisation"])
-    except (OSError, ValueError, KeyError):
-        return None
+def read_load(urls: list[str]) -> float | None:
+    """The cluster's utilisation: the egress of every server that answers over their
+    capacity (each server's load endpoint), so a cluster is as loaded as all its servers,
+    not its first one; None if none answers."""
+    egress = capacity = 0.0
+    for url in urls:
+        try:
+            with urllib.request.urlopen(url, timeout=1.0) as response:
+                sample = json.loads(response.read())
+            egress += float(sample["egress_mbps"])
+            capacity += float(sample["capacity_mbps"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return round(egress / capacity, 4) if capacity > 0 else None
 
 
 def parse_targets(values: list[str]) -> list[Target]:
@@ -62,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval", type=float, default=PROBE_INTERVAL_S)
     parser.add_argument("--count", type=int, default=3)
     parser.add_argument("--alpha", type=float, default=0.5)
-    parser.add_argument("--load-url")
+    parser.add_argument("--load-url", action="append", default=[],
+                        help="a server's load endpoint; repeat for every server of the cluster")
     parser.add_argument("--rounds", type=int, default=0, help="stop after N rounds (0: never)")
     parser.add_argument("--events")
     parser.add_argument("--node", default="probe")
@@ -87,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
                               timeout_s=min(1.0, args.interval / 2))
             smoothed = {n: v for n, r in raw.items()
                         if (v := smoother.add(n, r)) is not None and r is not None}
-            load = read_load(args.load_url) if args.load_url else None
+            load = read_load(args.load_url) if args.load_url else None  # the cluster's
             try:
                 rcode = send_update(build_update(args.zone, args.cluster, smoothed, load, key),
                                     server, int(port or 53)) if smoothed or load is not None \

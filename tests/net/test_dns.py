@@ -92,22 +92,28 @@ def test_probes_feed_the_redirector_and_answers_follow_rtt(nothing_left_behind: 
     assert alive(processes) == []
 
 
-def test_a_probe_pushes_rtt_and_the_load_its_edge_reports(tmp_path: Path) -> None:
-    """On loopback (raw sockets need root): one round, signed, with the load read over
-    HTTP from a stand-in for the edge's load endpoint."""
-    class Load(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = json.dumps({"utilisation": 0.93}).encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+def test_a_probe_pushes_rtt_and_its_clusters_load(tmp_path: Path) -> None:
+    """On loopback (raw sockets need root): one round, signed, with the load of a cluster
+    of two servers read over HTTP from stand-ins for their load endpoints: the cluster's
+    egress over its capacity (12.3 of 20 Mbit/s), not its first server's."""
+    def endpoint_of(egress_mbps: float) -> HTTPServer:
+        class Load(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = json.dumps({"utilisation": egress_mbps / 10, "egress_mbps": egress_mbps,
+                                   "capacity_mbps": 10.0}).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
 
-        def log_message(self, *args: Any) -> None:
-            pass
+            def log_message(self, *args: Any) -> None:
+                pass
 
-    endpoint = HTTPServer(("127.0.0.1", 0), Load)
-    threading.Thread(target=endpoint.serve_forever, daemon=True).start()
+        server = HTTPServer(("127.0.0.1", 0), Load)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return server
+
+    endpoints = [endpoint_of(9.3), endpoint_of(3.0)]
     running = start_redirector(tmp_path)
     try:
         (tmp_path / "key").write_text(running.secret)
@@ -115,19 +121,20 @@ def test_a_probe_pushes_rtt_and_the_load_its_edge_reports(tmp_path: Path) -> Non
             [sys.executable, "-m", "nodes.probe", "--cluster", "edge_a", "--dns",
              f"127.0.0.1:{running.port}", "--zone", "cdn.lab.", "--key-name", "cdnlab-key",
              "--key-file", str(tmp_path / "key"), "--target", "127.0.0.0/8=127.0.0.1",
-             "--rounds", "1", "--load-url",
-             f"http://127.0.0.1:{endpoint.server_address[1]}/load",
+             "--rounds", "1", *[f"--load-url=http://127.0.0.1:{e.server_address[1]}/load"
+                                for e in endpoints],
              "--events", str(tmp_path / "probe.jsonl")],
             capture_output=True, text=True, check=False, timeout=60)
         assert done.returncode == 0, done.stderr
         event = json.loads((tmp_path / "probe.jsonl").read_text().splitlines()[-1])
-        assert event["rcode"] == "NOERROR" and event["load"] == 0.93
+        assert event["rcode"] == "NOERROR" and event["load"] == 0.615
         assert 0 <= event["raw_ms"]["127.0.0.0/8"] < 5
         status, current = running.rest("GET", "/state")
         assert status == 200
-        assert current["clusters"]["edge_a"]["load"] == pytest.approx(0.93)
+        assert current["clusters"]["edge_a"]["load"] == pytest.approx(0.615)
         assert "127.0.0.0/8" in current["rtt_ms"]
     finally:
-        endpoint.shutdown()
+        for endpoint in endpoints:
+            endpoint.shutdown()
         running.process.terminate()
         running.process.wait(10)

@@ -22,6 +22,7 @@ from cdnlab.services.edge import EdgeService
 from cdnlab.services.fill import FillService
 from cdnlab.services.origin import OriginService
 from cdnlab.topology import load_topology
+from nodes.edge.sites import REDIRECTED
 from nodes.origin.fill import title_files
 from nodes.origin.profiles import DEFAULT_LADDER, Profile, TitleSpec
 from nodes.origin.store import ContentStore
@@ -126,8 +127,12 @@ def test_pull_cache_hits_collapses_evicts_reports_load_and_redirects(
         time.sleep(0.1)
     redirected = fetch(emu.node("a3"), load[0], flags="--no-follow")[0]
     assert redirected["status"] == 302
-    assert redirected["headers"]["Location"] == f"http://{emu.ip('edge_x_1')}" + \
-        load[0].removeprefix(busy.url)
+    location = redirected["headers"]["Location"]
+    assert location == f"http://{emu.ip('edge_x_1')}" + load[0].removeprefix(busy.url) + \
+        f"?{REDIRECTED}=1&"
+    # a request already redirected once is served, however loaded: no redirect loops
+    marked = load[0] + f"?{REDIRECTED}=1&"
+    assert fetch(emu.node("a3"), marked, flags="--no-follow")[0]["status"] == 200
     redirects = [r for r in lines(busy.access_log) if r["status"] == 302]
     assert {r["redirect"] for r in redirects} == {"overload"}
     assert emu.ip("a3") in {r["client"] for r in redirects}

@@ -50,28 +50,54 @@ def test_failover_moves_every_viewer_within_a_ttl(run_scenario: RunScenario) -> 
                                  "failed": []}
 
 
-def test_load_spills_to_the_next_cluster_and_its_cost_is_reported(
+def utilisation(bundle: Path, cluster: str, servers: int, capacity_mbps: float,
+                start: float, end: float) -> float:
+    """The cluster's mean utilisation over [start, end) scenario seconds: its servers'
+    egress, as their load monitors measured it on the wire, over their capacity."""
+    engine = lines(bundle / "events" / "engine.jsonl")
+    epoch = next(e["t"] for e in engine if e["event"] == "scenario_start")
+    samples: dict[int, float] = {}
+    for n in range(1, servers + 1):
+        for e in lines(bundle / "events" / f"{cluster}_{n}.jsonl"):
+            second = int(e["t"] - epoch)
+            if e["event"] == "load" and start <= second < end:
+                samples[second] = samples.get(second, 0.0) + e["egress_mbps"]
+    assert len(samples) >= (end - start) * 0.8, "the monitors reported every second or so"
+    return sum(samples.values()) / len(samples) / (servers * capacity_mbps)
+
+
+def test_the_spill_controller_holds_the_threshold_and_follows_demand(
         run_scenario: RunScenario) -> None:
+    """load_spill: sixteen fixed-rate viewers put 0.6 of edge_a's capacity on it against a
+    threshold of 0.5, then a surge raises that to 0.9. The controller holds edge_a within
+    ±10 % of its threshold, before and after the surge, spills a larger share after it,
+    mostly to edge_x (7 ms further), and never to a cluster over its own threshold."""
     summary = run_scenario("load_spill")
     bundle = Path(summary["bundle"])
-    dns = summary["dns"]
-    assert dns["reasons"].get("spill", 0) > 0 and 0.05 < dns["spill_share"] <= 0.9, dns
-    # spilt answers name edge_x, 7 ms further than edge_a for ISP A
-    assert dns["extra_rtt_ms_mean"] == pytest.approx(7.0, abs=2.0), dns
-    spills = [a for a in lines(bundle / "events" / "dns.decisions.jsonl")
-              if a["reason"] == "spill"]
-    # load queues on edge_a's path, so the probes may for a while see edge_x as nearer
-    # (RTT as measured includes queueing) and spill from it back to edge_a: a spill always
-    # leaves the overloaded cluster for the other one
-    assert all(a["cluster"] != a["from"] and a["load"] > a["threshold"] for a in spills)
+    threshold, surge = 0.5, 30.0
+    before = utilisation(bundle, "edge_a", 2, 10.0, 8, surge)
+    after = utilisation(bundle, "edge_a", 2, 10.0, surge + 6, surge + 30)
+    assert before == pytest.approx(threshold, rel=0.1), before
+    assert after == pytest.approx(threshold, rel=0.1), after
+    answers = lines(bundle / "events" / "dns.decisions.jsonl")
+    epoch = next(e["t"] for e in lines(bundle / "events" / "engine.jsonl")
+                 if e["event"] == "scenario_start")
+
+    def mean_share(start: float, end: float) -> float:
+        shares = [a["spill_share"] for a in answers if start <= a["t"] - epoch < end]
+        return sum(shares) / len(shares)
+
+    assert mean_share(surge + 6, surge + 30) > mean_share(8, surge) + 0.15, \
+        "the share grows with demand"
+    spills = [a for a in answers if a["reason"] == "spill"]
+    assert all(a["cluster"] != a["from"] for a in spills)
+    for spill in spills:
+        chosen = next(c for c in spill["candidates"] if c["cluster"] == spill["cluster"])
+        assert chosen["load"] is None or chosen["load"] < threshold, spill
     assert sum(a["cluster"] == "edge_x" for a in spills) > len(spills) / 2
+    dns = summary["dns"]
+    assert dns["reasons"].get("spill", 0) == len(spills) and 0.05 < dns["spill_share"] < 0.9
     first_spill = min(a["t"] for a in spills)
-    before = [a for a in lines(bundle / "events" / "dns.decisions.jsonl")
-              if a["t"] < first_spill]
-    assert before and all(a["cluster"] == "edge_a" for a in before), "nearest until loaded"
-    edge_events = lines(bundle / "events" / "edge_a_1.jsonl")
-    assert any(e["event"] == "overload_on" for e in edge_events)
-    redirects = [r for r in lines(bundle / "events" / "edge_a_1.access.jsonl")
-                 if r["status"] == 302]
-    assert redirects and {r["redirect"] for r in redirects} == {"overload"}
-    assert summary["players"]["completed"] == summary["players"]["sessions"] == 9
+    assert all(a["cluster"] == "edge_a" for a in answers if a["t"] < first_spill), \
+        "nearest until loaded"
+    assert summary["players"]["completed"] == summary["players"]["sessions"] == 24
