@@ -11,7 +11,7 @@
     cdnlab abr simulate --trace F --algo A  ABR algorithms over a bandwidth trace, offline
     cdnlab bench fidelity [--quick]         configured vs measured, per shaping backend
     cdnlab bench transcode                  encode speed per profile, against decoding
-    cdnlab bench dns                        redirector queries/s and p99 under dnsperf
+    cdnlab bench dns                        redirector queries/s and p99, beside Knot
     cdnlab bench wakeups                    timer lateness, CPUs idle against kept awake
     cdnlab vm build | test | run -- CMD     the real-kernel tier: a Debian guest under QEMU
     cdnlab clean                            remove what interrupted runs recorded and left
@@ -178,7 +178,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.what == "dns":
         from cdnlab.bench import dns as bench_dns
 
-        return bench_dns.run(args.seconds or 10.0)
+        return bench_dns.run(args.seconds or 10.0, args.rounds)
     if args.what == "wakeups":
         from cdnlab.bench import wakeups as bench_wakeups
 
@@ -370,6 +370,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--shaping", default="all", help="fidelity: all, netem or nfqueue")
     bench.add_argument("--seconds", type=float,
                        help="transcode: master length (6); dns: dnsperf time per server (10)")
+    bench.add_argument("--rounds", type=int, default=3,
+                       help="dns: rounds, each server in turn; medians are reported (3)")
     bench.add_argument("--size", default="1280x720", help="transcode: master size")
     bench.add_argument("--profiles", default="avc,vp9,hevc", help="transcode: profiles")
     bench.add_argument("--cpu-awake", default="auto", choices=MODES,

@@ -3,16 +3,19 @@ with dnspython) and Knot's kdig, against the real server process on loopback."""
 
 from __future__ import annotations
 
+import signal
 import socket
 import struct
 import subprocess
+import time
+from pathlib import Path
 
 import dns.edns
 import dns.message
 import dns.rcode
 import pytest
 
-from tests.dns.conftest import RunningRedirector
+from tests.dns.conftest import RunningRedirector, start_redirector
 
 SERVICE = "video.cdn.lab."
 # the subnet a resolver may send, and the querier's own network (loopback), both measured
@@ -118,3 +121,22 @@ def test_a_subnet_that_cannot_decide_gets_scope_zero(redirector: RunningRedirect
                                       options=[dns.edns.ECSOption("10.0.4.0", 24)])
     reply = dns.message.from_wire(ask(redirector, tailored.to_wire()))
     assert [o.scopelen for o in reply.options if isinstance(o, dns.edns.ECSOption)] == [24]
+
+
+def test_an_all_stale_redirector_still_answers(tmp_path: Path) -> None:
+    """Probes lost (every RTT record older than stale_after_s): the real server answers from
+    the last known ranking, and says so in its decision log, instead of SERVFAIL."""
+    running = start_redirector(tmp_path, {"stale_after_s": 1})
+    try:
+        assert running.nsupdate(RTTS).returncode == 0
+        time.sleep(1.5)
+        assert running.short(SERVICE, "+subnet=10.0.4.0/24") == ["10.9.0.2", "10.9.0.3"]
+        running.process.send_signal(signal.SIGTERM)
+        running.process.wait(10)
+        answers = running.events("decisions.jsonl")
+        assert answers[-1]["reason"] == "stale_ranking"
+        assert all(not c["usable"] for c in answers[-1]["candidates"])
+    finally:
+        if running.process.poll() is None:
+            running.process.terminate()
+            running.process.wait(10)
