@@ -196,8 +196,10 @@ def cmd_content(args: argparse.Namespace) -> int:
 def cmd_abr_simulate(args: argparse.Namespace) -> int:
     from cdnlab import abrsim
 
+    settings = abrsim.Settings(args.max_buffer, args.rtt_ms, args.initial_kbps,
+                               _params(args.param))
     return abrsim.run(args.trace, args.algo, args.store, args.title, args.profile,
-                      args.duration, args.segment, args.max_buffer, args.rtt_ms, args.json)
+                      args.duration, args.segment, settings, args.json)
 
 
 def _scenario(args: argparse.Namespace) -> Any:
@@ -361,6 +363,12 @@ def build_parser() -> argparse.ArgumentParser:
                           help="segment seconds without --title")
     simulate.add_argument("--max-buffer", type=float, default=30.0)
     simulate.add_argument("--rtt-ms", type=float, default=0.0, help="added to each request")
+    simulate.add_argument("--initial-kbps", type=float,
+                          help="the first segment's throughput estimate, for every algorithm "
+                               "that takes one (default: each algorithm's own)")
+    simulate.add_argument("--param", action="append", default=[],
+                          help="an algorithm parameter, key=value (e.g. gp=3), given to every "
+                               "algorithm that has it")
     simulate.add_argument("--json", action="store_true")
     simulate.set_defaults(func=cmd_abr_simulate)
 

@@ -2,7 +2,8 @@
 
 Two formats, both plain text anyone can write (see traces/README.md):
 - CSV `seconds,Mbit/s`: each row sets the rate from that time on; the first row is at 0;
-  the last row lasts as long as the row before it did, which sets the trace's period.
+  the last row lasts as long as the row before it did, which sets the trace's period. A
+  rate of 0 is an outage (cellular traces have them); a trace that is all zeros is refused.
 - Mahimahi packet-delivery files: one integer per line, a millisecond at which one
   1500-byte packet may leave; the period is the last timestamp. They are turned into rate
   steps by counting deliveries per window (`resolution_s`, default 0.5 s).
@@ -69,9 +70,9 @@ def parse_csv(path: Path) -> BandwidthTrace:
             raise SpecError(str(path), f"line {number}", f"expected `seconds,Mbit/s`, got "
                             f"{line!r}", "write two numbers separated by a comma")
         t, mbps = float(parts[0]), float(parts[1])
-        if mbps <= 0:
-            raise SpecError(str(path), f"line {number}", f"rate {mbps} Mbit/s is not positive",
-                            "give a rate above 0")
+        if mbps < 0 or mbps != mbps or mbps == float("inf"):
+            raise SpecError(str(path), f"line {number}", f"rate {mbps} Mbit/s is not a rate",
+                            "give a rate of 0 (an outage) or more")
         if steps and t <= steps[-1][0]:
             raise SpecError(str(path), f"line {number}", f"time {t} s does not increase",
                             "order rows by time, each later than the one before")
@@ -81,6 +82,9 @@ def parse_csv(path: Path) -> BandwidthTrace:
         steps.append((t, mbps))
     if not steps:
         raise SpecError(str(path), "", "the trace has no rows", "add `0,<Mbit/s>` rows")
+    if not any(mbps > 0 for _t, mbps in steps):
+        raise SpecError(str(path), "", "every rate is 0: the trace carries nothing",
+                        "give at least one row a rate above 0")
     last = steps[-1][0] - steps[-2][0] if len(steps) > 1 else 1.0
     return BandwidthTrace(tuple(steps), steps[-1][0] + last, str(path))
 

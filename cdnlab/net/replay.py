@@ -13,6 +13,10 @@ import time
 from cdnlab.net.shaping.base import DIRECTIONS, ShapedLink
 from cdnlab.traces import BandwidthTrace
 
+# htb cannot shape to nothing: a trace's outage (rate 0) becomes its smallest useful rate,
+# which carries about one 1500-byte packet a second and a half
+OUTAGE_MBPS = 0.008
+
 
 class TraceReplayer:
     def __init__(self, link: ShapedLink, trace: BandwidthTrace, direction: str = "both",
@@ -46,7 +50,7 @@ class TraceReplayer:
                     if self._stop.wait(max(0.0, due - time.monotonic())):
                         return
                     for direction in self.directions:
-                        self.link.set_rate(direction, mbps)
+                        self.link.set_rate(direction, max(mbps, OUTAGE_MBPS))
                     self.changes.append((round(time.monotonic() - self.started_at, 4), mbps))
                 if not self.loop:
                     return

@@ -24,6 +24,7 @@ KEY_FIGURES = (
     ("fill in window", ("fill", "in_window")),
     ("sessions completed", ("players", "completed")),
     ("QoE (mean)", ("players", "qoe_mean")),
+    ("QoE per media second (mean)", ("players", "qoe_per_s_mean")),
     ("bitrate kbit/s (mean)", ("players", "avg_bitrate_kbps_mean")),
     ("rebuffer s (total)", ("players", "rebuffer_s_total")),
     ("startup s (mean)", ("players", "startup_s_mean")),

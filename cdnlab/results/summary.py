@@ -175,6 +175,8 @@ def players_summary(bundle: Bundle, isp_of: dict[str, str]) -> dict[str, Any]:
     return {
         "sessions": len(sessions), "completed": len(completed),
         "qoe_mean": _mean([s["qoe"] for s in completed]),
+        "qoe_per_s_mean": _mean([s["qoe_per_s"] for s in completed
+                                 if s.get("qoe_per_s") is not None]),
         "startup_s_mean": _mean([s["startup_s"] for s in completed
                                  if s["startup_s"] is not None]),
         "rebuffer_s_total": round(sum(s["rebuffer_s"] for s in completed), 3),
@@ -186,7 +188,9 @@ def players_summary(bundle: Bundle, isp_of: dict[str, str]) -> dict[str, Any]:
                            "avg_bitrate_kbps": _mean([s["avg_bitrate_kbps"] for s in mine]),
                            "rebuffer_s": round(sum(s["rebuffer_s"] for s in mine), 3),
                            "switches": _mean([s["switches"] for s in mine]),
-                           "qoe": _mean([s["qoe"] for s in mine])}
+                           "qoe": _mean([s["qoe"] for s in mine]),
+                           "qoe_per_s": _mean([s["qoe_per_s"] for s in mine
+                                               if s.get("qoe_per_s") is not None])}
                     for algo in sorted({s["algo"] for s in completed})
                     for mine in [[s for s in completed if s["algo"] == algo]]},
         "jain_fairness_mean": _mean([v for v in fairness.values() if v is not None]),

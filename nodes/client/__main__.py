@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from nodes.client.abr import ALGORITHMS
+from nodes.client.algorithms import ALGORITHMS
 from nodes.client.player import Session, SessionSpec
 from nodes.common.conventions import ABR_DEFAULT, HTTP_PORT, MAX_BUFFER_S
 from nodes.common.events import EventLog, stderr_line

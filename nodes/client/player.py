@@ -16,7 +16,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from nodes.client.abr import AbrState, make_abr
+from nodes.client.abr import Observations
+from nodes.client.algorithms import make_abr
 from nodes.client.buffer import PlaybackBuffer
 from nodes.client.dnsclient import Resolution, ResolveError, resolve_a
 from nodes.client.http import HttpClient, HttpError
@@ -60,6 +61,8 @@ class Session:
         self.http = HttpClient()
         self.rng = random.Random(f"{seed}:{spec.id}")
         self.resolution: Resolution | None = None
+        self.segment_s: float | None = None  # of the played representation set, once known
+        self.ladder_kbps: list[float] | None = None
         self.expires = 0.0
         self.server: str | None = None
         self.metrics: dict[str, Any] | None = None
@@ -133,12 +136,12 @@ class Session:
         reps: list[Representation] = sorted(sets[0].representations, key=lambda r: r.bandwidth)
         bitrates = [r.bandwidth / 1000 for r in reps]
         seg = reps[0].segment_duration_s
+        self.segment_s, self.ladder_kbps = seg, bitrates
         total = presentation.segment_count(reps[0])
         count = min(total, self.spec.segments or total)
         buffer = PlaybackBuffer(self.spec.startup_s or seg, self.spec.resume_s or seg)
-        throughputs: list[float] = []
+        seen = Observations()
         chosen: list[float] = []
-        last: int | None = None
         error = None
         for index in range(count):
             buffer.advance(clock())
@@ -146,8 +149,9 @@ class Session:
             if buffer.playing and room_wait > 0:
                 await asyncio.sleep(room_wait)
                 buffer.advance(clock())
-            choice = abr.choose(AbrState(bitrates, seg, buffer.level_s, self.spec.max_buffer_s,
-                                         throughputs, last, index, count))
+            choice = abr.choose(seen.state(bitrates, seg, buffer.level_s,
+                                           self.spec.max_buffer_s, clock(),
+                                           len(buffer.stalls), index, count))
             if choice.wait_s > 0 and buffer.playing:
                 await asyncio.sleep(min(choice.wait_s, buffer.level_s))
                 buffer.advance(clock())
@@ -165,14 +169,14 @@ class Session:
                 break
             buffer.add(seg, done)
             size = len(response.body)
-            throughput = size * 8 / 1000 / max(response.seconds, 1e-6)
-            throughputs.append(throughput)
+            throughput = seen.downloaded(choice.quality, size, response.seconds,
+                                         buffer.level_s, done)
             chosen.append(bitrates[choice.quality])
-            last = choice.quality
             answered_by = response.server.rsplit(":", 1)[0]
             self.log.emit(
                 "segment", session=self.spec.id, segment=index, quality=choice.quality,
-                representation=rep.id, bitrate_kbps=bitrates[choice.quality], bytes=size,
+                rule=choice.rule, representation=rep.id,
+                bitrate_kbps=bitrates[choice.quality], bytes=size,
                 start_s=round(asked, 4), download_s=round(response.seconds, 4),
                 throughput_kbps=round(throughput, 1), buffer_s=round(buffer.level_s, 3),
                 server=answered_by, resolved=server,
@@ -188,7 +192,8 @@ class Session:
              error: str | None) -> dict[str, Any]:
         self.http.close()
         stalls = buffer.stalls if buffer else []
-        metrics = session_metrics(chosen, stalls, buffer.started_at if buffer else None)
+        metrics = session_metrics(chosen, stalls, buffer.started_at if buffer else None,
+                                  self.segment_s, self.ladder_kbps)
         metrics |= {"session": self.spec.id, "title": self.spec.title, "algo": self.spec.algo,
                     "completed": error is None, "error": error,
                     "wall_s": round(clock(), 3)}

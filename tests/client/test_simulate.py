@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from nodes.client.abr import ALGORITHMS, make_abr
+from nodes.client.algorithms import ALGORITHMS, make_abr
 from nodes.client.simulate import SimTitle, TraceLink, simulate
 from nodes.origin.store import ContentStore
 from nodes.origin.synth import SynthOptions, synthesize

@@ -54,13 +54,55 @@ def test_push_and_pull_side_by_side(run_scenario: RunScenario) -> None:
     assert summary["players"]["completed"] == summary["players"]["sessions"] == 12
 
 
-def test_abr_algorithms_side_by_side_on_traces(run_scenario: RunScenario) -> None:
+STEP_S, BACK_S, LOW_KBPS = 20.0, 40.0, 2000.0
+STEPPED = {"a1", "a3", "b1", "b2", "b3"}  # abr_trace's clients on traces/step_2mbps.csv
+SLACK = 0.1  # the mean after the step may exceed the stepped rate by this share
+
+
+def step_response(bundle: Path) -> dict[str, tuple[float, float]]:
+    """Per ABR algorithm on a stepped link: the mean bitrate of the segments requested in
+    the 14 s before the step, and in the 14 s that start 6 s after it (a 10 s buffer and
+    a few segments' measurements to notice), in scenario seconds."""
+    epoch = next(e["t"] for e in lines(bundle / "events" / "engine.jsonl")
+                 if e["event"] == "scenario_start")
+    spans = {"before": (STEP_S - 14, STEP_S), "after": (STEP_S + 6, BACK_S)}
+    found: dict[str, dict[str, list[float]]] = {}
+    for host in STEPPED:
+        events = lines(bundle / "events" / f"{host}.players.jsonl")
+        algo = {e["session"]: e["algo"] for e in events if e["event"] == "session_start"}
+        for e in events:
+            if e["event"] != "segment":
+                continue
+            asked = e["t"] - e["download_s"] - epoch
+            for span, (start, end) in spans.items():
+                if start <= asked < end:
+                    found.setdefault(algo[e["session"]], {}).setdefault(span, []).append(
+                        e["bitrate_kbps"])
+    return {a: (sum(s["before"]) / len(s["before"]), sum(s["after"]) / len(s["after"]))
+            for a, s in found.items() if s.get("before") and s.get("after")}
+
+
+def assert_follows_the_step(response: dict[str, tuple[float, float]]) -> None:
+    assert set(response) == {"throughput", "bba", "bola", "mpc", "dynamic"}, response
+    for algo, (before, after) in response.items():
+        assert after < before, f"{algo} did not step down: {before:.0f} → {after:.0f}"
+        assert after <= LOW_KBPS * (1 + SLACK), f"{algo} stayed above the link: {after:.0f}"
+
+
+def test_abr_algorithms_follow_a_step_on_trace_driven_links(run_scenario: RunScenario) -> None:
     summary = run_scenario("abr_trace")
     players = summary["players"]
     assert players["completed"] == players["sessions"] == 6
     assert set(players["by_algo"]) == {"throughput", "bba", "bola", "mpc", "dynamic"}
-    for figures in players["by_algo"].values():
-        assert 300 <= figures["avg_bitrate_kbps"] <= 4300
     assert summary["events"]["applied"] == ["replay"] * 6
+    assert_follows_the_step(step_response(Path(summary["bundle"])))
     report = (Path(summary["bundle"]) / "report.md").read_text()
     assert "## Players by ABR algorithm" in report and "- mpc:" in report
+
+
+def test_the_step_assertion_fails_without_the_step(run_scenario: RunScenario) -> None:
+    """The same scenario with the step removed (every link at 20 Mbit/s throughout): the
+    step assertion must fail, or it would not be checking anything."""
+    summary = run_scenario("abr_trace", {"timeline": []})
+    with pytest.raises(AssertionError):
+        assert_follows_the_step(step_response(Path(summary["bundle"])))

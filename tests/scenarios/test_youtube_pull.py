@@ -36,4 +36,14 @@ def test_clients_get_their_lowest_rtt_cluster_and_the_bundle_is_complete(
     assert len(list((bundle / "plots").glob("*.png"))) >= 5
     assert (bundle / "events" / "dns.decisions.jsonl").exists()
     assert not (bundle / "run").exists(), "only events, logs and results are kept"
+    # dash.js's DYNAMIC hands over to BOLA once the buffer is long (8 s of the 12 s target)
+    segments = [json.loads(line) for path in (bundle / "events").glob("*.players.jsonl")
+                for line in path.read_text().splitlines()]
+    dynamic = {e["session"] for e in segments
+               if e["event"] == "session_start" and e["algo"] == "dynamic"}
+    assert dynamic, "the seed gives some viewers dynamic"
+    for session in dynamic:
+        rules = [e["rule"] for e in segments if e["event"] == "segment"
+                 and e["session"] == session]
+        assert any(r.startswith("bola") for r in rules), (session, rules)
 

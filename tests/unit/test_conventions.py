@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from cdnlab.scenario.spec import Dns, Workload
 from cdnlab.services.dns import DnsService
-from nodes.client.abr import ALGORITHMS
+from nodes.client.algorithms import ALGORITHMS
 from nodes.client.player import SessionSpec
 from nodes.common import conventions
 from nodes.dns.config import parse_config

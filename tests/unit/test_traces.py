@@ -28,7 +28,8 @@ def test_csv_steps_period_and_header(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("text", "message"), [
     ("0,20\n10\n", "line 2: expected `seconds,Mbit/s`"),
-    ("0,20\n5,0\n", "line 2: rate 0.0 Mbit/s is not positive"),
+    ("0,20\n5,-1\n", "line 2: rate -1.0 Mbit/s is not a rate"),
+    ("0,0\n5,0\n", "every rate is 0: the trace carries nothing"),
     ("0,20\n5,10\n5,10\n", "line 3: time 5.0 s does not increase"),
     ("1,20\n", "line 1: the first row must be at 0 s"),
     ("# nothing\n", "the trace is empty"),
@@ -36,6 +37,11 @@ def test_csv_steps_period_and_header(tmp_path: Path) -> None:
 def test_bad_csv_names_the_line(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(SpecError, match=message):
         parse_csv(write(tmp_path, "bad.csv", text))
+
+
+def test_a_zero_row_is_an_outage(tmp_path: Path) -> None:
+    trace = parse_csv(write(tmp_path, "outage.csv", "0,20\n5,0\n8,20\n"))
+    assert trace.rate_at(6) == 0 and trace.rate_at(9) == 20
 
 
 def test_mahimahi_counts_packets_per_window(tmp_path: Path) -> None:
