@@ -8,9 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,7 @@ from cdnlab.services.dns import DnsService, client_networks
 from cdnlab.services.probe import ProbeService
 from cdnlab.topology import load_topology
 from tests.dns.conftest import start_redirector
+from tests.json_endpoint import serve_json
 from tests.net.conftest import alive, recorded_processes
 
 pytestmark = pytest.mark.root
@@ -96,24 +95,8 @@ def test_a_probe_pushes_rtt_and_its_clusters_load(tmp_path: Path) -> None:
     """On loopback (raw sockets need root): one round, signed, with the load of a cluster
     of two servers read over HTTP from stand-ins for their load endpoints: the cluster's
     egress over its capacity (12.3 of 20 Mbit/s), not its first server's."""
-    def endpoint_of(egress_mbps: float) -> HTTPServer:
-        class Load(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                body = json.dumps({"utilisation": egress_mbps / 10, "egress_mbps": egress_mbps,
-                                   "capacity_mbps": 10.0}).encode()
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        server = HTTPServer(("127.0.0.1", 0), Load)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        return server
-
-    endpoints = [endpoint_of(9.3), endpoint_of(3.0)]
+    endpoints = [serve_json({"utilisation": egress / 10, "egress_mbps": egress,
+                             "capacity_mbps": 10.0}) for egress in (9.3, 3.0)]
     running = start_redirector(tmp_path)
     try:
         (tmp_path / "key").write_text(running.secret)

@@ -4,35 +4,20 @@ its threshold."""
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from nodes.common.events import EventLog
 from nodes.edge.monitor import LoadMonitor
+from tests.json_endpoint import serve_json
 
 
 @pytest.fixture
 def target() -> Iterator[tuple[str, dict[str, float]]]:
     document = {"utilisation": 0.2, "threshold": 1.0}
-
-    class Load(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = json.dumps(document).encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *_args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Load)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = serve_json(document)
     yield f"http://127.0.0.1:{server.server_address[1]}/load", document
     server.shutdown()
     server.server_close()
