@@ -99,7 +99,7 @@ class NetworkBuilder:
                                                    for n in root)], check=False)
 
     def install_addresses_and_routes(self) -> None:
-        batches = self.emu.changes.routes_dir
+        batches = self.emu.routes_dir
         batches.mkdir(parents=True, exist_ok=True)
         for name, node in self.topology.nodes.items():
             if node.kind not in (HOST, ROUTER):

@@ -19,12 +19,12 @@ from cdnlab.traces import BandwidthTrace
 class LinkChanges:
     def __init__(self, topology: Topology, link: Callable[[str, str], ShapedLink],
                  interface: Callable[[str, int], str], node: Callable[[str], Any],
-                 routes_dir: Path) -> None:
+                 routes_dir: Callable[[], Path]) -> None:
         self.topology = topology
         self.link = link  # (a, b) → the shaped link between them
         self.interface = interface  # (node, link index) → its interface's name
         self.node = node  # name → the Mininet node
-        self.routes_dir = routes_dir  # each L3 node's `ip -batch` of addresses and routes
+        self.routes_dir = routes_dir  # → each L3 node's `ip -batch` of addresses and routes
         self.replayers: list[TraceReplayer] = []
 
     def set_shape(self, a: str, b: str, direction: str, shape: LinkShape) -> None:
@@ -41,7 +41,7 @@ class LinkChanges:
         if up:
             for name, node in self.topology.nodes.items():
                 if node.kind in (HOST, ROUTER):
-                    batch = self.routes_dir / f"{name}.ip"
+                    batch = self.routes_dir() / f"{name}.ip"
                     run_in(self.node(name), f"ip -force -batch {batch} 2>/dev/null || true")
 
     def replay(self, a: str, b: str, trace: BandwidthTrace, direction: str = "both",

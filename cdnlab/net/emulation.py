@@ -96,7 +96,7 @@ class Emulation:
         self.links: dict[str, ShapedLink] = {}
         self.paths = Paths(self.routing, self.links)
         self.changes = LinkChanges(topology, self.link, self.interface, self.node,
-                                   self.run_dir / "routes")
+                                   lambda: self.routes_dir)
         self.services: list[Any] = []  # node programs, stopped first at teardown
         self.t0 = time.time()
         self._previous_sigterm: Any = None
@@ -124,7 +124,6 @@ class Emulation:
         if self.own_run_dir:
             self.run_dir = Path(tempfile.mkdtemp(prefix="cdnlab-"))
             self.ledger.add_directory(self.run_dir)
-        self.changes.routes_dir = self.run_dir / "routes"
         try:
             self.ledger.contain()  # from here on every process started is in the run's cgroup
             self.awake.start(self.ledger)  # `auto` measures first, on a still quiet machine
@@ -192,6 +191,11 @@ class Emulation:
 
     def interface(self, node: str, link_index: int) -> str:
         return self.plan.interface(node, link_index).name
+
+    @property
+    def routes_dir(self) -> Path:
+        """Each L3 node's `ip -batch` file of addresses and routes, written at build."""
+        return self.run_dir / "routes"
 
     @property
     def shaping(self) -> str:
