@@ -60,6 +60,7 @@ from nodes.common.conventions import (
     MAX_BUFFER_S,
     PROBE_INTERVAL_S,
     PROBE_METHOD,
+    PROBE_METHODS,
     SHED_ABOVE,
     SPILL_GAIN,
     SPILL_MAX_SHARE,
@@ -72,7 +73,6 @@ EVENTS = ("set_link", "link_down", "link_up", "replay", "cluster_down", "cluster
           "upload")
 SCENARIOS_DIR = Path(__file__).resolve().parents[2] / "scenarios"
 MODES = ("pull", "push")
-PROBE_METHODS = ("icmp", "tcp")
 ARRIVALS = ("poisson", "uniform")
 ABR_ASSIGNMENTS = ("random", "cycle")  # by weight | each algorithm in turn, side by side
 DEFAULT_SEED = 1

@@ -25,7 +25,8 @@ DNS_POLICY = "min_rtt_spill"
 
 # -- Probes --------------------------------------------------------------------------------
 PROBE_INTERVAL_S = 1.0  # between rounds of RTT measurement (and load reports)
-PROBE_METHOD = "icmp"  # or "tcp" (SYN to the HTTP port)
+PROBE_METHODS = ("icmp", "tcp")  # echo, or a SYN to the HTTP port
+PROBE_METHOD = "icmp"
 
 # -- Viewers -----------------------------------------------------------------------------
 ABR_ALGORITHMS = ("throughput", "bba", "bola", "mpc", "dynamic", "fixed")

@@ -21,7 +21,7 @@ from pathlib import Path
 import dns.exception
 import dns.tsig
 
-from nodes.common.conventions import HTTP_PORT, PROBE_INTERVAL_S, PROBE_METHOD
+from nodes.common.conventions import HTTP_PORT, PROBE_INTERVAL_S, PROBE_METHOD, PROBE_METHODS
 from nodes.common.events import EventLog, stderr_line
 from nodes.common.lifecycle import Terminated, exit_on_sigterm
 from nodes.probe.measure import Target, probe_round
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--key-file", required=True, help="file holding the base64 secret")
     parser.add_argument("--algorithm", default="hmac-sha256")
     parser.add_argument("--target", action="append", default=[], required=True)
-    parser.add_argument("--method", choices=["icmp", "tcp"], default=PROBE_METHOD)
+    parser.add_argument("--method", choices=PROBE_METHODS, default=PROBE_METHOD)
     parser.add_argument("--port", type=int, default=HTTP_PORT, help="TCP SYN probes' port")
     parser.add_argument("--interval", type=float, default=PROBE_INTERVAL_S)
     parser.add_argument("--count", type=int, default=3)
