@@ -1,7 +1,7 @@
 """`cdnlab bench dns`: queries per second and latency of the redirector under dnsperf.
 
 Every server runs on loopback pinned to one core (taskset), with dnsperf pinned to the
-other: the redirector (`python -m nodes.dns`, asyncio loop, fast path, decision log on);
+other: the redirector (`python -m nodes.dns`, UDP thread, fast path, decision log on);
 as the baseline, the same resolver behind dnslib's stock threaded server; and as a peer,
 Knot DNS (`knotd`, Debian's `knot`, one UDP worker) serving the same answer from a static
 zone, which is what a production authoritative server does per core without a policy. The

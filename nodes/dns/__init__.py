@@ -12,5 +12,5 @@ the probes and the engine, in `nodes/common/records.py`.
     fastpath  the same answers for plain A queries straight from the wire, cached
     update    RFC 2136 UPDATE with TSIG (dnspython) → zone operations, signed replies
     rest      the JSON REST API over the same operations
-    server    the asyncio UDP and TCP loops, the decision log
+    server    UDP on a thread of its own, TCP in asyncio, the decision log
 """
