@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -56,7 +57,7 @@ def _left_of_the_run(before: dict[int, tuple[str, int]], tester: int) -> list[st
     return left
 
 
-def _wait_for(condition, timeout_s: float, what: str) -> None:  # type: ignore[no-untyped-def]
+def _wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
         if time.monotonic() > deadline:
@@ -92,8 +93,11 @@ def test_only_the_main_process_killed_then_clean_leaves_nothing(
                            stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         if moment == "bring-up":
-            _wait_for(lambda: _ledger_of(run) is not None and
-                      bool(_ledger_of(run).record.processes), 60, "bring-up")  # type: ignore[union-attr]
+            def up() -> bool:
+                ledger = _ledger_of(run)
+                return ledger is not None and bool(ledger.record.processes)
+
+            _wait_for(up, 60, "bring-up")
         elif moment == "streaming":
             _wait_for(lambda: any((bundle / "run" / "events").glob("*.players.jsonl")), 180,
                       "streaming")
