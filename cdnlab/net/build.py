@@ -59,14 +59,13 @@ class NetworkBuilder:
         standalone: they keep forwarding without it)."""
         if self.emu.controller_kind is None:
             return
-        from mininet.node import RemoteController
-
         from cdnlab.net.controller import Controller
+        from cdnlab.net.node_classes import ListeningController
 
         assert self.emu.ledger is not None
         self.emu.controller = Controller(self.emu)
         self.emu.controller.start()
-        added = self.emu.net.addController("c0", controller=RemoteController,
+        added = self.emu.net.addController("c0", controller=ListeningController,
                                            ip="127.0.0.1", port=self.emu.controller.port)
         self.emu.ledger.add_process(added.pid, "mininet shell of c0")
 
