@@ -22,6 +22,7 @@ from cdnlab.errors import CdnlabError
 from cdnlab.traces import load_trace
 from nodes.client.algorithms import ALGORITHMS, make_abr
 from nodes.client.simulate import SimTitle, TraceLink, simulate
+from nodes.common.conventions import AUDIO_KBPS
 from nodes.common.ladder import DEFAULT_LADDER
 
 COLUMNS = ("algo", "qoe_per_s", "qoe", "avg_bitrate_kbps", "rebuffer_s", "rebuffer_count",
@@ -33,6 +34,7 @@ class Settings:
     max_buffer_s: float = 30.0
     rtt_ms: float = 0.0
     initial_kbps: float | None = None
+    audio_kbps: float = AUDIO_KBPS  # the synthetic title's audio; 0: video only (as Sabre)
     params: dict[str, Any] = field(default_factory=dict)
 
     def for_algorithm(self, name: str) -> dict[str, Any]:
@@ -45,9 +47,13 @@ class Settings:
 
 
 def load_title(store: str | None, title: str | None, profile: str, duration_s: float,
-               segment_s: float) -> SimTitle:
+               segment_s: float, audio_kbps: float) -> SimTitle:
+    """The default ladder at constant bitrate, or a catalog title's real segment sizes; with
+    audio (its lowest-bandwidth representation for a catalog title) unless `audio_kbps` is
+    0."""
     if title is None:
-        return SimTitle.constant([r.kbps for r in DEFAULT_LADDER], segment_s, duration_s)
+        return SimTitle.constant([r.kbps for r in DEFAULT_LADDER], segment_s, duration_s,
+                                 audio_kbps)
     if store is None:
         raise CdnlabError("--title needs --store DIR (a content store with catalog.json)")
     catalog_path = Path(store) / "catalog.json"
@@ -62,15 +68,18 @@ def load_title(store: str | None, title: str | None, profile: str, duration_s: f
                           f"(it has {', '.join(entry['profiles'])})")
     reps = sorted(entry["profiles"][profile]["representations"], key=lambda r: r["bandwidth"])
     sizes = tuple(zip(*(r["segment_bytes"] for r in reps), strict=True))
+    audio = sorted(entry.get("audio", []), key=lambda r: r["bandwidth"])
+    audio_sizes = tuple(audio[0]["segment_bytes"]) if audio and audio_kbps else ()
     return SimTitle(tuple(r["bandwidth"] / 1000 for r in reps), float(entry["segment_s"]),
-                    sizes)
+                    sizes, audio_sizes)
 
 
 def run(trace: str, algo: str, store: str | None, title: str | None, profile: str,
         duration_s: float, segment_s: float, settings: Settings, as_json: bool) -> int:
     bandwidth = load_trace(Path(trace))
     link = TraceLink(bandwidth.steps, bandwidth.period_s, loop=True)
-    sim_title = load_title(store, title, profile, duration_s, segment_s)
+    sim_title = load_title(store, title, profile, duration_s, segment_s,
+                           settings.audio_kbps)
     names = list(ALGORITHMS) if algo == "all" else [algo]
     if any(name not in ALGORITHMS for name in names):
         raise CdnlabError(f"unknown ABR algorithm {algo!r}: use {', '.join(ALGORITHMS)} "
@@ -89,7 +98,7 @@ def run(trace: str, algo: str, store: str | None, title: str | None, profile: st
                           rtt_s=settings.rtt_ms / 1000)
         rules = Counter(r["rule"] for r in result.segments)
         results.append({"algo": name, **result.metrics, "params": abr.params(),
-                        "rules": dict(rules)})
+                        "rules": dict(rules), "audio_segments": len(result.audio_segments)})
     if as_json:
         print(json.dumps(results, indent=1))
         return 0
@@ -97,9 +106,17 @@ def run(trace: str, algo: str, store: str | None, title: str | None, profile: st
     print(f"abr simulate: {trace} (mean {bandwidth.mean_mbps():.2f} Mbit/s), "
           f"{len(sim_title.sizes)} segments of {sim_title.segment_s:g} s ({seconds:g} s), "
           f"ladder {', '.join(f'{b:g}' for b in sim_title.bitrates_kbps)} kbit/s, "
-          f"max buffer {settings.max_buffer_s:g} s")
+          f"max buffer {settings.max_buffer_s:g} s, "
+          f"audio {_audio_label(sim_title)}")
     print("".join(f"{c:>17}" if i else f"{c:<10}" for i, c in enumerate(COLUMNS)))
     for row in results:
         print("".join(f"{row[c]!s:>17}" if i else f"{row[c]:<10}"
                       for i, c in enumerate(COLUMNS)))
     return 0
+
+
+def _audio_label(title: SimTitle) -> str:
+    if not title.audio_sizes:
+        return "off"
+    kbps = sum(title.audio_sizes) * 8 / 1000 / (len(title.audio_sizes) * title.segment_s)
+    return f"{kbps:.0f} kbit/s"

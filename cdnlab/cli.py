@@ -33,6 +33,7 @@ from cdnlab.errors import CdnlabError
 from cdnlab.measure.reachability import unreachable
 from cdnlab.net.cpu_awake import MODES
 from cdnlab.vm.image import DEFAULT_CACHE as DEFAULT_VM_CACHE
+from nodes.common.conventions import AUDIO_KBPS
 from nodes.origin.errors import ContentError
 
 CPU_AWAKE_HELP = ("keep the CPUs out of idle so timers fire on time: auto (where that "
@@ -197,7 +198,7 @@ def cmd_abr_simulate(args: argparse.Namespace) -> int:
     from cdnlab import abrsim
 
     settings = abrsim.Settings(args.max_buffer, args.rtt_ms, args.initial_kbps,
-                               _params(args.param))
+                               0.0 if args.no_audio else args.audio_kbps, _params(args.param))
     return abrsim.run(args.trace, args.algo, args.store, args.title, args.profile,
                       args.duration, args.segment, settings, args.json)
 
@@ -363,6 +364,11 @@ def build_parser() -> argparse.ArgumentParser:
                           help="segment seconds without --title")
     simulate.add_argument("--max-buffer", type=float, default=30.0)
     simulate.add_argument("--rtt-ms", type=float, default=0.0, help="added to each request")
+    simulate.add_argument("--audio-kbps", type=float, default=AUDIO_KBPS,
+                          help="the default ladder's audio track, fetched alongside video "
+                               "(default %(default)s)")
+    simulate.add_argument("--no-audio", action="store_true",
+                          help="video only, as Sabre and Pensieve simulate")
     simulate.add_argument("--initial-kbps", type=float,
                           help="the first segment's throughput estimate, for every algorithm "
                                "that takes one (default: each algorithm's own)")

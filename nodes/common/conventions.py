@@ -31,6 +31,7 @@ PROBE_METHOD = "icmp"
 # -- Viewers -----------------------------------------------------------------------------
 ABR_ALGORITHMS = ("throughput", "bba", "bola", "mpc", "dynamic", "fixed")
 ABR_DEFAULT = "bola"
+AUDIO_KBPS = 128  # a title's AAC audio unless its spec says otherwise (0: no audio)
 MAX_BUFFER_S = 30.0  # a player's buffer target (dash.js's bufferTimeAtTopQuality is 30 s)
 
 # -- Servers -------------------------------------------------------------------------------

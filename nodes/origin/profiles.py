@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from nodes.common import ladder as ladders
+from nodes.common.conventions import AUDIO_KBPS
 from nodes.common.ladder import DEFAULT_LADDER, Rung
 from nodes.origin.errors import ContentError
 
@@ -75,7 +76,7 @@ class TitleSpec:
     profiles: tuple[Profile, ...] = field(default_factory=lambda: (
         Profile("avc", DEFAULT_LADDER), Profile("vp9", DEFAULT_LADDER)))
     segment_s: float = 4.0
-    audio_kbps: int = 128
+    audio_kbps: int = AUDIO_KBPS
 
     def key(self) -> str:
         """A hash of everything that shapes the output, for idempotent ingest."""

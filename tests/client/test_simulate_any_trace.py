@@ -43,21 +43,32 @@ ladders = st.lists(st.floats(50.0, 20_000.0), min_size=1, max_size=8, unique=Tru
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
 @given(trace=traces(), ladder=ladders, algo=st.sampled_from(sorted(ALGORITHMS)),
        segment_s=st.sampled_from([1.0, 2.0, 4.0]), segments=st.integers(1, 40),
-       max_buffer_s=st.floats(4.0, 60.0))
+       max_buffer_s=st.floats(4.0, 60.0), audio_kbps=st.sampled_from([0.0, 32.0, 128.0]),
+       rtt_s=st.sampled_from([0.0, 0.04]))
 def test_any_trace_and_ladder_terminate_with_sane_accounts(
         trace: tuple[list[tuple[float, float]], float], ladder: tuple[float, ...], algo: str,
-        segment_s: float, segments: int, max_buffer_s: float) -> None:
+        segment_s: float, segments: int, max_buffer_s: float, audio_kbps: float,
+        rtt_s: float) -> None:
     steps, period = trace
-    title = SimTitle.constant(ladder, segment_s, segments * segment_s)
-    result = simulate(title, TraceLink(steps, period), make_abr(algo),
-                      max_buffer_s=max(max_buffer_s, 2 * segment_s))
+    link = TraceLink(steps, period)
+    title = SimTitle.constant(ladder, segment_s, segments * segment_s, audio_kbps)
+    result = simulate(title, link, make_abr(algo),
+                      max_buffer_s=max(max_buffer_s, 2 * segment_s), rtt_s=rtt_s)
     records = result.segments
     assert len(records) == len(title.sizes)
-    assert all(r["buffer_s"] >= 0 and r["download_s"] >= 0 for r in records)
+    assert len(result.audio_segments) == (len(title.sizes) if audio_kbps else 0)
     assert [r["bytes"] for r in records] == [title.sizes[r["segment"]][r["quality"]]
                                              for r in records], "bytes = chosen segments"
-    starts = [r["start_s"] for r in records]
-    assert starts == sorted(starts), "time runs forward"
+    assert [r["bytes"] for r in result.audio_segments] == list(title.audio_sizes)
+    everything = records + result.audio_segments
+    assert all(r["buffer_s"] >= 0 and r["download_s"] >= 0 for r in everything)
+    for track in (records, result.audio_segments):
+        starts = [r["start_s"] for r in track]
+        assert starts == sorted(starts), "time runs forward"
+    end = max(r["start_s"] + r["download_s"] for r in everything)
+    carried = link.bits_until(end + 1e-3)
+    assert sum(r["bytes"] for r in everything) * 8 <= carried * (1 + 1e-6) + 1, \
+        "the link carried every byte downloaded"
     assert result.metrics["rebuffer_s"] >= 0
 
 
@@ -87,19 +98,23 @@ def test_an_all_zero_trace_is_an_error() -> None:
         TraceLink([(0.0, 0.0), (5.0, 0.0)], 10.0)
 
 
-def test_bba_reaches_the_top_rung_at_a_12_s_buffer_on_12_mbit_s() -> None:
-    result = simulate(SimTitle.constant(LADDER, 2.0, 120.0), TraceLink([(0.0, 12.0)], 1.0),
+@pytest.mark.parametrize("audio_kbps", [0.0, 128.0])
+def test_bba_reaches_the_top_rung_at_a_12_s_buffer_on_12_mbit_s(audio_kbps: float) -> None:
+    result = simulate(SimTitle.constant(LADDER, 2.0, 120.0, audio_kbps),
+                      TraceLink([(0.0, 12.0)], 1.0),
                       Bba(), max_buffer_s=12.0)
     assert max(r["quality"] for r in result.segments) == len(LADDER) - 1
     assert result.metrics["rebuffer_s"] == 0
 
 
-def test_dynamic_does_not_stall_when_8_mbit_s_drop_to_1_2_on_a_30_s_buffer() -> None:
+@pytest.mark.parametrize("audio_kbps", [0.0, 128.0])
+def test_dynamic_does_not_stall_when_8_mbit_s_drop_to_1_2_on_a_30_s_buffer(
+        audio_kbps: float) -> None:
     """The issue's case: 8 Mbit/s dropping to 1.2 at 100 s, 30 s of buffer, 4 s segments,
     200 s. The DYNAMIC before dash.js's rules stalled 5.2 s in 4 stalls there, picking the
     top rung on a placeholder that never drained; dash.js's own DYNAMIC does not stall."""
     link = TraceLink([(0.0, 8.0), (100.0, 1.2)], 200.0, loop=False)
-    result = simulate(SimTitle.constant(LADDER, 4.0, 200.0), link, DashDynamic(),
+    result = simulate(SimTitle.constant(LADDER, 4.0, 200.0, audio_kbps), link, DashDynamic(),
                       max_buffer_s=30.0)
     assert result.metrics["rebuffer_s"] == 0, result.metrics
     rules = {r["rule"] for r in result.segments}
