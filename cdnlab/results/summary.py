@@ -10,8 +10,9 @@
               the run and from the first arrival on (`bytes_viewing`)
     origin    bytes the origin served, per cluster that fetched them (and to clients)
     fill      bytes, rate, cap, complete, in_window (push mode)
-    players   per session, per ABR algorithm and aggregate QoE, startup, rebuffering,
-              bitrate, switches, and Jain's fairness of average bitrate among viewers
+    players   per session, per ABR algorithm and aggregate QoE, startup, rebuffering
+              (and stalls by the track that ran dry: video, audio), video bitrate,
+              switches, and Jain's fairness of average bitrate among viewers
               behind the same ISP
     fidelity  configured against measured RTT, checked before teardown
 """
@@ -164,6 +165,15 @@ def fill_summary(bundle: Bundle) -> dict[str, Any] | None:
             max(e["t"] for e in done) <= end + 0.5}
 
 
+def _stalls_by_track(sessions: list[dict[str, Any]]) -> dict[str, int]:
+    """Stalls per track that ran dry (video, audio), over the sessions given."""
+    counts: dict[str, int] = defaultdict(int)
+    for session in sessions:
+        for track, count in (session.get("stalls_by_track") or {}).items():
+            counts[track] += count
+    return dict(sorted(counts.items()))
+
+
 def players_summary(bundle: Bundle, isp_of: dict[str, str]) -> dict[str, Any]:
     ends = [e for e in bundle.lines("*.players.jsonl") if e.get("event") == "session_end"]
     sessions = [{k: v for k, v in e.items() if k not in ("t", "event")} for e in ends]
@@ -181,6 +191,7 @@ def players_summary(bundle: Bundle, isp_of: dict[str, str]) -> dict[str, Any]:
                                  if s["startup_s"] is not None]),
         "rebuffer_s_total": round(sum(s["rebuffer_s"] for s in completed), 3),
         "rebuffer_count_total": sum(s["rebuffer_count"] for s in completed),
+        "stalls_by_track": _stalls_by_track(completed),
         "avg_bitrate_kbps_mean": _mean([s["avg_bitrate_kbps"] for s in completed]),
         "switches_mean": _mean([s["switches"] for s in completed]),
         "jain_fairness": fairness,

@@ -151,7 +151,7 @@ class Run:
         self.phase = "content"
         content = self.scenario.content
         store = Path(emu.run_dir) / "store"
-        spec = self._title_spec(emu, "synth", audio_kbps=0)
+        spec = self._title_spec(emu, "synth")
         run_program(emu, ORIGIN_HOST, "nodes.origin", [
             "synth", "--store", str(store), "--titles", str(content.titles),
             "--duration", f"{content.title_s:g}", "--spec", str(spec),
@@ -294,13 +294,14 @@ class Run:
         nearest = min(others, key=lambda c: emu.paths.expected_rtt_ms(first, clusters[c][0]))
         return f"http://{emu.ip(clusters[nearest][0])}"
 
-    def _title_spec(self, emu: Emulation, name: str, audio_kbps: int) -> Path:
-        """The scenario's ladder and segment length as a title spec file for the origin."""
+    def _title_spec(self, emu: Emulation, name: str) -> Path:
+        """The scenario's ladder, segment length and audio as a title spec file for the
+        origin."""
         content = self.scenario.content
         path = Path(emu.run_dir) / "masters" / f"{name}-spec.yaml"
         path.parent.mkdir(exist_ok=True)
         path.write_text(yaml.safe_dump({"segment_s": content.segment_s,
-                                        "audio_kbps": audio_kbps,
+                                        "audio_kbps": content.audio_kbps,
                                         "profiles": {"avc": [str(r) for r in content.ladder]}}))
         return path
 
@@ -309,7 +310,7 @@ class Run:
         """Each master is generated on its uploader host, then uploaded over HTTP to the
         origin's ingest endpoint, which transcodes and publishes it (the content section's
         before viewing starts; a timeline `upload` at its second)."""
-        spec = self._title_spec(emu, "upload", audio_kbps=64)
+        spec = self._title_spec(emu, "upload")
         for upload in self.scenario.content.uploads if uploads is None else uploads:
             master = spec.parent / f"{upload.title}.mp4"
             started = time.monotonic()

@@ -6,6 +6,7 @@ the field and the fix. Shape (every section but `topology` has defaults):
     seed: 1
     duration_s: 60                     # the workload's window; sessions may run past it
     content: {titles: 20, title_s: 40, segment_s: 2, ladder: [300k@426x240, …],
+              audio_kbps: 128,         # each title's audio track, fetched beside video; 0: none
               uploads: [{title: film, uploader: b3, seconds: 12, size: 640x360}]}
     cdn:
       mode: pull                       # pull | push
@@ -53,6 +54,7 @@ from cdnlab.topology.spec import parse_topology, read_yaml
 from nodes.common.conventions import (
     ABR_ALGORITHMS,
     ABR_DEFAULT,
+    AUDIO_KBPS,
     DNS_POLICIES,
     DNS_POLICY,
     DNS_TTL_S,
@@ -93,6 +95,7 @@ class Content:
     title_s: float = 40.0
     segment_s: float = 2.0
     ladder: tuple[Rung, ...] = DEFAULT_LADDER
+    audio_kbps: int = AUDIO_KBPS  # every title's audio track; 0: video only
     uploads: tuple[Upload, ...] = ()  # masters transcoded by the origin, most popular first
 
     def title_list(self) -> list[str]:
@@ -371,7 +374,7 @@ def _apply_overrides(reader: _Reader, data: dict[str, Any],
 
 def _content(reader: _Reader, data: Any, topology: Topology) -> Content:
     section = reader.mapping(data, "content", {"titles", "title_s", "segment_s", "ladder",
-                                               "uploads"})
+                                               "audio_kbps", "uploads"})
     try:
         ladder = tuple(parse_rung(r, f"{reader.source}: content.ladder")
                        for r in section["ladder"]) if "ladder" in section else \
@@ -385,7 +388,8 @@ def _content(reader: _Reader, data: Any, topology: Topology) -> Content:
         return reader.number(section, key, "content", _default(Content, key), low, high, kind)
 
     return Content(number("titles", 1, 10000, int), number("title_s", 1),
-                   number("segment_s", 0.5, 30), ladder, uploads)
+                   number("segment_s", 0.5, 30), ladder, number("audio_kbps", 0, 512, int),
+                   uploads)
 
 
 def _fill(reader: _Reader, data: Any) -> Fill:

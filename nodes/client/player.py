@@ -1,24 +1,29 @@
 """One live DASH session on an emulated host, in real time; many run in one asyncio loop.
 
 resolve the service name (real DNS query, TTL honoured) → fetch the MPD from the chosen
-server → per segment: wait while the buffer is full, ask the ABR, re-resolve if the TTL
-expired, download over a kept-alive connection (following redirects), add it to the
-buffer. A failed request marks the answer stale and re-resolves before retrying. Every
-segment is logged: time, representation, bitrate, bytes, download time, throughput, buffer,
-server, cluster and the edge's cache-status header.
+server → two tracks at once, as a browser fetches them: video (per segment: wait while its
+buffer is full, ask the ABR, re-resolve if the TTL expired, download over a kept-alive
+connection, following redirects) and, when the MPD has audio, audio on a second
+connection; playback stalls when either buffer runs dry. A failed request marks the answer
+stale and re-resolves before retrying. Every segment is logged (`segment` for video,
+`audio_segment`): time, representation, bitrate, bytes, download time, buffer, server,
+cluster and the edge's cache-status header; video segments also the ABR rule and
+throughput.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from nodes.client.abr import Observations
 from nodes.client.algorithms import make_abr
-from nodes.client.buffer import PlaybackBuffer
+from nodes.client.buffer import AUDIO, VIDEO, PlaybackBuffer
 from nodes.client.dnsclient import Resolution, ResolveError, resolve_a
 from nodes.client.http import HttpClient, HttpError
 from nodes.client.qoe import session_metrics
@@ -41,6 +46,7 @@ class SessionSpec:
     max_buffer_s: float = MAX_BUFFER_S
     startup_s: float | None = None  # default: one segment
     resume_s: float | None = None
+    audio: bool = True  # fetch the MPD's audio track alongside video, when it has one
 
 
 class SessionError(Exception):
@@ -59,6 +65,7 @@ class Session:
         self.log = log
         self.clusters = clusters  # server address → cluster name
         self.http = HttpClient()
+        self.audio_http = HttpClient()  # a second connection, as browsers fetch audio
         self.rng = random.Random(f"{seed}:{spec.id}")
         self.resolution: Resolution | None = None
         self.segment_s: float | None = None  # of the played representation set, once known
@@ -67,6 +74,8 @@ class Session:
         self.server: str | None = None
         self.metrics: dict[str, Any] | None = None
         self._server_failed = False
+        self._resolving = asyncio.Lock()
+        self._stopped = False  # a track failed: the other stops too
 
     # -- name resolution -------------------------------------------------------------------
     async def resolve(self, why: str) -> str:
@@ -76,31 +85,35 @@ class Session:
         server = self.rng.choice(resolution.addresses)
         if server != self.server and self.server is not None:
             self.http.forget(self.server, self.port)
+            self.audio_http.forget(self.server, self.port)
         self.server = server
         self.log.emit("resolve", session=self.spec.id, why=why, addresses=resolution.addresses,
                       ttl=resolution.ttl, server=server, cluster=self.clusters.get(server))
         return server
 
     async def _server(self) -> str:
-        if self.server is None:
-            return await self.resolve("start")
-        if self._server_failed:
-            self._server_failed = False
-            return await self.resolve("server_failed")
-        if time.monotonic() >= self.expires:
-            return await self.resolve("ttl_expired")
-        return self.server
+        async with self._resolving:  # both tracks ask; one query answers both
+            if self.server is None:
+                return await self.resolve("start")
+            if self._server_failed:
+                self._server_failed = False
+                return await self.resolve("server_failed")
+            if time.monotonic() >= self.expires:
+                return await self.resolve("ttl_expired")
+            return self.server
 
-    async def fetch(self, path: str, attempts: int = 6) -> tuple[Any, str]:
+    async def fetch(self, path: str, http: HttpClient | None = None,
+                    attempts: int = 6) -> tuple[Any, str]:
         """GET `path` from the current server; on failure ask DNS again and retry, backing
         off (0.25, 0.5, 1, 2, 4 s) as players do while their buffer lasts."""
+        http = http or self.http
         last: Exception | None = None
         for attempt in range(attempts):
             if attempt:
                 await asyncio.sleep(0.25 * 2 ** (attempt - 1))
             server = await self._server()
             try:
-                response = await self.http.get(server, self.port, path, self.service)
+                response = await http.get(server, self.port, path, self.service)
             except (OSError, TimeoutError, HttpError, asyncio.IncompleteReadError) as err:
                 last = err
             else:
@@ -109,7 +122,7 @@ class Session:
                 last = HttpError(f"HTTP {response.status}")
             self.log.emit("request_failed", session=self.spec.id, path=path, server=server,
                           error=str(last), attempt=attempt + 1)
-            self.http.forget(server, self.port)
+            http.forget(server, self.port)
             self._server_failed = True  # ask DNS again before retrying
         raise SessionError(f"{path}: {last}")
 
@@ -123,7 +136,6 @@ class Session:
 
         self.log.emit("session_start", session=self.spec.id, title=self.spec.title,
                       algo=self.spec.algo)
-        abr = make_abr(self.spec.algo, **(self.spec.abr_params or {}))
         try:
             response, _ = await self.fetch(f"/{self.spec.title}/manifest.mpd")
             if response.status != 200:
@@ -134,68 +146,130 @@ class Session:
         sets = [a for a in presentation.sets("video") if a.codec_family == self.spec.codec] \
             or presentation.sets("video")
         reps: list[Representation] = sorted(sets[0].representations, key=lambda r: r.bandwidth)
-        bitrates = [r.bandwidth / 1000 for r in reps]
-        seg = reps[0].segment_duration_s
-        self.segment_s, self.ladder_kbps = seg, bitrates
+        self.segment_s = reps[0].segment_duration_s
+        self.ladder_kbps = [r.bandwidth / 1000 for r in reps]
         total = presentation.segment_count(reps[0])
         count = min(total, self.spec.segments or total)
-        buffer = PlaybackBuffer(self.spec.startup_s or seg, self.spec.resume_s or seg)
-        seen = Observations()
+        audio = [a for a in presentation.sets("audio") if self.spec.audio]
+        audio_rep = min(audio[0].representations, key=lambda r: r.bandwidth) if audio else None
+        buffer = PlaybackBuffer(self.spec.startup_s or self.segment_s,
+                                self.spec.resume_s or self.segment_s,
+                                (VIDEO, AUDIO) if audio_rep else (VIDEO,))
         chosen: list[float] = []
-        error = None
+        fetches = [self._video(reps, count, buffer, clock, chosen)]
+        if audio_rep is not None:
+            media_s = count * self.segment_s
+            audio_count = min(presentation.segment_count(audio_rep),
+                              math.ceil(media_s / audio_rep.segment_duration_s - 1e-6))
+            fetches.append(self._audio(audio_rep, audio_count, buffer, clock))
+        errors = [e for e in await asyncio.gather(*fetches) if e]
+        buffer.finish(clock(), media_left=bool(errors))
+        return self._end(clock, buffer, chosen, errors[0] if errors else None)
+
+    async def _video(self, reps: list[Representation], count: int, buffer: PlaybackBuffer,
+                     clock: Callable[[], float], chosen: list[float]) -> str | None:
+        """The video track: per segment, room in the buffer, the ABR's choice (it sees the
+        video buffer, as dash.js's rules do), the download; the error that ended it."""
+        abr = make_abr(self.spec.algo, **(self.spec.abr_params or {}))
+        seen = Observations()
+        seg, bitrates = reps[0].segment_duration_s, [r.bandwidth / 1000 for r in reps]
         for index in range(count):
-            buffer.advance(clock())
-            room_wait = buffer.level_s - (self.spec.max_buffer_s - seg)
-            if buffer.playing and room_wait > 0:
-                await asyncio.sleep(room_wait)
-                buffer.advance(clock())
-            choice = abr.choose(seen.state(bitrates, seg, buffer.level_s,
+            if self._stopped:
+                return None
+            await self._room(buffer, VIDEO, seg, clock)
+            choice = abr.choose(seen.state(bitrates, seg, buffer.level_of(VIDEO),
                                            self.spec.max_buffer_s, clock(),
                                            len(buffer.stalls), index, count))
             if choice.wait_s > 0 and buffer.playing:
-                await asyncio.sleep(min(choice.wait_s, buffer.level_s))
+                await asyncio.sleep(min(choice.wait_s, buffer.level_of(VIDEO)))
                 buffer.advance(clock())
             rep = reps[choice.quality]
-            path = f"/{self.spec.title}/{rep.segment_path(rep.start_number + index)}"
-            asked = clock()
-            try:
-                response, server = await self.fetch(path)
-            except (SessionError, ResolveError) as err:
-                error = str(err)
-                break
-            done = clock()
-            if response.status != 200:
-                error = f"{path}: HTTP {response.status}"
-                break
-            buffer.add(seg, done)
-            size = len(response.body)
-            throughput = seen.downloaded(choice.quality, size, response.seconds,
-                                         buffer.level_s, done)
+            got = await self._download(rep, index, buffer, VIDEO, clock, self.http)
+            if isinstance(got, str):
+                return got
+            response, server, asked = got
+            level = buffer.level_of(VIDEO)
+            throughput = seen.downloaded(choice.quality, len(response.body), response.seconds,
+                                         level, clock())
             chosen.append(bitrates[choice.quality])
-            answered_by = response.server.rsplit(":", 1)[0]
             self.log.emit(
                 "segment", session=self.spec.id, segment=index, quality=choice.quality,
                 rule=choice.rule, representation=rep.id,
-                bitrate_kbps=bitrates[choice.quality], bytes=size,
+                bitrate_kbps=bitrates[choice.quality], bytes=len(response.body),
                 start_s=round(asked, 4), download_s=round(response.seconds, 4),
-                throughput_kbps=round(throughput, 1), buffer_s=round(buffer.level_s, 3),
-                server=answered_by, resolved=server,
-                cluster=response.headers.get("x-cluster") or self.clusters.get(answered_by),
-                cache=next((response.headers[h] for h in CACHE_HEADERS
-                            if h in response.headers), None),
-                redirects=response.redirects or None, stalled=bool(buffer.stalls and
-                                                                   buffer.stalls[-1][0] >= asked))
-        buffer.finish(clock(), media_left=error is not None)
-        return self._end(clock, buffer, chosen, error)
+                throughput_kbps=round(throughput, 1), buffer_s=round(level, 3),
+                **self._delivery(response, server),
+                stalled=bool(buffer.stalls and buffer.stalls[-1][0] >= asked))
+        return None
+
+    async def _audio(self, rep: Representation, count: int, buffer: PlaybackBuffer,
+                     clock: Callable[[], float]) -> str | None:
+        """The audio track, fetched alongside video on its own connection (as a browser
+        fetches each SourceBuffer's segments): its one representation (the lowest-bandwidth
+        one when the MPD offers several), whenever its buffer has room."""
+        seg = rep.segment_duration_s
+        for index in range(count):
+            if self._stopped:
+                return None
+            await self._room(buffer, AUDIO, seg, clock)
+            got = await self._download(rep, index, buffer, AUDIO, clock, self.audio_http)
+            if isinstance(got, str):
+                return got
+            response, server, asked = got
+            self.log.emit(
+                "audio_segment", session=self.spec.id, segment=index, representation=rep.id,
+                bitrate_kbps=rep.bandwidth / 1000, bytes=len(response.body),
+                start_s=round(asked, 4), download_s=round(response.seconds, 4),
+                buffer_s=round(buffer.level_of(AUDIO), 3), **self._delivery(response, server))
+        return None
+
+    async def _room(self, buffer: PlaybackBuffer, track: str, seg: float,
+                    clock: Callable[[], float]) -> None:
+        """Wait while the track's buffer has no room for another segment."""
+        buffer.advance(clock())
+        room_wait = buffer.level_of(track) - (self.spec.max_buffer_s - seg)
+        if buffer.playing and room_wait > 0:
+            await asyncio.sleep(room_wait)
+            buffer.advance(clock())
+
+    async def _download(self, rep: Representation, index: int, buffer: PlaybackBuffer,
+                        track: str, clock: Callable[[], float],
+                        http: HttpClient) -> tuple[Any, str, float] | str:
+        """One segment into the track's buffer: (response, server asked, when asked), or the
+        error that ends the session (and stops the other track)."""
+        path = f"/{self.spec.title}/{rep.segment_path(rep.start_number + index)}"
+        asked = clock()
+        try:
+            response, server = await self.fetch(path, http)
+        except (SessionError, ResolveError) as err:
+            self._stopped = True
+            return str(err)
+        if response.status != 200:
+            self._stopped = True
+            return f"{path}: HTTP {response.status}"
+        buffer.add(rep.segment_duration_s, clock(), track)
+        return response, server, asked
+
+    def _delivery(self, response: Any, server: str) -> dict[str, Any]:
+        """Who delivered a segment: the server that answered, the one DNS gave, its cluster
+        and the edge's cache status."""
+        answered_by = response.server.rsplit(":", 1)[0]
+        return {"server": answered_by, "resolved": server,
+                "cluster": response.headers.get("x-cluster") or self.clusters.get(answered_by),
+                "cache": next((response.headers[h] for h in CACHE_HEADERS
+                               if h in response.headers), None),
+                "redirects": response.redirects or None}
 
     def _end(self, clock: Any, buffer: PlaybackBuffer | None, chosen: list[float],
              error: str | None) -> dict[str, Any]:
         self.http.close()
+        self.audio_http.close()
         stalls = buffer.stalls if buffer else []
         metrics = session_metrics(chosen, stalls, buffer.started_at if buffer else None,
                                   self.segment_s, self.ladder_kbps)
         metrics |= {"session": self.spec.id, "title": self.spec.title, "algo": self.spec.algo,
                     "completed": error is None, "error": error,
+                    "stalls_by_track": buffer.stalls_by_track() if buffer else {},
                     "wall_s": round(clock(), 3)}
         self.metrics = metrics
         self.log.emit("session_end", **metrics)

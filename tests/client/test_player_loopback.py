@@ -102,3 +102,63 @@ def test_failover_redirect_and_ttl(tmp_path: Path) -> None:
     assert all(s["resolved"] == REDIRECTOR and s["cluster"] == "b_live" for s in redirected)
     summary = json.loads((tmp_path / "s.json").read_text())["sessions"][0]
     assert summary["completed"] and summary["segments"] == 8
+
+
+def test_audio_is_fetched_alongside_video_and_is_required(tmp_path: Path) -> None:
+    """A title with audio: both tracks fetched, audio on its own connection while video
+    downloads; a missing audio segment ends the session as a missing video one would."""
+    http_port, dns_port = port_free_on_all(), free_port()
+    store = tmp_path / "store"
+    spec = TitleSpec(profiles=(Profile("avc", DEFAULT_LADDER[:3]),), segment_s=1.0,
+                     audio_kbps=128)
+    synthesize(ContentStore(store), SynthOptions(titles=2, duration_s=6, spec=spec, seed=9))
+    content = ContentStore(store)
+    (content.title_dir("synth-0002") / "seg-3-00004.m4s").unlink()  # audio's 4th
+    config = tmp_path / "dns.yaml"
+    config.write_text(yaml.safe_dump({
+        "zone": "cdn.lab.", "listen": {"address": "127.0.0.1", "port": dns_port},
+        "services": {"video": {"policy": "round_robin", "ttl": 30}},
+        "clusters": {"live": {"addresses": [LIVE]}}}))
+    processes = [
+        subprocess.Popen([sys.executable, "-m", "nodes.dns", "--config", str(config)]),
+        subprocess.Popen([sys.executable, "-m", "nodes.origin", "serve", "--store",
+                          str(store), "--address", LIVE, "--http-port", str(http_port),
+                          "--ingest-port", str(free_port()), "--work", str(tmp_path / "w")]),
+    ]
+    try:
+        time.sleep(1.5)
+        events = tmp_path / "players.jsonl"
+        plan = tmp_path / "plan.yaml"
+        plan.write_text(yaml.safe_dump([
+            {"id": "whole", "title": "synth-0001", "algo": "throughput"},
+            {"id": "video_only", "title": "synth-0001", "algo": "throughput", "audio": False},
+            {"id": "no_audio_4", "title": "synth-0002", "algo": "throughput"},
+        ]))
+        done = subprocess.run(
+            [sys.executable, "-m", "nodes.client", "--service", "video.cdn.lab", "--resolver",
+             f"127.0.0.1:{dns_port}", "--port", str(http_port), "--plan", str(plan),
+             "--events", str(events), "--summary", str(tmp_path / "s.json")],
+            capture_output=True, text=True, check=False, timeout=60)
+        assert done.returncode == 1, done.stderr
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(10)
+    log = [json.loads(line) for line in events.read_text().splitlines()]
+
+    def of(kind: str, session: str) -> list[dict[str, Any]]:
+        return [e for e in log if e["event"] == kind and e["session"] == session]
+
+    video, audio = of("segment", "whole"), of("audio_segment", "whole")
+    assert len(video) == 6 and len(audio) == 6
+    assert all(a["bitrate_kbps"] == 128 and a["server"] == LIVE for a in audio)
+    assert audio[0]["start_s"] < video[0]["start_s"] + video[0]["download_s"], \
+        "audio was asked for while the first video segment was downloading"
+    assert not of("audio_segment", "video_only") and len(of("segment", "video_only")) == 6
+    sessions = {s["session"]: s for s in
+                json.loads((tmp_path / "s.json").read_text())["sessions"]}
+    assert sessions["whole"]["stalls_by_track"] == {"video": 0, "audio": 0}
+    assert sessions["video_only"]["stalls_by_track"] == {"video": 0}
+    broken = sessions["no_audio_4"]
+    assert not broken["completed"] and "seg-3-00004.m4s: HTTP 404" in broken["error"]
+    assert len(of("audio_segment", "no_audio_4")) == 3
