@@ -11,7 +11,7 @@ STAMPS := .setup
 # measurement tools, and what the node programs run (ffmpeg, nginx, BIND's dig/nsupdate, dnsperf;
 # Knot's kdig, and Knot itself as the DNS benchmark's peer in the same run).
 APT_PACKAGES := mininet openvswitch-switch iproute2 iptables ethtool bridge-utils \
-	iputils-ping iperf3 tcpdump kmod procps ffmpeg nginx bind9-dnsutils dnsperf knot-dnsutils knot \
+	iputils-ping iperf3 tcpdump kmod procps ffmpeg nginx bind9-dnsutils dnsperf knot-dnsutils knot unbound \
 	python3 python3-venv python3-dev
 # The real-kernel tier (make vmtest) adds QEMU, debootstrap and mkfs.ext4 (e2fsprogs), on a
 # machine whose kernel lacks sch_netem or the openvswitch module (elsewhere it boots nothing).

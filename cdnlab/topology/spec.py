@@ -1,11 +1,12 @@
 """Topology specs: YAML → validated `Topology` of typed nodes and links.
 
 A topology names nodes by role (client, isp, ixp, transit, origin, edge cluster of N servers,
-dns, ...) and links between them, each with a `LinkShape` per direction. Validation stops at
-the first problem with an error naming the file, the node or link, and the fix: unknown role
-or node, duplicate name, bad values, hosts with other than one link, switch loops, parallel
-links, a disconnected graph, address clashes. Parametric families (`family:` in the YAML) are
-expanded by `topologies.families` into the same schema before validation.
+dns, resolver, ...) and links between them, each with a `LinkShape` per direction.
+Validation stops at the first problem with an error naming the file, the node or link, and
+the fix: unknown role or node, duplicate name, bad values, hosts with other than one link,
+switch loops, parallel links, a disconnected graph, address clashes. Parametric families
+(`family:` in the YAML) are expanded by `topologies.families` into the same schema before
+validation.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ HOST, ROUTER, SWITCH = "host", "router", "switch"
 
 ROLE_KINDS = {
     "client": HOST, "origin": HOST, "dns": HOST, "server": HOST, "uploader": HOST,
+    "resolver": HOST,  # a recursive resolver (unbound) its clients ask, not the redirector
     "isp": ROUTER, "transit": ROUTER, "cloud": ROUTER, "router": ROUTER,
     "ixp": SWITCH, "switch": SWITCH, "access": SWITCH,
     "edge": SWITCH,  # an edge cluster: its switch, plus `servers` hosts added here
