@@ -1,10 +1,12 @@
-"""`python -m nodes.client --service NAME --resolver ADDR (--title T | --plan FILE) …`
+"""`python -m nodes.client --service NAME (--resolver ADDR[:PORT]… | --resolv-conf FILE)
+(--title T | --plan FILE) …`
 
-Runs DASH sessions in one asyncio loop until they are done; each writes `resolve`,
-`segment`, `request_failed`, `session_start` and `session_end` (with its QoE metrics)
-events, and `--summary FILE` gets every session's metrics as one JSON document. A plan is
-a YAML/JSON list of sessions: {id, title, algo, abr_params, segments, start_s, codec,
-max_buffer_s}. Exits 0 when every session completed, 1 otherwise, 2 on bad arguments.
+Runs DASH sessions in one asyncio loop until they are done; each writes `resolve` (with the
+nameserver that answered), `resolver_failed`, `segment`, `audio_segment`, `request_failed`,
+`session_start` and `session_end` (with its QoE metrics) events, and `--summary FILE` gets
+every session's metrics as one JSON document. A plan is a YAML/JSON list of sessions: {id,
+title, algo, abr_params, segments, start_s, codec, max_buffer_s, audio}. Exits 0 when every
+session completed, 1 otherwise, 2 on bad arguments.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 import yaml
 
 from nodes.client.algorithms import ALGORITHMS
+from nodes.client.dnsclient import StubConfig, read_resolv_conf
 from nodes.client.player import Session, SessionSpec
 from nodes.common.conventions import ABR_DEFAULT, HTTP_PORT, MAX_BUFFER_S
 from nodes.common.events import EventLog, stderr_line
@@ -60,11 +63,24 @@ def load_plan(args: argparse.Namespace) -> list[SessionSpec]:
     return specs
 
 
+def stub_config(args: argparse.Namespace) -> StubConfig:
+    """The nameservers: a resolv.conf (as the host's stub resolver reads it), else the
+    `--resolver` addresses in order (2 s timeout, 2 attempts)."""
+    if args.resolv_conf:
+        return read_resolv_conf(Path(args.resolv_conf).read_text())
+    if not args.resolver:
+        raise ValueError("give --resolver ADDR[:PORT] or --resolv-conf FILE")
+    servers = []
+    for value in args.resolver:
+        address, _, port = value.partition(":")
+        servers.append((address, int(port or 53)))
+    return StubConfig(tuple(servers), timeout_s=2.0, attempts=2)
+
+
 async def run_all(specs: list[SessionSpec], args: argparse.Namespace, log: EventLog,
-                  clusters: dict[str, str]) -> list[dict[str, Any]]:
-    resolver, _, port = args.resolver.partition(":")
-    sessions = [Session(spec, args.service, resolver, log, clusters, port=args.port,
-                        resolver_port=int(port or 53), seed=args.seed) for spec in specs]
+                  clusters: dict[str, str], stub: StubConfig) -> list[dict[str, Any]]:
+    sessions = [Session(spec, args.service, stub, log, clusters, port=args.port,
+                        seed=args.seed) for spec in specs]
     return list(await asyncio.gather(*(s.run() for s in sessions)))
 
 
@@ -72,7 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m nodes.client", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--service", required=True, help="e.g. video.cdn.lab")
-    parser.add_argument("--resolver", required=True, help="the DNS server, ADDR[:PORT]")
+    parser.add_argument("--resolver", action="append", default=[],
+                        help="a nameserver, ADDR[:PORT]; repeat for a second one")
+    parser.add_argument("--resolv-conf", help="nameservers and options from this file")
     parser.add_argument("--title")
     parser.add_argument("--plan", help="YAML/JSON list of sessions")
     parser.add_argument("--algo", default=ABR_DEFAULT)
@@ -93,12 +111,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         specs = load_plan(args)
         clusters = parse_clusters(args.cluster)
+        stub = stub_config(args)
     except (OSError, ValueError, yaml.YAMLError) as err:
         stderr_line(f"client: {err}")
         return 2
     log = EventLog(Path(args.events) if args.events else None, args.node, args.epoch)
     try:
-        results = asyncio.run(run_all(specs, args, log, clusters))
+        results = asyncio.run(run_all(specs, args, log, clusters, stub))
     except KeyboardInterrupt:
         return 1
     finally:

@@ -1,6 +1,7 @@
 """One live DASH session on an emulated host, in real time; many run in one asyncio loop.
 
-resolve the service name (real DNS query, TTL honoured) → fetch the MPD from the chosen
+resolve the service name (real DNS queries to the host's nameservers, in turn as glibc asks
+them; TTL honoured) → fetch the MPD from the chosen
 server → two tracks at once, as a browser fetches them: video (per segment: wait while its
 buffer is full, ask the ABR, re-resolve if the TTL expired, download over a kept-alive
 connection, following redirects) and, when the MPD has audio, audio on a second
@@ -24,7 +25,7 @@ from typing import Any
 from nodes.client.abr import Observations
 from nodes.client.algorithms import make_abr
 from nodes.client.buffer import AUDIO, VIDEO, PlaybackBuffer
-from nodes.client.dnsclient import Resolution, ResolveError, resolve_a
+from nodes.client.dnsclient import Resolution, ResolveError, StubConfig, resolve
 from nodes.client.http import HttpClient, HttpError
 from nodes.client.qoe import session_metrics
 from nodes.common.conventions import ABR_DEFAULT, MAX_BUFFER_S
@@ -54,13 +55,11 @@ class SessionError(Exception):
 
 
 class Session:
-    def __init__(self, spec: SessionSpec, service: str, resolver: str, log: EventLog,
-                 clusters: dict[str, str], port: int = 80, resolver_port: int = 53,
-                 seed: int = 1) -> None:
+    def __init__(self, spec: SessionSpec, service: str, stub: StubConfig, log: EventLog,
+                 clusters: dict[str, str], port: int = 80, seed: int = 1) -> None:
         self.spec = spec
         self.service = service.rstrip(".")
-        self.resolver = resolver
-        self.resolver_port = resolver_port
+        self.stub = stub
         self.port = port
         self.log = log
         self.clusters = clusters  # server address → cluster name
@@ -79,7 +78,7 @@ class Session:
 
     # -- name resolution -------------------------------------------------------------------
     async def resolve(self, why: str) -> str:
-        resolution = await resolve_a(self.service, self.resolver, self.resolver_port)
+        resolution = await resolve(self.service, self.stub, self._resolver_failed)
         self.resolution = resolution
         self.expires = time.monotonic() + resolution.ttl
         server = self.rng.choice(resolution.addresses)
@@ -88,8 +87,12 @@ class Session:
             self.audio_http.forget(self.server, self.port)
         self.server = server
         self.log.emit("resolve", session=self.spec.id, why=why, addresses=resolution.addresses,
-                      ttl=resolution.ttl, server=server, cluster=self.clusters.get(server))
+                      ttl=resolution.ttl, server=server, cluster=self.clusters.get(server),
+                      resolver=resolution.server)
         return server
+
+    def _resolver_failed(self, resolver: str, why: str) -> None:
+        self.log.emit("resolver_failed", session=self.spec.id, resolver=resolver, error=why)
 
     async def _server(self) -> str:
         async with self._resolving:  # both tracks ask; one query answers both
