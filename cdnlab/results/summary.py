@@ -4,7 +4,9 @@
               RTT for that client at that moment among the clusters up, from the
               engine's RTT matrices and health changes),
               spill_share, extra_rtt_ms_mean (true RTT above the lowest, over the answers
-              that were not the lowest), reasons, answers per cluster
+              that were not the lowest), reasons, answers per cluster; with recursive
+              resolvers, what each did and its viewers' lowest-RTT share
+              (`cdnlab.results.resolvers`)
     cache     per cluster and overall: requests, hit_ratio, byte_hit_ratio (edge logs)
     network   bytes by link class (both directions, from the kernel's link counters), over
               the run and from the first arrival on (`bytes_viewing`)
@@ -26,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from cdnlab.results.bundle import Bundle
+from cdnlab.results.resolvers import resolvers_summary
+from cdnlab.results.truth import RttTruth
 
 SERVED = {"HIT", "STALE", "REVALIDATED", "UPDATING"}
 FETCHED = {"MISS", "EXPIRED", "BYPASS"}
@@ -48,12 +52,10 @@ def jain(values: list[float]) -> float | None:
 
 
 def dns_summary(bundle: Bundle) -> dict[str, Any]:
-    matrices = bundle.engine("rtt_matrix")
     answers = [a for a in bundle.lines("dns.decisions.jsonl") if a.get("event") == "answer"]
-    if not matrices:
+    truth = RttTruth(bundle)
+    if not truth.matrices:
         return {"answers": len(answers)}
-    clients = matrices[0]["clients"]
-    health = bundle.engine("cluster_health")  # clusters the engine saw down, and when
     lowest_hits = spills = judged = 0
     extra: list[float] = []
     reasons: Counter[str] = Counter()
@@ -63,30 +65,22 @@ def dns_summary(bundle: Bundle) -> dict[str, Any]:
         if answer["cluster"]:
             per_cluster[answer["cluster"]] += 1
         spills += answer["reason"] == "spill"
-        host = clients.get(answer["client"]) or clients.get(
+        host = truth.host_of(answer["client"]) or truth.host_of(
             (answer.get("subnet") or "").split("/")[0])
-        matrix = next((m["matrix"] for m in reversed(matrices) if m["t"] <= answer["t"]),
-                      matrices[0]["matrix"])
-        if host is None or host not in matrix or not answer["cluster"]:
+        verdict = truth.judge(host, answer["cluster"], answer["t"]) if host else None
+        if verdict is None:
             continue
-        down = set()
-        for change in health:
-            if change["t"] <= answer["t"]:
-                (down.discard if change["up"] else down.add)(change["cluster"])
-        truth = {c: rtt for c, rtt in matrix[host].items() if c not in down}
-        if not truth or answer["cluster"] not in truth:
-            truth = matrix[host]  # nothing up, or an answer naming a down cluster
         judged += 1
-        lowest = min(truth, key=lambda c: truth[c])
-        if answer["cluster"] == lowest or truth[answer["cluster"]] <= truth[lowest] + 1e-9:
+        if verdict.lowest:
             lowest_hits += 1
         else:
-            extra.append(truth[answer["cluster"]] - truth[lowest])
+            extra.append(verdict.extra_ms)
     return {"answers": len(answers), "judged": judged,
             "lowest_rtt_share": _ratio(lowest_hits, judged),
             "spill_share": _ratio(spills, len(answers)),
             "extra_rtt_ms_mean": _mean(extra), "not_lowest": len(extra),
-            "reasons": dict(reasons), "answers_by_cluster": dict(per_cluster)}
+            "reasons": dict(reasons), "answers_by_cluster": dict(per_cluster),
+            **resolvers_summary(bundle, truth, answers)}
 
 
 def cache_summary(bundle: Bundle) -> dict[str, Any]:

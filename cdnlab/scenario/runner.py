@@ -5,7 +5,8 @@
     content   synthetic titles in the origin's store
     services  origin; edge servers (pull, or push with the fill agent in its window);
               the DNS redirector; one probe per cluster (RTT, and load from its edge);
-              each checked healthy before the next
+              the recursive resolvers the scenario names (unbound), each client's
+              resolv.conf listing its own; each checked healthy before the next
     warm-up   until the redirector holds an RTT for every cluster and client network
     workload  player processes per client host, sessions from the plan; the timeline
               thread applies events; a health watch marks a cluster down in DNS when its
@@ -46,6 +47,7 @@ from cdnlab.services.edge import EdgeService
 from cdnlab.services.fill import FillService
 from cdnlab.services.origin import OriginService
 from cdnlab.services.probe import ProbeService
+from cdnlab.services.resolver import ResolverService, write_resolv_conf
 from nodes.common.conventions import HTTP_PORT, SERVICE
 from nodes.common.events import EventLog
 
@@ -82,6 +84,7 @@ class Run:
         self.phase = "starting"
         self.players: list[ClientService] = []
         self.edges: dict[str, list[EdgeService]] = {}
+        self.resolvers: dict[str, ResolverService] = {}
         self.interrupted: str | None = None
 
     def say(self, text: str) -> None:
@@ -136,6 +139,7 @@ class Run:
         origin = self._origin(emu, store, log)
         self._edges(emu, origin)
         dns = self._dns(emu)
+        self._resolvers(emu, dns, log)
         self._warm_up(emu, dns)
         epoch = self._start_clock(emu, meta, log)
         watchers = self._watchers(emu, dns, store, epoch, log)
@@ -200,6 +204,38 @@ class Run:
                          load=True).start()
         return dns
 
+    def _resolvers(self, emu: Emulation, dns: DnsService, log: EventLog) -> None:
+        """The scenario's recursive resolvers, each answering before the next starts, and
+        each client's resolver configuration listing its own."""
+        dns_settings = self.scenario.dns
+        for resolver in dns_settings.resolvers:
+            service = ResolverService(emu, resolver.name, emu.ip(dns.host), resolver.ecs)
+            service.start()
+            service.wait_ready()
+            self.resolvers[resolver.name] = service
+        for client, names in dns_settings.nameservers.items():
+            write_resolv_conf(self._resolv_conf(emu, client), [emu.ip(n) for n in names])
+        if dns_settings.resolvers:
+            log.emit("resolvers", resolvers={r.name: {
+                "kind": r.kind, "ecs": r.ecs, "address": emu.ip(r.name),
+                "clients": list(r.clients), "fallback": r.fallback}
+                for r in dns_settings.resolvers}, nameservers={
+                c: list(n) for c, n in dns_settings.nameservers.items()})
+
+    @staticmethod
+    def _resolv_conf(emu: Emulation, host: str) -> Path:
+        return Path(emu.run_dir) / "work" / host / "resolv.conf"
+
+    def _resolver(self, name: str, up: bool) -> None:
+        """A timeline `resolver_down` / `resolver_up`: stop it, or start it afresh."""
+        if not up:
+            self.resolvers[name].stop()
+            return
+        fresh = self.resolvers[name].again()
+        fresh.start()
+        fresh.wait_ready()
+        self.resolvers[name] = fresh
+
     def _start_clock(self, emu: Emulation, meta: dict[str, Any], log: EventLog) -> float:
         """Scenario second 0: now. The true RTT matrix is recorded at once."""
         epoch = time.time()
@@ -239,6 +275,8 @@ class Run:
                             {"cluster_down": lambda c: self._cluster(emu, dns, c, False),
                              "cluster_up": lambda c: self._cluster(emu, dns, c, True),
                              "surge": lambda a: self._surge(emu, dns, a),
+                             "resolver_down": lambda r: self._resolver(r, False),
+                             "resolver_up": lambda r: self._resolver(r, True),
                              "upload": lambda u: self._uploads(emu, origin, log, (u,))},
                             lambda: self._record_rtts(emu, log))
         timeline.start()
@@ -352,7 +390,10 @@ class Run:
 
     def _players(self, emu: Emulation, dns: DnsService, host: str,
                  sessions: list[dict[str, Any]], tag: str) -> None:
-        players = ClientService(emu, host, emu.ip(dns.host), SERVICE, sessions, tag)
+        resolv_conf = self._resolv_conf(emu, host) \
+            if host in self.scenario.dns.nameservers else None
+        players = ClientService(emu, host, [emu.ip(dns.host)], SERVICE, sessions, tag,
+                                resolv_conf)
         players.start()
         self.players.append(players)
 

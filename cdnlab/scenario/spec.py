@@ -16,7 +16,9 @@ the field and the fix. Shape (every section but `topology` has defaults):
       threshold: 0.8                   # DNS spills a cluster's demand above this share
       shed_above: 1.0                  # an edge answers 302 (overload) above this
       fill: {start_s: 0, end_s: 30, rate_mbps: 50, capacity_mb: 100}   # push
-    dns: {policy: min_rtt_spill, ttl: 5, stale_after_s: 10}
+    dns: {policy: min_rtt_spill, ttl: 5, stale_after_s: 10,
+          resolvers: {res_a: {kind: isp},    # recursive resolvers (topology role resolver):
+                      pub: {kind: public, ecs: true, clients: [a2, b2], fallback: res_a}}}
     probes: {interval_s: 1, method: icmp}
     controller: null                   # or os-ken
     workload:
@@ -37,6 +39,7 @@ the field and the fix. Shape (every section but `topology` has defaults):
       - {at: 35, cluster_up: edge_a}
       - {at: 20, surge: {viewers: {b1: 5}, segments: 8}}
       - {at: 5, upload: {title: clip, uploader: b3, seconds: 6, size: 426x240}}
+      - {at: 20, resolver_down: res_b}  # its clients fail over to their second nameserver
 """
 
 from __future__ import annotations
@@ -72,7 +75,7 @@ from nodes.common.conventions import (
 from nodes.common.ladder import DEFAULT_LADDER, LadderError, Rung, parse_rung
 
 EVENTS = ("set_link", "link_down", "link_up", "replay", "cluster_down", "cluster_up", "surge",
-          "upload")
+          "upload", "resolver_down", "resolver_up")
 SCENARIOS_DIR = Path(__file__).resolve().parents[2] / "scenarios"
 MODES = ("pull", "push")
 ARRIVALS = ("poisson", "uniform")
@@ -129,12 +132,25 @@ class Cdn:
 
 
 @dataclass(frozen=True)
+class Resolver:
+    """A recursive resolver host (topology role `resolver`) and the clients that ask it."""
+    name: str
+    kind: str = "isp"  # isp: its ISP's clients use it; public: the clients listed
+    ecs: bool = False  # sends EDNS Client Subnet to the redirector
+    clients: tuple[str, ...] = ()
+    fallback: str | None = None  # its clients' second nameserver (see `_resolvers`)
+
+
+@dataclass(frozen=True)
 class Dns:
     policy: str = DNS_POLICY
     ttl: int = DNS_TTL_S
     stale_after_s: float = STALE_AFTER_S
     spill_gain: float = SPILL_GAIN
     spill_max_share: float = SPILL_MAX_SHARE
+    resolvers: tuple[Resolver, ...] = ()  # none: clients ask the redirector directly
+    # per client, the resolvers its resolver configuration lists, in order
+    nameservers: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -331,6 +347,10 @@ def _event(reader: _Reader, n: int, data: Any, topology: Topology, clusters: dic
         if args not in clusters:
             raise reader.fail(f"{where}.{kind}", f"unknown cluster {args!r}",
                               f"clusters: {', '.join(clusters)}")
+    elif kind in ("resolver_down", "resolver_up"):
+        if args not in topology.by_role("resolver"):
+            raise reader.fail(f"{where}.{kind}", f"unknown resolver {args!r}",
+                              f"resolvers: {', '.join(topology.by_role('resolver')) or 'none'}")
     elif kind == "upload":
         args = _upload(reader, args, f"{where}.upload", topology, f"upload-at-{at:g}")
     elif kind == "surge":
@@ -422,16 +442,82 @@ def _cdn(reader: _Reader, data: Any, clusters: dict[str, Any]) -> Cdn:
                number("shed_above", 0.01))
 
 
-def _dns(reader: _Reader, data: Any) -> Dns:
+def _resolvers(reader: _Reader, data: Any, topology: Topology) -> tuple[Resolver, ...]:
+    """`dns.resolvers`: NAME → {kind, ecs, clients, fallback}. An ISP resolver serves the
+    clients of its ISP that no public resolver claims; a public one serves those listed; a
+    client may be claimed once. The fallback defaults to the client's ISP resolver for
+    public resolvers, none for ISP ones."""
+    section = reader.mapping(data, "dns.resolvers",
+                             set(data) if isinstance(data, dict) else set())
+    hosts = topology.by_role("resolver")
+    clients = topology.by_role("client")
+    parsed: list[dict[str, Any]] = []
+    for name, spec in section.items():
+        where = f"dns.resolvers.{name}"
+        if name not in hosts:
+            raise reader.fail(where, "not a resolver host of the topology",
+                              f"resolvers: {', '.join(hosts) or 'none (add role: resolver)'}")
+        item = reader.mapping(spec, where, {"kind", "ecs", "clients", "fallback"})
+        kind = reader.choice(item, "kind", where, "isp", ("isp", "public"))
+        listed = item.get("clients")
+        if kind == "public" and not listed:
+            raise reader.fail(f"{where}.clients", "a public resolver needs its clients",
+                              f"e.g. clients: [{clients[0]}]")
+        if listed is not None and (not isinstance(listed, list) or
+                                   any(c not in clients for c in listed)):
+            raise reader.fail(f"{where}.clients", f"{listed!r}: a list of client hosts",
+                              f"clients: {', '.join(clients)}")
+        if not isinstance(item.get("ecs", False), bool):
+            raise reader.fail(f"{where}.ecs", "must be true or false")
+        parsed.append({"name": name, "kind": kind, "ecs": item.get("ecs", False),
+                       "clients": listed, "fallback": item.get("fallback")})
+    claimed: dict[str, str] = {}
+    for item in sorted(parsed, key=lambda i: i["clients"] is None):  # listed ones first
+        if item["clients"] is None:
+            isp = isp_of(topology, item["name"])
+            item["clients"] = [c for c in clients if isp_of(topology, c) == isp
+                               and c not in claimed]
+        for client in item["clients"]:
+            if claimed.setdefault(client, item["name"]) != item["name"]:
+                raise reader.fail(f"dns.resolvers.{item['name']}.clients",
+                                  f"{client} already uses {claimed[client]}",
+                                  "give each client one resolver (and a fallback)")
+    for item in parsed:
+        if item["fallback"] is not None and (item["fallback"] not in section or
+                                             item["fallback"] == item["name"]):
+            raise reader.fail(f"dns.resolvers.{item['name']}.fallback",
+                              f"{item['fallback']!r} is not one of the other resolvers",
+                              f"use one of {', '.join(section)}")
+    return tuple(Resolver(i["name"], i["kind"], i["ecs"], tuple(i["clients"]), i["fallback"])
+                 for i in parsed)
+
+
+def _nameservers(resolvers: tuple[Resolver, ...],
+                 topology: Topology) -> dict[str, tuple[str, ...]]:
+    """Each client's resolver, then its fallback: the one named, else for a public
+    resolver's client the resolver of the client's own ISP, if it has one."""
+    of_isp = {isp_of(topology, r.name): r.name for r in resolvers if r.kind == "isp"}
+    lists = {}
+    for resolver in resolvers:
+        for client in resolver.clients:
+            fallback = resolver.fallback or (of_isp.get(isp_of(topology, client))
+                                             if resolver.kind == "public" else None)
+            lists[client] = (resolver.name,) + ((fallback,) if fallback else ())
+    return lists
+
+
+def _dns(reader: _Reader, data: Any, topology: Topology) -> Dns:
     section = reader.mapping(data, "dns", {"policy", "ttl", "stale_after_s", "spill_gain",
-                                           "spill_max_share"})
+                                           "spill_max_share", "resolvers"})
 
     def number(key: str, low: float, high: float | None = None, kind: type = float) -> Any:
         return reader.number(section, key, "dns", _default(Dns, key), low, high, kind)
 
+    resolvers = _resolvers(reader, section.get("resolvers"), topology)
     return Dns(reader.choice(section, "policy", "dns", _default(Dns, "policy"), DNS_POLICIES),
                number("ttl", 0, 3600, int), number("stale_after_s", 1),
-               number("spill_gain", 0), number("spill_max_share", 0, 1))
+               number("spill_gain", 0), number("spill_max_share", 0, 1), resolvers,
+               _nameservers(resolvers, topology))
 
 
 def _probes(reader: _Reader, data: Any) -> Probes:
@@ -522,7 +608,7 @@ def parse_scenario(data: Any, source: str, base: Path | None = None,
         duration_s=reader.number(top, "duration_s", "", DEFAULT_DURATION_S, 1),
         content=_content(reader, top.get("content"), topology),
         cdn=_cdn(reader, top.get("cdn"), topology.clusters()),
-        dns=_dns(reader, top.get("dns")), probes=_probes(reader, top.get("probes")),
+        dns=_dns(reader, top.get("dns"), topology), probes=_probes(reader, top.get("probes")),
         controller=_controller(reader, top.get("controller")),
         workload=_workload(reader, top.get("workload"), topology),
         timeline=_timeline(reader, top.get("timeline"), topology, base), raw=data)

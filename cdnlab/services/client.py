@@ -1,5 +1,6 @@
 """Viewers: `python -m nodes.client` on a client host, running a plan of DASH sessions that
-resolve the service name at the redirector and stream from the cluster it chooses. The
+resolve the service name (at the redirector, or through the host's recursive resolvers) and
+stream from the cluster it chooses. The
 server → cluster map comes from the topology, so segment logs name clusters."""
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ from cdnlab.services.base import NodeProgram, ServiceError
 
 
 class ClientService(NodeProgram):
-    def __init__(self, emu: Any, host: str, resolver: str, service: str,
-                 sessions: list[dict[str, Any]], tag: str = "") -> None:
-        """`tag` tells apart several player processes on one host (a surge)."""
+    def __init__(self, emu: Any, host: str, resolvers: list[str], service: str,
+                 sessions: list[dict[str, Any]], tag: str = "",
+                 resolv_conf: Path | None = None) -> None:
+        """`resolvers`: the nameservers to ask (the redirector itself, without recursive
+        resolvers), or `resolv_conf`, the host's resolver configuration; `tag` tells
+        apart several player processes on one host (a surge)."""
         work = Path(emu.run_dir) / "work" / host
         work.mkdir(parents=True, exist_ok=True)
         plan = work / f"sessions{tag}.yaml"
@@ -27,7 +31,9 @@ class ClientService(NodeProgram):
         clusters = [f"--cluster={name}={','.join(emu.ip(s) for s in servers)}"
                     for name, servers in emu.topology.clusters().items()]
         super().__init__(emu, host, "nodes.client", [
-            "--service", service, "--resolver", resolver, "--plan", str(plan), *clusters,
+            "--service", service, *(["--resolv-conf", str(resolv_conf)] if resolv_conf else
+                                    [f"--resolver={r}" for r in resolvers]),
+            "--plan", str(plan), *clusters,
             "--events", str(events), "--summary", str(self.summary_path), "--node", host,
             "--epoch", f"{emu.t0:.6f}", "--seed", str(emu.seed)], f"players_{host}{tag}")
         self.events_path = events

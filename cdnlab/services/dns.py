@@ -33,14 +33,16 @@ REST_PORT = DNS_REST_PORT
 
 
 def client_networks(emu: Any) -> dict[str, str]:
-    """Each client network (CIDR) → the address probes measure it at: its gateway (the
-    router's interface in that network) where it has one, else its first client. The
-    gateway sits before the clients' own access links, whose queues fill while they
-    stream; their delay is the same from every cluster, so the ranking is unchanged."""
+    """Each network the redirector hears from — the clients', and the recursive
+    resolvers' that ask on their behalf — (CIDR) → the address probes measure it at: its
+    gateway (the router's interface in that network) where it has one, else its first
+    host. The gateway sits before the clients' own access links, whose queues fill while
+    they stream; their delay is the same from every cluster, so the ranking is
+    unchanged."""
     from cdnlab.topology.spec import ROUTER
 
     found: dict[str, str] = {}
-    for client in emu.topology.by_role("client"):
+    for client in emu.topology.by_role("client", "resolver"):
         for iface in emu.plan.of_node(client):
             if iface.address is None:
                 continue

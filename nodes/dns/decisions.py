@@ -1,5 +1,6 @@
 """The decision log: one JSON line per answer a policy made, the raw material for "what
-share of clients got the lowest-RTT cluster".
+share of clients got the lowest-RTT cluster". `client` is the querier's address (a
+recursive resolver's when viewers ask through one), `subnet` the client subnet it sent.
 
     {"t", "node", "event": "answer", "client", "subnet", "service", "cluster", "reason",
      "lowest", "spill_share", "candidates": [{"cluster", "rtt_ms", "load", "usable",

@@ -64,7 +64,7 @@ def cdn(nothing_left_behind: None) -> Iterator[tuple[Emulation, DnsService]]:
 
 def players(emu: Emulation, dns: DnsService, host: str,
             sessions: list[dict[str, Any]]) -> ClientService:
-    service = ClientService(emu, host, emu.ip(dns.host), "video.cdn.lab", sessions)
+    service = ClientService(emu, host, [emu.ip(dns.host)], "video.cdn.lab", sessions)
     service.start()
     return service
 

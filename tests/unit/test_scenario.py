@@ -113,3 +113,42 @@ def test_bundle_directories_are_absolute(tmp_path: Path, monkeypatch: pytest.Mon
     assert default.is_absolute() and default.parent == tmp_path / "results"
     assert default.name.startswith("youtube_pull-")
     assert results_dir(scenario, Path("out/run1")) == tmp_path / "out" / "run1"
+
+
+def test_resolvers_give_each_client_its_nameservers() -> None:
+    """ISP resolvers serve their ISP's clients that no public resolver claims; a public
+    resolver's clients fall back to their own ISP's resolver unless told otherwise."""
+    parsed = scenario(topology="isp_resolvers", dns={"resolvers": {
+        "res_a": {}, "res_b": {"fallback": "pub_ecs"},
+        "pub": {"kind": "public", "clients": ["a2", "b2"]},
+        "pub_ecs": {"kind": "public", "ecs": True, "clients": ["a3"]}}})
+    resolvers = {r.name: r for r in parsed.dns.resolvers}
+    assert resolvers["res_a"].clients == ("a1",) and resolvers["res_b"].clients == ("b1", "b3")
+    assert resolvers["pub_ecs"].ecs and not resolvers["pub"].ecs
+    assert parsed.dns.nameservers == {
+        "a1": ("res_a",), "b1": ("res_b", "pub_ecs"), "b3": ("res_b", "pub_ecs"),
+        "a2": ("pub", "res_a"), "b2": ("pub", "res_b"), "a3": ("pub_ecs", "res_a")}
+    assert scenario().dns.resolvers == () and scenario().dns.nameservers == {}
+
+
+@pytest.mark.parametrize(("resolvers", "where", "words"), [
+    ({"dns": {}}, "dns.resolvers.dns", "not a resolver host"),
+    ({"pub": {"kind": "public"}}, "dns.resolvers.pub.clients", "needs its clients"),
+    ({"pub": {"kind": "public", "clients": ["nobody"]}}, "dns.resolvers.pub.clients",
+     "a list of client hosts"),
+    ({"res_a": {}, "pub": {"kind": "public", "clients": ["a1"]},
+      "pub_ecs": {"kind": "public", "clients": ["a1"]}}, "dns.resolvers.pub_ecs.clients",
+     "a1 already uses pub"),
+    ({"res_a": {"fallback": "res_a"}}, "dns.resolvers.res_a.fallback", "other resolvers"),
+    ({"res_a": {"ecs": "yes"}}, "dns.resolvers.res_a.ecs", "true or false"),
+])
+def test_bad_resolvers_name_the_field(resolvers: dict[str, Any], where: str,
+                                      words: str) -> None:
+    with pytest.raises(SpecError) as caught:
+        scenario(topology="isp_resolvers", dns={"resolvers": resolvers})
+    assert caught.value.where == where and words in str(caught.value)
+
+
+def test_a_resolver_event_names_a_resolver() -> None:
+    with pytest.raises(SpecError, match="unknown resolver 'edge_a'"):
+        scenario(topology="isp_resolvers", timeline=[{"at": 3, "resolver_down": "edge_a"}])
