@@ -5,8 +5,9 @@
     cdnlab topo check TOPO                  bring it up, ping all, print fidelity, tear down
     cdnlab topo up TOPO                     bring it up with Mininet's CLI
     cdnlab validate SCENARIO                check a scenario file (no root)
-    cdnlab run SCENARIO [--out D] [--seed N] [--set k=v]   replay it; write a results bundle
-    cdnlab report DIR | compare DIR DIR…    rebuild a bundle's report; runs side by side
+    cdnlab run SCENARIO [--out D] [--seed N] [--set k=v] [--repeat N]   replay it; a bundle
+    cdnlab report DIR | compare DIR DIR…    rebuild a bundle's report; runs side by side,
+                                            with deltas and the settings that differed
     cdnlab content ingest|synth|testsrc …   transcode and publish titles into a content store
     cdnlab abr simulate --trace F --algo A  ABR algorithms over a bandwidth trace, offline
     cdnlab bench fidelity [--quick]         configured vs measured, per shaping backend
@@ -132,8 +133,9 @@ def cmd_topo_check(args: argparse.Namespace) -> int:
             counted = _controller_check(emu, topology, pairs, failed)
     summary = report.summary()
     print(f"fidelity: backend={summary['backend']} "
-          f"rtt_err_max={summary['rtt_err_max_pct']:.2f}% "
-          f"({summary['rtt_err_max_ms']:.2f} ms) rate_err_max={summary['rate_err_max_pct']:.2f}% "
+          f"rtt_err_max={fidelity.shown(summary['rtt_err_max_pct'])}% "
+          f"({fidelity.shown(summary['rtt_err_max_ms'])} ms) "
+          f"rate_err_max={fidelity.shown(summary['rate_err_max_pct'])}% "
           f"within_bounds={'yes' if report.ok else 'no'}")
     print("torn down: nothing left behind")
     if args.controller:
@@ -222,17 +224,48 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.repeat < 1:
+        raise CdnlabError(f"--repeat {args.repeat}: give the number of runs, 1 or more")
+    if args.repeat > 1:
+        return _run_repeated(args)
+    return _run_once(args, Path(args.out) if args.out else None)
+
+
+def _run_repeated(args: argparse.Namespace) -> int:
+    """`--repeat N`: N runs of the same scenario and seed, each its own bundle under one
+    directory, then the key figures' mean and 95 % confidence interval."""
+    from cdnlab.results.repeat import repeat_report, repeat_table, settings_lines
+    from cdnlab.scenario.runner import results_dir
+
+    root = results_dir(_scenario(args), Path(args.out) if args.out else None)
+    bundles = []
+    for number in range(1, args.repeat + 1):
+        bundle = root / f"run-{number}"
+        print(f"— run {number} of {args.repeat}: {bundle}", flush=True)
+        code = _run_once(args, bundle)
+        if code:
+            return code
+        bundles.append(bundle)
+    report = repeat_report(root, bundles)
+    print(repeat_table(report["figures"]))
+    print("\n".join(settings_lines(report["settings_that_differed"])))
+    print(f"repeat: {root / 'repeat.md'}")
+    return 0
+
+
+def _run_once(args: argparse.Namespace, out: Path | None) -> int:
     from cdnlab.results.report import table, write_report
     from cdnlab.scenario.runner import Run
 
     scenario = _scenario(args)
-    run = Run(scenario, Path(args.out) if args.out else None, cpu_awake=args.cpu_awake)
+    run = Run(scenario, out, cpu_awake=args.cpu_awake)
     try:
         run.execute()
     finally:  # also after a failure or Ctrl-C: write what there is
         if run.bundle.joinpath("run.json").exists():
             summary = write_report(run.bundle)
             print(table([(scenario.name, summary)]))
+            print(f"fidelity: {(summary.get('fidelity') or {}).get('verdict', 'not measured')}")
             print(f"results: {run.bundle}")
     if run.interrupted == "interrupted":
         return 130
@@ -251,7 +284,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from cdnlab.results.report import compare
+    from cdnlab.results.repeat import compare
 
     for root in args.bundles:
         if not (Path(root) / "run.json").is_file():
@@ -331,6 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="bundle directory (default results/<name>-<time>)")
     run.add_argument("--seed", type=int)
     run.add_argument("--cpu-awake", default="auto", choices=MODES, help=CPU_AWAKE_HELP)
+    run.add_argument("--repeat", type=int, default=1,
+                     help="run it N times (same seed): each figure's mean and 95 %% CI")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override a field, e.g. --set dns.ttl=10")
     run.set_defaults(func=cmd_run)

@@ -37,9 +37,10 @@ class BenchResult:
 
     def line(self) -> str:
         s = self.report.summary()
-        return (f"fidelity: backend={self.backend} rtt_err_max={s['rtt_err_max_pct']:.2f}% "
-                f"rate_err_max={s['rate_err_max_pct']:.2f}% "
-                f"loss_err_max={s['loss_err_max_pp']:.2f}pp")
+        return (f"fidelity: backend={self.backend} "
+                f"rtt_err_max={fidelity.shown(s['rtt_err_max_pct'])}% "
+                f"rate_err_max={fidelity.shown(s['rate_err_max_pct'])}% "
+                f"loss_err_max={fidelity.shown(s['loss_err_max_pp'])}pp")
 
 
 def _reshape(emu: Emulation, shape: LinkShape) -> None:

@@ -1,8 +1,11 @@
 """Bytes on every link of the emulation, sampled once a second: each link is read at one
 end, from the kernel's own counters — a switch port in the root namespace
 (/sys/class/net/<port>/statistics), or a host's or router's interface through
-/proc/<pid>/net/dev, which shows that process's network namespace. Both directions count.
-Samples go to the engine's log as `link_bytes` events, with the link classes."""
+/proc/<pid>/net/dev, which shows that process's network namespace. Samples go to the
+engine's log as `link_bytes` events: per link both directions together (`bytes`) and each
+direction (`directed`: [a → b, b → a], from the read end's transmit and receive counts);
+the first sample also names the links' classes, ends and the ends' roles, from which the
+summary counts bytes crossing named boundaries."""
 
 from __future__ import annotations
 
@@ -21,37 +24,46 @@ class LinkCounters(threading.Thread):
         self.log = log
         self.interval_s = interval_s
         self.stopping = threading.Event()
-        self.reads: list[tuple[str, str, str, int | None]] = []  # link, class, ifname, pid
-        for link in emu.topology.links:
-            end = link.a if emu.topology.kind(link.a) not in (HOST, ROUTER) else (
-                link.b if emu.topology.kind(link.b) not in (HOST, ROUTER) else link.a)
+        # link, class, ifname, pid (None: the root namespace), read at link.a?
+        self.reads: list[tuple[str, str, str, int | None, bool]] = []
+        topology = emu.topology
+        for link in topology.links:
+            end = link.a if topology.kind(link.a) not in (HOST, ROUTER) else (
+                link.b if topology.kind(link.b) not in (HOST, ROUTER) else link.a)
             name = emu.plan.interface(end, link.index).name
-            pid = None if emu.topology.kind(end) not in (HOST, ROUTER) else emu.node(end).pid
-            self.reads.append((link.name, link.klass, name, pid))
-        self.last: dict[str, int] = {}
+            pid = None if topology.kind(end) not in (HOST, ROUTER) else emu.node(end).pid
+            self.reads.append((link.name, link.klass, name, pid, end == link.a))
+        self.ends = {link.name: [link.a, link.b] for link in topology.links}
+        self.roles = {name: topology.nodes[name].role if name in topology.nodes else
+                      "edge_server" for pair in self.ends.values() for name in pair}
+        self.directed: dict[str, list[int]] = {}
         self.rates: dict[str, float] = {}
 
     def sample(self) -> dict[str, int]:
+        """Per link, bytes both ways; `self.directed` gets [a → b, b → a]."""
         found: dict[str, int] = {}
-        tables: dict[int, dict[str, int]] = {}
-        for link, _klass, name, pid in self.reads:
+        tables: dict[int, dict[str, tuple[int, int]]] = {}
+        for link, _klass, name, pid, at_a in self.reads:
             try:
                 if pid is None:
                     base = Path(f"/sys/class/net/{name}/statistics")
-                    found[link] = int((base / "rx_bytes").read_text()) + int(
-                        (base / "tx_bytes").read_text())
+                    rx = int((base / "rx_bytes").read_text())
+                    tx = int((base / "tx_bytes").read_text())
                 else:
                     if pid not in tables:
                         tables[pid] = _proc_net_dev(pid)
-                    found[link] = tables[pid].get(name, 0)
+                    rx, tx = tables[pid].get(name, (0, 0))
             except (OSError, ValueError):
                 continue
+            found[link] = rx + tx
+            self.directed[link] = [tx, rx] if at_a else [rx, tx]
         return found
 
     def run(self) -> None:
-        classes = {link: klass for link, klass, _n, _p in self.reads}
+        classes = {link: klass for link, klass, _n, _p, _a in self.reads}
         previous, at = self.sample(), time.monotonic()
-        self.log.emit("link_bytes", bytes=previous, classes=classes)
+        self.log.emit("link_bytes", bytes=previous, directed=self.directed, classes=classes,
+                      ends=self.ends, roles=self.roles)
         while not self.stopping.wait(self.interval_s):
             now, current = time.monotonic(), self.sample()
             span = max(now - at, 1e-6)
@@ -60,7 +72,7 @@ class LinkCounters(threading.Thread):
                 rate = (value - previous.get(link, value)) * 8 / span / 1e6
                 by_class[classes[link]] = by_class.get(classes[link], 0.0) + rate
             self.rates = by_class
-            self.log.emit("link_bytes", bytes=current,
+            self.log.emit("link_bytes", bytes=current, directed=self.directed,
                           mbps_by_class={k: round(v, 3) for k, v in by_class.items()})
             previous, at = current, now
 
@@ -72,10 +84,11 @@ class LinkCounters(threading.Thread):
         self.join(5)
 
 
-def _proc_net_dev(pid: int) -> dict[str, int]:
+def _proc_net_dev(pid: int) -> dict[str, tuple[int, int]]:
+    """Interface → (received, transmitted) bytes, in the process's network namespace."""
     found = {}
     for line in Path(f"/proc/{pid}/net/dev").read_text().splitlines()[2:]:
         name, _, counters = line.partition(":")
         fields = counters.split()
-        found[name.strip()] = int(fields[0]) + int(fields[8])
+        found[name.strip()] = (int(fields[0]), int(fields[8]))
     return found

@@ -37,6 +37,11 @@ _PING_SUMMARY = re.compile(r"= ([\d.]+)/([\d.]+)/([\d.]+)/([\d.]+) ms")
 _PING_COUNTS = re.compile(r"(\d+) packets transmitted, (\d+) received")
 
 
+def shown(value: float | None, digits: int = 2) -> str:
+    """A figure for a one-line report: `–` when it was not measured."""
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
 def rtt_tolerance_ms(expected_ms: float) -> float:
     """How far a measured RTT may be from the configured one and still count as right."""
     allowance = EMULATED_CPU_RTT_MS if emulated_cpu() else 0.0
@@ -120,10 +125,11 @@ class FidelityReport:
     def summary(self) -> dict[str, Any]:
         return {
             "backend": self.backend, "datapath": self.datapath, "ok": self.ok,
-            "rtt_err_max_pct": max((abs(s.error_pct) for s in self.rtt), default=0.0),
-            "rtt_err_max_ms": max((abs(s.error_ms) for s in self.rtt), default=0.0),
-            "rate_err_max_pct": max((abs(s.error_pct) for s in self.rate), default=0.0),
-            "loss_err_max_pp": max((abs(s.error_pp) for s in self.loss), default=0.0),
+            # a figure with no sample behind it is None (not measured), never 0
+            "rtt_err_max_pct": max((abs(s.error_pct) for s in self.rtt), default=None),
+            "rtt_err_max_ms": max((abs(s.error_ms) for s in self.rtt), default=None),
+            "rate_err_max_pct": max((abs(s.error_pct) for s in self.rate), default=None),
+            "loss_err_max_pp": max((abs(s.error_pp) for s in self.loss), default=None),
             "cpu_awake": self.cpu_awake,
         }
 

@@ -35,6 +35,7 @@ class CpuAwake:
         self.reason = "not started"
         self.kept_awake = False  # the decision, which `describe` reports also after `stop`
         self.spinners: list[subprocess.Popen[bytes]] = []
+        self.pinned: dict[int, int] = {}  # CPU → the PID of the spinner on it
 
     @property
     def active(self) -> bool:
@@ -69,6 +70,7 @@ class CpuAwake:
                 [sys.executable, "-m", "cdnlab.net.sched", str(cpu), str(parent)],
                 stdin=subprocess.DEVNULL)
             self.spinners.append(spinner)
+            self.pinned[cpu] = spinner.pid
             if self.ledger is not None:
                 self.ledger.add_process(spinner.pid, f"CPU {cpu} kept awake")
         deadline = time.monotonic() + SPINNER_START_S
@@ -104,6 +106,7 @@ class CpuAwake:
                 spinner.kill()
             spinner.wait()
         self.spinners.clear()
+        self.pinned.clear()
 
     def describe(self) -> dict[str, Any]:
         """For run.json and the fidelity report: the mode, the decision and the measures."""

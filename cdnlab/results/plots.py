@@ -1,6 +1,7 @@
 """The report's plots (PNG, matplotlib's Agg backend), each from the bundle alone:
 bitrate and buffer over time per viewer, the cluster DNS chose over time, the true RTT
-matrix, hit ratio over time per cluster, and link utilisation by class."""
+matrix, hit ratio over time per cluster, link utilisation by class, and the run monitor's
+invariants with the fidelity verdict's violations."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from cdnlab.measure import verdict
 from cdnlab.results.bundle import Bundle
 
 MAX_VIEWERS = 24
@@ -121,11 +123,45 @@ def utilisation(bundle: Bundle, out: Path) -> list[Path]:
     return [_save(figure, out / "utilisation.png")]
 
 
+def fidelity_over_time(bundle: Bundle, out: Path) -> list[Path]:
+    """The run monitor's samples (CPU busy, the run's own share, timer lateness) on the
+    scenario's time axis, with the verdict's limits, its violations shaded and the
+    timeline's events marked."""
+    samples = [e for e in bundle.lines("fidelity.jsonl") if e.get("event") == "sample"]
+    if not samples:
+        return []
+    times = [s["t"] - bundle.scenario_t for s in samples]
+    figure, (cpu, late) = plt.subplots(2, 1, figsize=(9, 5), sharex=True)
+    cpu.plot(times, [s["cpu_busy_mean"] for s in samples], label="CPU busy (mean of cores)")
+    cpu.plot(times, [s["run_cpu_share"] for s in samples], label="the run's own share")
+    cpu.axhline(verdict.CPU_BUSY_LIMIT, color="red", linestyle=":", linewidth=1,
+                label="saturation limit")
+    cpu.set_ylim(0, 1.05)
+    cpu.set_ylabel("share of all CPUs")
+    late.plot(times, [s["wake_p99_us"] / 1000 for s in samples], label="wake-up p99")
+    late.axhline(verdict.WAKE_P99_LIMIT_US / 1000, color="red", linestyle=":", linewidth=1,
+                 label="limit")
+    late.set_ylabel("timer lateness (ms)")
+    late.set_xlabel("scenario time (s)")
+    violations = verdict.judge(samples, [e for e in bundle.lines("*.jsonl")
+                                         if e.get("event") == "queue_stats"],
+                               bundle.engine("event_applied"), bundle.scenario_t)
+    for axes in (cpu, late):
+        for violation in violations:
+            axes.axvspan(violation.from_s, violation.to_s, color="red", alpha=0.12)
+        for event in bundle.engine("event_applied"):
+            axes.axvline(event["at"], color="grey", linestyle="--", linewidth=0.8)
+        axes.legend(fontsize=7, loc="upper right")
+    cpu.set_title("emulator invariants (shaded: violations; dashed: timeline events)")
+    return [_save(figure, out / "fidelity.png")]
+
+
 def make_plots(root: Path) -> list[Path]:
     bundle = Bundle(root)
     out = root / "plots"
     out.mkdir(exist_ok=True)
     made: list[Path] = []
-    for plot in (viewers, clusters_over_time, rtt_matrix, hit_ratio, utilisation):
+    for plot in (viewers, clusters_over_time, rtt_matrix, hit_ratio, utilisation,
+                 fidelity_over_time):
         made += plot(bundle, out)
     return made

@@ -1,5 +1,5 @@
-"""report.md for a bundle (rebuilt by `cdnlab report DIR`), the end-of-run summary table,
-and `cdnlab compare DIR DIR…`, which puts the key figures of several runs side by side."""
+"""report.md for a bundle (rebuilt by `cdnlab report DIR`) and the key-figures table the
+end of a run, `cdnlab compare` and repeated runs print."""
 
 from __future__ import annotations
 
@@ -17,12 +17,14 @@ KEY_FIGURES = (
     ("extra RTT (ms, mean)", ("dns", "extra_rtt_ms_mean")),
     ("hit ratio (all edges)", ("cache", "overall", "hit_ratio")),
     ("byte hit ratio", ("cache", "overall", "byte_hit_ratio")),
-    ("transit bytes", ("network", "bytes", "transit")),
-    ("transit bytes, viewing", ("network", "bytes_viewing", "transit")),
-    ("access bytes", ("network", "bytes", "access")),
+    ("origin egress bytes", ("network", "boundaries", "origin_egress")),
+    ("bytes out of the transit", ("network", "boundaries", "transit_out")),
+    ("  the same, viewing", ("network", "boundaries_viewing", "transit_out")),
+    ("bytes to clients", ("network", "boundaries", "access_down")),
     ("fill bytes", ("fill", "bytes")),
     ("fill in window", ("fill", "in_window")),
     ("sessions completed", ("players", "completed")),
+    ("sessions at once (peak)", ("players", "concurrent_peak")),
     ("QoE (mean)", ("players", "qoe_mean")),
     ("QoE per media second (mean)", ("players", "qoe_per_s_mean")),
     ("bitrate kbit/s (mean)", ("players", "avg_bitrate_kbps_mean")),
@@ -30,6 +32,9 @@ KEY_FIGURES = (
     ("startup s (mean)", ("players", "startup_s_mean")),
     ("Jain fairness (mean)", ("players", "jain_fairness_mean")),
     ("RTT error max (%)", ("fidelity", "rtt_err_max_pct")),
+    ("fidelity ok", ("fidelity", "ok")),
+    ("CPU busy max", ("fidelity", "monitor", "cpu_busy_mean_max")),
+    ("wake-up p99 max (µs)", ("fidelity", "monitor", "wake_p99_us_max")),
 )
 
 
@@ -50,13 +55,21 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def table(summaries: list[tuple[str, dict[str, Any]]]) -> str:
+def table(summaries: list[tuple[str, dict[str, Any]]], delta: bool = False) -> str:
+    """The key figures of each run side by side; with `delta`, the last run's minus the
+    first's where both are numbers."""
     width = max(len(label) for label, _ in KEY_FIGURES) + 2
     head = "".join(f"{name[:22]:>24}" for name, _ in summaries)
-    rows = [f"{'':<{width}}{head}"]
+    rows = [f"{'':<{width}}{head}" + (f"{'Δ (last − first)':>24}" if delta else "")]
     for label, path in KEY_FIGURES:
-        rows.append(f"{label:<{width}}" + "".join(f"{_text(figure(s, path)):>24}"
-                                                  for _, s in summaries))
+        values = [figure(s, path) for _, s in summaries]
+        row = f"{label:<{width}}" + "".join(f"{_text(v):>24}" for v in values)
+        if delta:
+            first, last = values[0], values[-1]
+            numbers = all(isinstance(v, int | float) and not isinstance(v, bool)
+                          for v in (first, last))
+            row += f"{_text(last - first) if numbers else '–':>24}"
+        rows.append(row)
     return "\n".join(rows)
 
 
@@ -70,7 +83,8 @@ def write_report(root: Path) -> dict[str, Any]:
              f"{run.get('kernel')}." + (f" **Run {summary['interrupted']}.**"
                                         if summary["interrupted"] else ""), "",
              "## Key figures", "", "```", table([(summary["scenario"] or "run", summary)]),
-             "```", "", "## DNS", "",
+             "```", "", "## Fidelity", "", _fidelity_words(summary.get("fidelity")), "",
+             "## DNS", "",
              f"Reasons: {summary['dns'].get('reasons')}; answers by cluster: "
              f"{summary['dns'].get('answers_by_cluster')}.", "",
              "## Caches", ""]
@@ -91,10 +105,11 @@ def write_report(root: Path) -> dict[str, Any]:
     return summary
 
 
-def compare(roots: list[Path]) -> str:
-    summaries = []
-    for root in roots:
-        path = root / "summary.json"
-        summary = json.loads(path.read_text()) if path.exists() else build_summary(root)
-        summaries.append((root.name, summary))
-    return table(summaries)
+def _fidelity_words(fidelity: dict[str, Any] | None) -> str:
+    """The run's fidelity in a sentence: the RTT check, then the monitor's verdict."""
+    if not fidelity:
+        return "Not measured."
+    rtt = {True: "RTTs as configured", False: "RTTs off their configured values",
+           None: "RTTs not measured"}[fidelity.get("rtt_ok")]
+    return f"{rtt} (max error {_text(fidelity.get('rtt_err_max_pct'))} %); " \
+        f"{fidelity.get('verdict', 'not monitored')}."

@@ -8,15 +8,22 @@
               resolvers, what each did and its viewers' lowest-RTT share
               (`cdnlab.results.resolvers`)
     cache     per cluster and overall: requests, hit_ratio, byte_hit_ratio (edge logs)
-    network   bytes by link class (both directions, from the kernel's link counters), over
-              the run and from the first arrival on (`bytes_viewing`)
+    network   bytes crossing named boundaries (origin egress, out of the transit, into
+              the IXP, into each ISP, access; see `boundaries`), over the run and from the
+              first arrival on; and bytes by link class (every link of the class, both
+              directions: a byte that crosses two links of a class counts twice)
     origin    bytes the origin served, per cluster that fetched them (and to clients)
     fill      bytes, rate, cap, complete, in_window (push mode)
-    players   per session, per ABR algorithm and aggregate QoE, startup, rebuffering
+    players   sessions playing at once (peak, and mean from the first start to the last
+              end); per session, per ABR algorithm and aggregate QoE, startup, rebuffering
               (and stalls by the track that ran dry: video, audio), video bitrate,
               switches, and Jain's fairness of average bitrate among viewers
               behind the same ISP
-    fidelity  configured against measured RTT, checked before teardown
+    fidelity  configured against measured RTT, checked before teardown, and the run
+              monitor's verdict over the whole run: ok, violations (invariant, where,
+              from/to in scenario seconds, worst, limit), the verdict in words, and the
+              monitor's extremes (CPU, run queue, the run's CPU share, timer and delay
+              lateness)
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
+from cdnlab.measure import verdict
 from cdnlab.results.bundle import Bundle
 from cdnlab.results.resolvers import resolvers_summary
 from cdnlab.results.truth import RttTruth
@@ -120,7 +128,60 @@ def network_summary(bundle: Bundle) -> dict[str, Any]:
     return {"bytes": by_class(samples[0]["bytes"], samples[-1]["bytes"]),
             "bytes_viewing": by_class(viewing[0]["bytes"], samples[-1]["bytes"])
             if viewing else {},
+            "boundaries": boundaries(samples[0], samples[0], samples[-1]),
+            "boundaries_viewing": boundaries(samples[0], viewing[0], samples[-1])
+            if viewing else None,
             "seconds": round(samples[-1]["t"] - samples[0]["t"], 3)}
+
+
+TRANSIT_ROLES = {"transit", "cloud"}
+
+
+def boundaries(setup: dict[str, Any], first: dict[str, Any],
+               last: dict[str, Any]) -> dict[str, Any] | None:
+    """Bytes crossing named boundaries between two `link_bytes` samples, each byte counted
+    once per boundary, in the direction that crosses it (`setup`: the first sample, which
+    names the links' ends and roles):
+
+        origin_egress   leaving the origin host
+        transit_out     leaving the transit network (routers of role transit or cloud)
+                        toward anything but the origin: what the transit carried out
+        ixp_in          entering the IXP fabric, from every member
+        into_isp        per ISP router: entering it from the IXP, transit or another ISP
+        access_down     delivered to client hosts over their access links
+        access_up       sent by client hosts
+
+    None for a bundle recorded before links were counted per direction."""
+    ends, roles = setup.get("ends"), setup.get("roles")
+    if not ends or not roles or "directed" not in first or "directed" not in last:
+        return None
+    found: Counter[str] = Counter()
+    into_isp: Counter[str] = Counter()
+
+    def crossing(link: str, toward: str) -> int:
+        """Bytes on `link` toward its end `toward`, between the two samples (`directed`
+        holds [a → b, b → a])."""
+        index = 0 if ends[link][1] == toward else 1
+        before = first["directed"].get(link, [0, 0])[index]
+        return max(0, last["directed"].get(link, [0, 0])[index] - before)
+
+    for link, (a, b) in ends.items():
+        if link not in last["directed"]:
+            continue
+        for here, there in ((a, b), (b, a)):
+            role, other = roles.get(here), roles.get(there)
+            if role == "origin":
+                found["origin_egress"] += crossing(link, there)
+            if role in TRANSIT_ROLES and other not in TRANSIT_ROLES | {"origin"}:
+                found["transit_out"] += crossing(link, there)
+            if other == "ixp":
+                found["ixp_in"] += crossing(link, there)
+            if role == "client":
+                found["access_down"] += crossing(link, here)
+                found["access_up"] += crossing(link, there)
+            if role == "isp" and other in TRANSIT_ROLES | {"ixp", "isp"}:
+                into_isp[here] += crossing(link, here)
+    return dict(sorted(found.items())) | {"into_isp": dict(sorted(into_isp.items()))}
 
 
 def origin_summary(bundle: Bundle) -> dict[str, Any]:
@@ -168,8 +229,27 @@ def _stalls_by_track(sessions: list[dict[str, Any]]) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
+def concurrency(events: list[dict[str, Any]]) -> tuple[int | None, float | None]:
+    """Sessions playing at once (from each `session_start` to its `session_end`): the peak,
+    and the mean over the time from the first start to the last end."""
+    changes = sorted((e["t"], 1 if e["event"] == "session_start" else -1) for e in events
+                     if e.get("event") in ("session_start", "session_end"))
+    if not changes:
+        return None, None
+    playing = peak = 0
+    area, last = 0.0, changes[0][0]
+    for t, step in changes:
+        area += playing * (t - last)
+        playing, last = playing + step, t
+        peak = max(peak, playing)
+    span = changes[-1][0] - changes[0][0]
+    return peak, round(area / span, 2) if span > 0 else float(peak)
+
+
 def players_summary(bundle: Bundle, isp_of: dict[str, str]) -> dict[str, Any]:
-    ends = [e for e in bundle.lines("*.players.jsonl") if e.get("event") == "session_end"]
+    events = bundle.lines("*.players.jsonl")
+    ends = [e for e in events if e.get("event") == "session_end"]
+    peak, mean = concurrency(events)
     sessions = [{k: v for k, v in e.items() if k not in ("t", "event")} for e in ends]
     completed = [s for s in sessions if s["completed"]]
     groups: dict[str, list[float]] = defaultdict(list)
@@ -178,6 +258,7 @@ def players_summary(bundle: Bundle, isp_of: dict[str, str]) -> dict[str, Any]:
     fairness = {group: jain(values) for group, values in groups.items() if len(values) > 1}
     return {
         "sessions": len(sessions), "completed": len(completed),
+        "concurrent_peak": peak, "concurrent_mean": mean,
         "qoe_mean": _mean([s["qoe"] for s in completed]),
         "qoe_per_s_mean": _mean([s["qoe_per_s"] for s in completed
                                  if s.get("qoe_per_s") is not None]),
@@ -203,6 +284,32 @@ def players_summary(bundle: Bundle, isp_of: dict[str, str]) -> dict[str, Any]:
     }
 
 
+def fidelity_summary(bundle: Bundle, rtt: dict[str, Any] | None) -> dict[str, Any]:
+    """The end-of-run RTT check and the run monitor's verdict, together: `ok` only when the
+    RTTs were right and no invariant broke (`cdnlab.measure.verdict`)."""
+    samples = [e for e in bundle.lines("fidelity.jsonl") if e.get("event") == "sample"]
+    queues = [e for e in bundle.lines("*.jsonl") if e.get("event") == "queue_stats"]
+    violations = [v.to_dict() for v in verdict.judge(
+        samples, queues, bundle.engine("event_applied"), bundle.scenario_t)]
+    lags = [q["lag_max_us"] for e in queues for q in e["queues"].values()
+            if q.get("lag_max_us") is not None]
+    monitor = {
+        "samples": len(samples),
+        "cpu_busy_mean_max": max((s["cpu_busy_mean"] for s in samples), default=None),
+        "runnable_max": max((s["runnable"] for s in samples), default=None),
+        "run_cpu_share_mean": _mean([s["run_cpu_share"] for s in samples
+                                     if s.get("run_cpu_share") is not None]),
+        "wake_p99_us_max": max((s["wake_p99_us"] for s in samples), default=None),
+        "delay_lag_max_us": max(lags, default=None),
+    } if samples else None
+    rtt_ok = rtt.get("ok") if rtt else None
+    return (rtt or {}) | {
+        "ok": bool(rtt_ok) and not violations if samples else rtt_ok,
+        "rtt_ok": rtt_ok, "monitored": bool(samples), "violations": violations,
+        "verdict": verdict.describe(violations) if samples else "not monitored",
+        "monitor": monitor}
+
+
 def build_summary(root: Path) -> dict[str, Any]:
     bundle = Bundle(root)
     fidelity_path = bundle.events_dir / "fidelity.json"
@@ -216,7 +323,7 @@ def build_summary(root: Path) -> dict[str, Any]:
         "network": network_summary(bundle), "origin": origin_summary(bundle),
         "fill": fill_summary(bundle), "modes": bundle.run.get("modes"),
         "players": players_summary(bundle, bundle.run.get("isp_of", {})),
-        "fidelity": fidelity.get("summary") if fidelity else None,
+        "fidelity": fidelity_summary(bundle, fidelity.get("summary") if fidelity else None),
         "events": {"applied": [e["kind"] for e in bundle.engine("event_applied")],
                    "failed": [e["kind"] for e in bundle.engine("event_failed")]},
     }

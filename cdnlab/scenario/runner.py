@@ -11,6 +11,9 @@
     workload  player processes per client host, sessions from the plan; the timeline
               thread applies events; a health watch marks a cluster down in DNS when its
               servers stop (as a CDN's monitoring does), and up again
+    monitor   from the network's start to the results, the emulator's invariants
+              (CPU, timer lateness, the run's own CPU share) every second
+              (`cdnlab.measure.monitor`); the delay processes log their own lateness
     results   fidelity (RTT) measured before teardown; events and logs kept in the
               bundle; summary, plots and report written from them
 
@@ -35,6 +38,7 @@ import yaml
 from cdnlab.errors import CdnlabError
 from cdnlab.measure import fidelity
 from cdnlab.measure.counters import LinkCounters
+from cdnlab.measure.monitor import RunMonitor
 from cdnlab.net.emulation import Emulation
 from cdnlab.scenario.health import HealthWatch
 from cdnlab.scenario.spec import Scenario, Upload, isp_of
@@ -135,19 +139,27 @@ class Run:
         log = EventLog(Path(emu.run_dir) / "events" / "engine.jsonl", "engine", emu.t0)
         self.say(f"network up: {self.scenario.topology.name} "
                  f"({fidelity.setup_text(emu.shaping, emu.datapath, emu.awake.describe())})")
-        store = self._content(emu)
-        origin = self._origin(emu, store, log)
-        self._edges(emu, origin)
-        dns = self._dns(emu)
-        self._resolvers(emu, dns, log)
-        self._warm_up(emu, dns)
-        epoch = self._start_clock(emu, meta, log)
-        watchers = self._watchers(emu, dns, store, epoch, log)
-        timeline = self._workload(emu, dns, origin, epoch, log)
+        cgroup = emu.ledger.cgroup if emu.ledger is not None else None
+        monitor = RunMonitor(Path(emu.run_dir) / "events" / "fidelity.jsonl", emu.t0,
+                             cgroup.path if cgroup is not None else None, emu.awake.pinned,
+                             ledger=emu.ledger)
+        monitor.start()
         try:
-            self._wait(emu, timeline, epoch, watchers)
+            store = self._content(emu)
+            origin = self._origin(emu, store, log)
+            self._edges(emu, origin)
+            dns = self._dns(emu)
+            self._resolvers(emu, dns, log)
+            self._warm_up(emu, dns)
+            epoch = self._start_clock(emu, meta, log)
+            watchers = self._watchers(emu, dns, store, epoch, log)
+            timeline = self._workload(emu, dns, origin, epoch, log)
+            try:
+                self._wait(emu, timeline, epoch, watchers)
+            finally:
+                self._results(emu, meta, timeline, watchers, log, monitor)
         finally:
-            self._results(emu, meta, timeline, watchers, log)
+            monitor.stop()
 
     # -- the stages --------------------------------------------------------------------------
     def _content(self, emu: Emulation) -> Path:
@@ -305,8 +317,10 @@ class Run:
         self.interrupted = "timed out"
 
     def _results(self, emu: Emulation, meta: dict[str, Any], timeline: Timeline,
-                 watchers: Watchers, log: EventLog) -> None:
-        """Everything stopped; fidelity measured on the network as it ends."""
+                 watchers: Watchers, log: EventLog, monitor: RunMonitor) -> None:
+        """Everything stopped; the monitor's watch ended; fidelity (RTT) measured on the
+        network as it ends."""
+        monitor.stop()
         timeline.stopping.set()
         watchers.health.stopping.set()
         self._stop_players()

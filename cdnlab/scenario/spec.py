@@ -30,6 +30,8 @@ the field and the fix. Shape (every section but `topology` has defaults):
       abr: {bola: 1, throughput: 1}    # weights
       abr_params: {fixed: {kbps: 750}} # an algorithm's parameters (see nodes/client/abr.py)
       abr_assign: random               # or cycle: each algorithm in turn, side by side
+      closed_loop: false               # true: each viewer plays session after session until
+                                       # duration_s (the counts are viewers playing at once)
     timeline:
       - {at: 20, set_link: {a: isp_a, b: edge_a, delay: 20}}
       - {at: 25, link_down: [cloud, ixp]}
@@ -172,6 +174,9 @@ class Workload:
     abr: dict[str, float] = field(default_factory=lambda: {ABR_DEFAULT: 1.0})
     abr_assign: str = "random"  # one of ABR_ASSIGNMENTS
     abr_params: dict[str, dict[str, Any]] = field(default_factory=dict)  # algorithm → params
+    # each viewer, once arrived, plays one session after another until duration_s, so the
+    # viewer counts are the number playing at once (a closed-loop workload)
+    closed_loop: bool = False
 
 
 @dataclass(frozen=True)
@@ -552,7 +557,9 @@ def _abr_params(reader: _Reader, data: Any, weights: dict[str, float]) -> dict[s
 def _workload(reader: _Reader, data: Any, topology: Topology) -> Workload:
     section = reader.mapping(data, "workload", {"viewers", "arrival", "zipf", "segments",
                                                 "max_buffer_s", "abr", "abr_assign",
-                                                "abr_params"})
+                                                "abr_params", "closed_loop"})
+    if not isinstance(section.get("closed_loop", False), bool):
+        raise reader.fail("workload.closed_loop", "must be true or false")
     arrival = reader.mapping(section.get("arrival"), "workload.arrival",
                              {"process", "start_s", "rate_per_s", "window_s"})
 
@@ -574,7 +581,8 @@ def _workload(reader: _Reader, data: Any, topology: Topology) -> Workload:
         weights,
         reader.choice(section, "abr_assign", "workload", _default(Workload, "abr_assign"),
                       ABR_ASSIGNMENTS),
-        _abr_params(reader, section.get("abr_params"), weights))
+        _abr_params(reader, section.get("abr_params"), weights),
+        section.get("closed_loop", False))
 
 
 def _timeline(reader: _Reader, data: Any, topology: Topology, base: Path) -> list[Event]:
@@ -602,7 +610,7 @@ def parse_scenario(data: Any, source: str, base: Path | None = None,
     topology = _topology(reader, top.get("topology"), base)
     if not topology.clusters():
         raise reader.fail("topology", "has no edge cluster", "add a node with role: edge")
-    return Scenario(
+    scenario = Scenario(
         name=str(top.get("name") or Path(source).stem), source=source, topology=topology,
         seed=reader.number(top, "seed", "", DEFAULT_SEED, kind=int),
         duration_s=reader.number(top, "duration_s", "", DEFAULT_DURATION_S, 1),
@@ -612,6 +620,29 @@ def parse_scenario(data: Any, source: str, base: Path | None = None,
         controller=_controller(reader, top.get("controller")),
         workload=_workload(reader, top.get("workload"), topology),
         timeline=_timeline(reader, top.get("timeline"), topology, base), raw=data)
+    _arrivals_within_duration(reader, scenario)
+    return scenario
+
+
+def _arrivals_within_duration(reader: _Reader, scenario: Scenario) -> None:
+    """`duration_s` is the arrival window: the seed's plan must start every session in it
+    (the plan is deterministic, so this is exact, not a guess)."""
+    from cdnlab.scenario.workload import plan_sessions
+
+    work = scenario.workload
+    if work.process == "uniform" and work.start_s + work.window_s > scenario.duration_s:
+        raise reader.fail("workload.arrival.window_s",
+                          f"arrivals from {work.start_s:g} s over {work.window_s:g} s end "
+                          f"past duration_s {scenario.duration_s:g}",
+                          "shorten the window or raise duration_s")
+    starts = [s["start_s"] for plan in plan_sessions(scenario).values() for s in plan]
+    if starts and max(starts) > scenario.duration_s:
+        count = len(starts)
+        needed = count / max(scenario.duration_s - work.start_s, 1e-9)
+        raise reader.fail("workload.arrival.rate_per_s",
+                          f"{count} viewers at {work.rate_per_s:g}/s arrive until "
+                          f"{max(starts):.0f} s, past duration_s {scenario.duration_s:g}",
+                          f"raise rate_per_s to about {needed * 1.3:.2g} or duration_s")
 
 
 def resolve_scenario(ref: str | Path) -> Path:

@@ -3,17 +3,22 @@ choices come from one generator seeded by the scenario's seed, so a seed always 
 same viewers, titles, algorithms and arrival times.
 
 Arrivals: `poisson` (exponential gaps at `rate_per_s` across all viewers, from `start_s`)
-or `uniform` (evenly over `window_s` from `start_s`). Titles: Zipf with exponent `zipf`
+or `uniform` (evenly over `window_s` from `start_s`); no arrival after `duration_s` (the
+parser refuses a plan that would). With `closed_loop`, each viewer plays one session after
+another until `duration_s`, its next titles drawn in advance. Titles: Zipf with exponent `zipf`
 over the titles (uploaded masters first, then synthetic), most popular first. ABR:
 weighted choice, or each algorithm in turn (`abr_assign: cycle`).
 """
 
 from __future__ import annotations
 
+import math
 import random
 from typing import Any
 
 from cdnlab.scenario.spec import Scenario
+
+MAX_SESSIONS_PER_VIEWER = 500
 
 
 def zipf_weights(count: int, exponent: float) -> list[float]:
@@ -46,9 +51,23 @@ def plan_sessions(scenario: Scenario, viewers: dict[str, int] | None = None,
         title = rng.choices(titles, weights)[0]
         algo = algos[n % len(algos)] if work.abr_assign == "cycle" \
             else rng.choices(algos, algo_weights)[0]
-        plans.setdefault(host, []).append({
-            "id": f"{tag}-{host}-{i}", "title": title, "algo": algo,
-            "segments": segments or work.segments, "max_buffer_s": work.max_buffer_s,
-            "abr_params": work.abr_params.get(algo),
-            "start_s": round(start + start_offset_s, 3)})
+        plan = {"id": f"{tag}-{host}-{i}", "title": title, "algo": algo,
+                "segments": segments or work.segments, "max_buffer_s": work.max_buffer_s,
+                "abr_params": work.abr_params.get(algo),
+                "start_s": round(start + start_offset_s, 3)}
+        if work.closed_loop and viewers is None:
+            plan |= {"until_s": scenario.duration_s + start_offset_s,
+                     "more_titles": rng.choices(titles, weights, k=_sessions_after(
+                         scenario, scenario.duration_s - start))}
+        plans.setdefault(host, []).append(plan)
     return plans
+
+
+def _sessions_after(scenario: Scenario, window_s: float) -> int:
+    """How many sessions one closed-loop viewer could need after its first, at most: the
+    window over the shortest a session can take (its media less the buffer it may hold
+    when the last segment arrives), plus one."""
+    work = scenario.workload
+    shortest = max(work.segments * scenario.content.segment_s - work.max_buffer_s,
+                   scenario.content.segment_s)
+    return min(math.ceil(max(window_s, 0.0) / shortest) + 1, MAX_SESSIONS_PER_VIEWER)

@@ -5,8 +5,9 @@ Runs DASH sessions in one asyncio loop until they are done; each writes `resolve
 nameserver that answered), `resolver_failed`, `segment`, `audio_segment`, `request_failed`,
 `session_start` and `session_end` (with its QoE metrics) events, and `--summary FILE` gets
 every session's metrics as one JSON document. A plan is a YAML/JSON list of sessions: {id,
-title, algo, abr_params, segments, start_s, codec, max_buffer_s, audio}. Exits 0 when every
-session completed, 1 otherwise, 2 on bad arguments.
+title, algo, abr_params, segments, start_s, codec, max_buffer_s, audio, more_titles,
+until_s} (the last two: a closed-loop viewer). Exits 0 when every session completed, 1
+otherwise, 2 on bad arguments.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import argparse
 import asyncio
 import json
 import sys
+import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -79,9 +82,22 @@ def stub_config(args: argparse.Namespace) -> StubConfig:
 
 async def run_all(specs: list[SessionSpec], args: argparse.Namespace, log: EventLog,
                   clusters: dict[str, str], stub: StubConfig) -> list[dict[str, Any]]:
-    sessions = [Session(spec, args.service, stub, log, clusters, port=args.port,
-                        seed=args.seed) for spec in specs]
-    return list(await asyncio.gather(*(s.run() for s in sessions)))
+    started = time.monotonic()
+
+    async def viewer(spec: SessionSpec) -> list[dict[str, Any]]:
+        """One viewer: its session, then (closed loop) the next ones until `until_s`."""
+        played = [await Session(spec, args.service, stub, log, clusters, port=args.port,
+                                seed=args.seed).run()]
+        for number, title in enumerate(spec.more_titles or [], start=2):
+            if spec.until_s is None or time.monotonic() - started >= spec.until_s:
+                break
+            following = replace(spec, id=f"{spec.id}.{number}", title=title, start_s=0.0,
+                                more_titles=None, until_s=None)
+            played.append(await Session(following, args.service, stub, log, clusters,
+                                        port=args.port, seed=args.seed).run())
+        return played
+
+    return [m for played in await asyncio.gather(*(viewer(s) for s in specs)) for m in played]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -48,6 +48,10 @@ class SessionSpec:
     startup_s: float | None = None  # default: one segment
     resume_s: float | None = None
     audio: bool = True  # fetch the MPD's audio track alongside video, when it has one
+    # a closed-loop viewer: after this session, one per title of `more_titles` in turn,
+    # while fewer than `until_s` seconds have passed since the process started
+    more_titles: list[str] | None = None
+    until_s: float | None = None
 
 
 class SessionError(Exception):

@@ -133,6 +133,9 @@ def test_audio_is_fetched_alongside_video_and_is_required(tmp_path: Path) -> Non
             {"id": "whole", "title": "synth-0001", "algo": "throughput"},
             {"id": "video_only", "title": "synth-0001", "algo": "throughput", "audio": False},
             {"id": "no_audio_4", "title": "synth-0002", "algo": "throughput"},
+            # 4 segments of 1 s with 2 s of buffer: a session lasts at least 2 s
+            {"id": "loop", "title": "synth-0001", "algo": "throughput", "segments": 4,
+             "max_buffer_s": 2, "more_titles": ["synth-0001"] * 20, "until_s": 4.0},
         ]))
         done = subprocess.run(
             [sys.executable, "-m", "nodes.client", "--service", "video.cdn.lab", "--resolver",
@@ -159,6 +162,13 @@ def test_audio_is_fetched_alongside_video_and_is_required(tmp_path: Path) -> Non
                 json.loads((tmp_path / "s.json").read_text())["sessions"]}
     assert sessions["whole"]["stalls_by_track"] == {"video": 0, "audio": 0}
     assert sessions["video_only"]["stalls_by_track"] == {"video": 0}
+    looped = sorted((s for s in sessions if s.startswith("loop")),
+                    key=lambda s: int(s.partition(".")[2] or 1))
+    assert looped[:2] == ["loop", "loop.2"] and len(looped) <= 3, \
+        "a closed-loop viewer plays session after session, and stops at until_s"
+    starts = [e["t"] for e in log if e["event"] == "session_start"
+              and e["session"].startswith("loop")]
+    assert max(starts) - min(starts) < 4.0 + 0.5
     broken = sessions["no_audio_4"]
     assert not broken["completed"] and "seg-3-00004.m4s: HTTP 404" in broken["error"]
     assert len(of("audio_segment", "no_audio_4")) == 3

@@ -7,7 +7,8 @@
 It runs the scenario (a shipped name or a path) with the given overrides (the same
 `key.path=value` as `cdnlab run --set`) into a fresh bundle under pytest's temporary
 directory, writes its summary, plots and report, checks nothing of the run is left on the
-machine, and returns summary.json as a dict (the bundle's path is under "bundle").
+machine and that summary.json says only what its schema (cdnlab/results/schema.py) says,
+and returns summary.json as a dict (the bundle's path is under "bundle").
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 import pytest
 
 from cdnlab.results.report import write_report
+from cdnlab.results.schema import problems
 from cdnlab.scenario.runner import Run
 from cdnlab.scenario.spec import load_scenario
 from tests.net.conftest import machine_state
@@ -38,6 +40,7 @@ def run_scenario(tmp_path: Path) -> RunScenario:
         Run(scenario, bundle, tty=False).execute()
         summary = write_report(bundle)
         assert machine_state() == before, "the run left something behind"
+        assert problems(summary) == [], "summary.json and its schema disagree"
         return summary | {"bundle": str(bundle)}
 
     return run

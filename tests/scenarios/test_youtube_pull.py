@@ -26,9 +26,20 @@ def test_clients_get_their_lowest_rtt_cluster_and_the_bundle_is_complete(
     assert 300 <= players["avg_bitrate_kbps_mean"] <= 4300
     assert summary["cache"]["overall"]["requests"] >= 120
     assert summary["cache"]["overall"]["hit_ratio"] > 0, "popular titles are hits"
-    assert summary["network"]["bytes"]["transit"] > 0, "misses pulled over transit"
-    assert summary["network"]["bytes"]["access"] > summary["network"]["bytes"]["transit"]
-    assert summary["fidelity"]["ok"], summary["fidelity"]  # RTTs within max(1 ms, 5 %)
+    # bytes crossing named boundaries, each counted once: what left the transit network is
+    # what the origin sent (all of it pull misses, no viewer asks the origin here), both on
+    # the wire, within 2 %; the origin's own log counts payload only, a little less
+    boundary = summary["network"]["boundaries"]
+    origin_sent = boundary["origin_egress"]
+    assert origin_sent > 0, "misses pulled from the origin"
+    assert boundary["transit_out"] == pytest.approx(origin_sent, rel=0.02), boundary
+    logged = sum(summary["origin"]["bytes_by_cluster"].values())
+    assert logged <= origin_sent <= logged * 1.05, (logged, origin_sent)
+    assert boundary["access_down"] > origin_sent, "caches served some bytes twice or more"
+    assert sum(boundary["into_isp"].values()) <= boundary["ixp_in"] + boundary["transit_out"]
+    # RTTs within max(1 ms, 5 %); whether the emulator kept up all along is the run's own
+    # verdict (fidelity.ok), which a busy host may rightly turn false
+    assert summary["fidelity"]["rtt_ok"], summary["fidelity"]
     run = json.loads((bundle / "run.json").read_text())
     assert run["seed"] == 1 and run["scenario"]["name"] == "youtube_pull"
     assert {"kernel", "versions", "shaping", "datapath", "scenario_epoch"} <= set(run)

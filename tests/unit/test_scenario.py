@@ -3,6 +3,7 @@ workload plan's determinism, and the summary arithmetic."""
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 import yaml
 
 from cdnlab.errors import SpecError
-from cdnlab.results.summary import jain
+from cdnlab.results.summary import concurrency, jain
 from cdnlab.scenario.spec import SCENARIOS_DIR, load_scenario, parse_scenario
 from cdnlab.scenario.workload import plan_sessions, zipf_weights
 
@@ -152,3 +153,37 @@ def test_bad_resolvers_name_the_field(resolvers: dict[str, Any], where: str,
 def test_a_resolver_event_names_a_resolver() -> None:
     with pytest.raises(SpecError, match="unknown resolver 'edge_a'"):
         scenario(topology="isp_resolvers", timeline=[{"at": 3, "resolver_down": "edge_a"}])
+
+
+def test_no_viewer_arrives_after_duration_s() -> None:
+    """duration_s is the arrival window: a plan that starts a session after it is refused
+    with the rate that would fit."""
+    crowd = {"viewers": {"isp_a": 30}, "arrival": {"process": "poisson", "rate_per_s": 1}}
+    with pytest.raises(SpecError) as caught:
+        scenario(duration_s=12, workload=crowd)
+    assert caught.value.where == "workload.arrival.rate_per_s"
+    assert "past duration_s 12" in str(caught.value) and "raise rate_per_s" in str(caught.value)
+    assert scenario(duration_s=40, workload=crowd).workload.viewers  # it fits in 40 s
+    with pytest.raises(SpecError, match="past duration_s 10"):
+        scenario(duration_s=10, workload={"viewers": {"a1": 2}, "arrival": {
+            "process": "uniform", "start_s": 2, "window_s": 9}})
+
+
+def test_a_closed_loop_viewer_has_titles_to_play_until_duration_s() -> None:
+    looped = scenario(duration_s=30, workload={"viewers": {"a1": 2}, "closed_loop": True,
+                                                "segments": 5, "max_buffer_s": 4})
+    plans = plan_sessions(looped)["a1"]
+    for plan in plans:
+        assert plan["until_s"] == 30
+        # sessions of at least 5 × 2 − 4 = 6 s fill the rest of 30 s in at most 5 more
+        assert len(plan["more_titles"]) == math.ceil((30 - plan["start_s"]) / 6) + 1
+    open_loop = plan_sessions(scenario(duration_s=30, workload={"viewers": {"a1": 2}}))["a1"]
+    assert all("until_s" not in p for p in open_loop)
+
+
+def test_concurrency_counts_sessions_playing_at_once() -> None:
+    events = [{"t": t, "event": e} for t, e in [
+        (0, "session_start"), (1, "session_start"), (2, "session_end"), (3, "session_start"),
+        (4, "session_end"), (4, "segment"), (6, "session_end")]]
+    assert concurrency(events) == (2, round((1 + 2 + 1 + 2 + 1 * 2) / 6, 2))
+    assert concurrency([]) == (None, None)

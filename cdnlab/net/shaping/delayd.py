@@ -40,6 +40,23 @@ RECEIVE_BUFFER = 64 * 1024 * 1024
 QUEUE_MAXLEN = 65536
 LATENESS_GAIN = 0.05  # weight of each new sample in the wake-lateness average
 MAX_ADVANCE_S = 0.002
+STATS_INTERVAL_S = 1.0  # how often the queues' own figures are logged (`queue_stats`)
+KERNEL_QUEUES = Path("/proc/net/netfilter/nfnetlink_queue")
+
+
+def kernel_drops() -> dict[int, int]:
+    """Per queue number, packets the kernel dropped because the queue was full or this
+    process could not take them (queue_dropped + user_dropped, since the queue was bound;
+    /proc/net is this network namespace's)."""
+    drops: dict[int, int] = {}
+    try:
+        for line in KERNEL_QUEUES.read_text().splitlines():
+            fields = line.split()
+            if len(fields) >= 7:
+                drops[int(fields[0])] = int(fields[5]) + int(fields[6])
+    except (OSError, ValueError):
+        return {}
+    return drops
 
 
 def parse_impairment(values: dict[str, Any]) -> tuple[float, float, float]:
@@ -69,6 +86,8 @@ class QueueState:
     receive_lag_s: float = 0.0  # summed: kernel arrival → this process reading the packet
     release_lag_s: float = 0.0  # summed: planned release → verdict sent
     released: int = 0
+    lag_max_s: float = 0.0  # the largest release lag since the last `interval_stats`
+    _reported: tuple[int, int, int, float] = (0, 0, 0, 0.0)
 
     def configure(self, values: tuple[float, float, float]) -> None:
         """Set (delay s, jitter s, loss fraction), as `parse_impairment` returns them."""
@@ -96,9 +115,26 @@ class QueueState:
         held = self.held
         while held and held[0][0] <= horizon:
             release, last = held.popleft()
-            self.release_lag_s += now - release
+            lag = now - release
+            self.release_lag_s += lag
+            if lag > self.lag_max_s:
+                self.lag_max_s = lag
             self.released += 1
         return last
+
+    def interval_stats(self) -> dict[str, Any]:
+        """Since the last call: packets, lost (by the loss model), released, and how late
+        they were released (mean and max, µs; early releases count as 0)."""
+        packets, dropped, released, lag = self._reported
+        count = self.released - released
+        stats = {"packets": self.packets - packets, "lost": self.dropped - dropped,
+                 "released": count, "held": len(self.held),
+                 "lag_mean_us": round(1e6 * max(self.release_lag_s - lag, 0.0) / count, 1)
+                 if count else None,
+                 "lag_max_us": round(1e6 * max(self.lag_max_s, 0.0), 1) if count else None}
+        self._reported = (self.packets, self.dropped, self.released, self.release_lag_s)
+        self.lag_max_s = 0.0
+        return stats
 
     def stats(self) -> dict[str, Any]:
         return {"packets": self.packets, "dropped": self.dropped, "stamped": self.stamped,
@@ -171,7 +207,14 @@ class DelayProcess:
         wake_reader.setblocking(False)
         wake_writer.setblocking(False)
         signal.set_wakeup_fd(wake_writer.fileno(), warn_on_full_buffer=False)
+        next_stats = time.monotonic() + STATS_INTERVAL_S
         while not self.stop_requested:
+            if time.monotonic() >= next_stats:
+                next_stats += STATS_INTERVAL_S
+                drops = kernel_drops()
+                self.event("queue_stats", queues={
+                    q.number: q.interval_stats() | {"kernel_drops": drops.get(q.number)}
+                    for q in queues.values()})
             if self.reload_requested:
                 self.reload_requested = False
                 try:
@@ -183,7 +226,8 @@ class DelayProcess:
             next_release = min((q.held[0][0] for q in queues.values() if q.held), default=None)
             now = time.monotonic()
             wake_at = None if next_release is None else next_release - self.advance
-            timeout = 0.5 if wake_at is None else max(0.0, wake_at - now)
+            timeout = min(0.5 if wake_at is None else max(0.0, wake_at - now),
+                          max(0.0, next_stats - now))
             ready, _, _ = select.select([sock, wake_reader], [], [], timeout)
             if wake_reader in ready:
                 with contextlib.suppress(BlockingIOError):

@@ -1,0 +1,186 @@
+"""The run monitor: the emulator's own invariants, sampled for the whole run.
+
+A faithful emulation needs the machine to keep up with it; when it does not, the emulator
+and not the emulated network sets the result (Handigol et al., "Reproducible Network
+Experiments Using Container-Based Emulation", CoNEXT 2012, §3: monitor the invariants
+during the experiment). Every `interval_s` the monitor process (at normal priority, like
+the node programs) writes one `sample` line to `events/fidelity.jsonl`:
+
+    cpu_busy          per core, the share of the interval not idle (/proc/stat), less
+                      what the engine's own SCHED_IDLE spinners took (`--cpu-awake`: they
+                      only keep the core out of its idle halt and yield to anything)
+    cpu_busy_mean     their mean
+    runnable          tasks running or ready to run (procs_running, /proc/stat)
+    run_cpu_share     CPU time of the run's own processes (its cgroup's cpu.stat, less
+                      the spinners) over the interval times the cores: what the emulation
+                      itself took; None without a run cgroup
+    wake_p99_us, wake_max_us
+                      how late `WAKE_SAMPLES` sleeps of 1 ms woke in this process (the
+                      figure `bench wakeups` measures), p99 and max over the interval
+
+Judging the samples is `cdnlab.measure.verdict`; the userspace delay processes report
+their own lateness and drops beside it (`queue_stats` in each link's log).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from cdnlab.measure.lateness import lateness_us
+from nodes.common.lifecycle import spawn_child
+
+WAKE_SAMPLES = 20
+INTERVAL_S = 1.0
+TICKS_PER_S = os.sysconf("SC_CLK_TCK")  # the unit of /proc/stat and /proc/PID/stat
+
+
+def cpu_times() -> tuple[list[tuple[int, int]], int]:
+    """Per core (busy, total) jiffies, and procs_running, from /proc/stat."""
+    cores: list[tuple[int, int]] = []
+    running = 0
+    with open("/proc/stat") as stat:
+        for line in stat:
+            if line.startswith("cpu") and line[3:4].isdigit():
+                values = [int(v) for v in line.split()[1:]]
+                idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+                total = sum(values[:8])  # user … steal; guest time is inside user
+                cores.append((total - idle, total))
+            elif line.startswith("procs_running"):
+                running = int(line.split()[1])
+    return cores, running
+
+
+def process_ticks(pid: int) -> int:
+    """utime + stime of a process, in clock ticks (/proc/PID/stat); 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0
+    return int(fields[11]) + int(fields[12])
+
+
+def cgroup_usage_us(cgroup: Path | None) -> int | None:
+    if cgroup is None:
+        return None
+    try:
+        for line in (cgroup / "cpu.stat").read_text().splitlines():
+            name, _, value = line.partition(" ")
+            if name == "usage_usec":
+                return int(value)
+    except OSError:
+        return None
+    return None
+
+
+class Sampler:
+    """The sampling loop, run in a process of its own (`python -m cdnlab.measure.monitor`)
+    so that its timer lateness is the machine's, not the engine's interpreter lock's."""
+
+    def __init__(self, path: Path, t0: float, cgroup: Path | None,
+                 spinners: dict[int, int] | None = None, interval_s: float = INTERVAL_S
+                 ) -> None:
+        """`spinners`: CPU → PID of a process whose time counts as idle (`CpuAwake`)."""
+        self.path, self.t0, self.cgroup, self.interval_s = path, t0, cgroup, interval_s
+        self.spinners = dict(spinners or {})
+        self.stopping = threading.Event()
+        self.samples = 0
+        self._out: TextIO | None = None
+
+    def run(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as out:
+            self._out = out
+            cores, _ = cpu_times()
+            spun = self._spun()
+            usage, at = cgroup_usage_us(self.cgroup), time.monotonic()
+            while not self.stopping.wait(max(0.0, self.interval_s - WAKE_SAMPLES * 0.0012)):
+                late = lateness_us(WAKE_SAMPLES)
+                now_cores, runnable = cpu_times()
+                now_spun = self._spun()
+                now_usage, now = cgroup_usage_us(self.cgroup), time.monotonic()
+                busy = [round(max(busy1 - busy0 - (now_spun.get(cpu, 0) - spun.get(cpu, 0)),
+                                  0) / max(total1 - total0, 1), 4)
+                        for cpu, ((busy0, total0), (busy1, total1))
+                        in enumerate(zip(cores, now_cores, strict=False))]
+                spinning_s = (sum(now_spun.values()) - sum(spun.values())) / TICKS_PER_S
+                share = None if usage is None or now_usage is None else round(max(
+                    (now_usage - usage) / 1e6 - spinning_s, 0.0) /
+                    ((now - at) * max(len(busy), 1)), 4)
+                late.sort()
+                self._write({"event": "sample", "cpu_busy": busy,
+                             "cpu_busy_mean": round(sum(busy) / max(len(busy), 1), 4),
+                             "runnable": runnable, "run_cpu_share": share,
+                             "wake_p99_us": round(late[int(0.99 * (len(late) - 1))], 1),
+                             "wake_max_us": round(late[-1], 1)})
+                cores, usage, at, spun = now_cores, now_usage, now, now_spun
+                self.samples += 1
+        self._out = None
+
+    def _spun(self) -> dict[int, int]:
+        return {cpu: process_ticks(pid) for cpu, pid in self.spinners.items()}
+
+    def _write(self, record: dict[str, Any]) -> None:
+        assert self._out is not None
+        line = {"t": round(time.time() - self.t0, 3), "node": "monitor"} | record
+        self._out.write(json.dumps(line, separators=(",", ":")) + "\n")
+        self._out.flush()
+
+
+
+class RunMonitor:
+    """The engine's handle on the sampler process: started with the network, stopped
+    before the results (SIGTERM; it dies with the engine in any case)."""
+
+    def __init__(self, path: Path, t0: float, cgroup: Path | None,
+                 spinners: dict[int, int] | None = None, interval_s: float = INTERVAL_S,
+                 ledger: Any = None) -> None:
+        self.argv = [sys.executable, "-m", "cdnlab.measure.monitor", "--out", str(path),
+                     "--t0", f"{t0:.6f}", "--interval", f"{interval_s:g}",
+                     *(["--cgroup", str(cgroup)] if cgroup else []),
+                     *(f"--spinner={cpu}={pid}" for cpu, pid in (spinners or {}).items())]
+        self.ledger = ledger
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = spawn_child(self.argv, stdin=subprocess.DEVNULL)
+        if self.ledger is not None:
+            self.ledger.add_process(self.process.pid, "run monitor")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cdnlab.measure.monitor")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--t0", type=float, required=True)
+    parser.add_argument("--interval", type=float, default=INTERVAL_S)
+    parser.add_argument("--cgroup", type=Path)
+    parser.add_argument("--spinner", action="append", default=[], help="CPU=PID")
+    args = parser.parse_args(argv)
+    spinners = {int(c): int(p) for c, _, p in (s.partition("=") for s in args.spinner)}
+    sampler = Sampler(args.out, args.t0, args.cgroup, spinners, args.interval)
+    signal.signal(signal.SIGTERM, lambda *_: sampler.stopping.set())
+    signal.signal(signal.SIGINT, lambda *_: sampler.stopping.set())
+    sampler.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""The fidelity verdict of a run: its invariants, judged over the whole run.
+
+Each invariant has a limit and a hold time; it is violated when it stays past its limit
+for at least the hold time (consecutive samples), or at once where the hold is 0. The
+limits, in one place:
+
+    cpu_saturated   mean busy share of all cores ≥ 0.95 for ≥ 3 s: no headroom left, so
+                    forwarding, delays and players wait for CPU (Mininet-HiFi's first
+                    invariant is the CPU the emulation gets)
+    timer_late      a 1 ms sleep's p99 lateness in the monitor over 1000 µs for ≥ 3 s: a
+                    timer is then late by as much as the shortest link delay
+    delay_late      a userspace delay queue (nfqueue backend) releasing packets a mean of
+                    over 500 µs late for ≥ 3 s
+    kernel_drops    the kernel dropped packets queued for the delay process (the queue
+                    was full or the process could not take them): at once
+    event_late      a timeline event applied over 0.5 s after its second: at once
+
+Violations carry the invariant, where (a link's queue, an event), from and to (scenario
+seconds), the worst value, the limit and the unit. `describe` puts them in words for the
+report and the end-of-run line.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+HOLD_S = 3.0
+CPU_BUSY_LIMIT = 0.95
+WAKE_P99_LIMIT_US = 1000.0
+DELAY_LAG_LIMIT_US = 500.0
+EVENT_LATE_LIMIT_S = 0.5
+
+
+@dataclass(frozen=True)
+class Violation:
+    invariant: str
+    where: str | None
+    from_s: float
+    to_s: float
+    worst: float
+    limit: float
+    unit: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _held(points: Iterable[tuple[float, float]], limit: float, hold_s: float,
+          interval_s: float) -> list[tuple[float, float, float]]:
+    """Runs of consecutive (t, value) points over `limit` that last at least `hold_s`:
+    (from, to, worst). A point stands for the interval that ends at its t; a gap of over
+    two intervals ends a run."""
+    runs: list[tuple[float, float, float]] = []
+
+    def close(run: list[tuple[float, float]]) -> None:
+        if run and run[-1][0] - (run[0][0] - interval_s) >= hold_s - 1e-9:
+            runs.append((run[0][0] - interval_s, run[-1][0], max(v for _, v in run)))
+
+    run: list[tuple[float, float]] = []
+    for t, value in points:
+        if value > limit and run and t - run[-1][0] <= 2.5 * interval_s:
+            run.append((t, value))
+            continue
+        close(run)
+        run = [(t, value)] if value > limit else []
+    close(run)
+    return runs
+
+
+def judge(samples: list[dict[str, Any]], queue_stats: list[dict[str, Any]],
+          events_applied: list[dict[str, Any]], offset: float,
+          interval_s: float = 1.0) -> list[Violation]:
+    """Every violation in a run, in scenario seconds (`offset`: event time of scenario
+    second 0)."""
+    found: list[Violation] = []
+
+    def add(invariant: str, where: str | None, runs: list[tuple[float, float, float]],
+            limit: float, unit: str) -> None:
+        found.extend(Violation(invariant, where, round(a - offset, 1), round(b - offset, 1),
+                               round(worst, 4), limit, unit) for a, b, worst in runs)
+
+    add("cpu_saturated", None, _held([(s["t"], s["cpu_busy_mean"]) for s in samples],
+                                     CPU_BUSY_LIMIT, HOLD_S, interval_s),
+        CPU_BUSY_LIMIT, "busy share")
+    add("timer_late", None, _held([(s["t"], s["wake_p99_us"]) for s in samples],
+                                  WAKE_P99_LIMIT_US, HOLD_S, interval_s),
+        WAKE_P99_LIMIT_US, "µs")
+    lags: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    drops: dict[str, list[tuple[float, int]]] = defaultdict(list)
+    for record in queue_stats:
+        for number, queue in record["queues"].items():
+            where = f"{record['node']} queue {number}"
+            if queue.get("lag_mean_us") is not None:
+                lags[where].append((record["t"], queue["lag_mean_us"]))
+            if queue.get("kernel_drops") is not None:
+                drops[where].append((record["t"], queue["kernel_drops"]))
+    for where, points in sorted(lags.items()):
+        add("delay_late", where, _held(points, DELAY_LAG_LIMIT_US, HOLD_S, interval_s),
+            DELAY_LAG_LIMIT_US, "µs")
+    for where, counts in sorted(drops.items()):
+        grew = [(t, float(n - before)) for (_, before), (t, n)
+                in itertools.pairwise(counts) if n > before]
+        if counts and counts[0][1] > 0:
+            grew.insert(0, (counts[0][0], float(counts[0][1])))
+        add("kernel_drops", where, [(t - interval_s, t, n) for t, n in grew], 0, "packets")
+    for event in events_applied:
+        late = event.get("late_s")
+        if late is not None and late > EVENT_LATE_LIMIT_S:
+            at = float(event["at"])
+            found.append(Violation("event_late", event["kind"], at, round(at + late, 1),
+                                   round(late, 3), EVENT_LATE_LIMIT_S, "s"))
+    return sorted(found, key=lambda v: (v.from_s, v.invariant))
+
+
+WORDS = {"cpu_saturated": "CPU saturated (busy {worst:.0%})",
+         "timer_late": "timer lateness p99 {worst_ms:.1f} ms",
+         "delay_late": "delay queue {where} releasing {worst_ms:.1f} ms late",
+         "kernel_drops": "kernel dropped {worst:.0f} packets queued at {where}",
+         "event_late": "event {where} applied {worst:.1f} s late"}
+
+
+def describe(violations: list[dict[str, Any]]) -> str:
+    """`emulator-limited from 21 s to 40 s: CPU saturated (busy 100%), …`, or `faithful`."""
+    if not violations:
+        return "faithful: no invariant broken"
+    start = min(v["from_s"] for v in violations)
+    end = max(v["to_s"] for v in violations)
+    seen: list[str] = []
+    for v in violations:
+        text = WORDS[v["invariant"]].format(worst=v["worst"], worst_ms=v["worst"] / 1000,
+                                            where=v["where"])
+        if text not in seen:
+            seen.append(text)
+    more = f" (and {len(seen) - 4} more)" if len(seen) > 4 else ""
+    return f"emulator-limited from {start:g} s to {end:g} s: {', '.join(seen[:4])}{more}"

@@ -1,0 +1,195 @@
+"""summary.json, every field: its type and what it means, in one place. `problems(summary)`
+checks a summary against it (a key neither documented nor allowed, a documented key
+missing, a value of the wrong type), so the document and the code cannot drift apart; a
+test runs it on real runs' summaries.
+
+Notation: a key ending in `?` may be absent; `*` stands for names the run chooses
+(clusters, ISPs, resolvers, algorithms, reasons); `Maybe(x)` is x or null (null: not
+measured, or not applicable to this run); `[x]` is a list of x.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+NUM = (int, float)
+
+
+@dataclass(frozen=True)
+class Maybe:
+    inner: Any
+
+
+def f(kind: Any, meaning: str) -> tuple[Any, str]:
+    return (kind, meaning)
+
+
+SPREAD = {"requests": f(int, "requests the edge logs record (hits and misses)"),
+          "hit_ratio": f(Maybe(NUM), "requests served from cache / requests"),
+          "byte_hit_ratio": f(Maybe(NUM), "bytes served from cache / bytes"),
+          "bytes": f(int, "bytes served")}
+SESSION = {k: f(Any, "a session's metrics, as nodes/client/qoe.py defines them")
+           for k in ("node", "segments", "startup_s", "rebuffer_count", "rebuffer_s",
+                     "avg_bitrate_kbps", "switches", "switch_kbps_mean", "qoe",
+                     "qoe_per_segment", "qoe_per_s", "rebuffer_penalty", "session", "title",
+                     "algo", "completed", "error", "stalls_by_track", "wall_s")}
+RESOLVER = {k: f(Any, "see cdnlab/results/resolvers.py") for k in (
+    "kind", "ecs", "address", "clients", "fallback", "resolutions", "redirector_queries",
+    "queries", "cache_hits", "cache_hit_ratio", "ecs_queries")}
+BOUNDARIES = Maybe({
+    "origin_egress?": f(int, "bytes leaving the origin host"),
+    "transit_out?": f(int, "bytes leaving the transit network (routers of role transit or "
+                           "cloud) toward anything but the origin"),
+    "ixp_in?": f(int, "bytes entering the IXP fabric from its members"),
+    "access_down?": f(int, "bytes delivered to client hosts over their access links"),
+    "access_up?": f(int, "bytes client hosts sent"),
+    "into_isp": {"*": f(int, "bytes entering the ISP router from the IXP, transit or "
+                             "another ISP")},
+})
+VIOLATION = {"invariant": f(str, "cpu_saturated, timer_late, delay_late, kernel_drops or "
+                                 "event_late (cdnlab/measure/verdict.py)"),
+             "where": f(Maybe(str), "a delay queue or an event kind"),
+             "from_s": f(NUM, "scenario second it began"), "to_s": f(NUM, "and ended"),
+             "worst": f(NUM, "the worst value"), "limit": f(NUM, "the limit"),
+             "unit": f(str, "of worst and limit")}
+
+SCHEMA: dict[str, Any] = {
+    "scenario": f(Maybe(str), "the scenario's name"),
+    "seed": f(Maybe(int), "the seed every random choice came from"),
+    "interrupted": f(Maybe(str), "why the run stopped early (interrupted, timed out, a "
+                                 "failure), or null"),
+    "mode": f(str, "pull or push (the CDN's default mode)"),
+    "dns": {
+        "answers": f(int, "answers the redirector gave for the service name"),
+        "judged?": f(int, "answers whose querier (or client subnet) is a client host, "
+                          "judged against its true RTTs"),
+        "lowest_rtt_share?": f(Maybe(NUM), "judged answers naming the cluster with the lowest "
+                                           "true RTT among the clusters up"),
+        "spill_share?": f(Maybe(NUM), "answers the spill controller sent elsewhere"),
+        "extra_rtt_ms_mean?": f(Maybe(NUM), "true RTT above the lowest, over the answers "
+                                            "that were not the lowest"),
+        "not_lowest?": f(int, "judged answers that were not the lowest"),
+        "reasons?": {"*": f(int, "answers per policy reason")},
+        "answers_by_cluster?": {"*": f(int, "answers per cluster")},
+        "resolvers?": {"*": RESOLVER},
+        "lowest_rtt_share_by_resolver?": {"*": f(Maybe(NUM), "players' resolutions through "
+                                                             "the resolver naming the "
+                                                             "viewer's lowest-RTT cluster")},
+        "resolver_failovers?": f(int, "nameservers players' stub resolvers gave up on"),
+    },
+    "cache": {"*": SPREAD},
+    "network": {
+        "bytes": {"*": f(int, "per link class, every link of the class, both directions "
+                              "(a byte crossing two links of a class counts twice)")},
+        "bytes_viewing?": {"*": f(int, "the same from the first arrival on")},
+        "boundaries?": BOUNDARIES,
+        "boundaries_viewing?": BOUNDARIES,
+        "seconds?": f(NUM, "the span the link counters covered"),
+    },
+    "origin": {
+        "bytes_by_cluster": {"*": f(int, "bytes the origin served (its access log), by the "
+                                         "cluster that asked; `clients` for viewers sent "
+                                         "there directly")},
+        "bytes_viewing_by_cluster": {"*": f(int, "the same from the first arrival on")},
+    },
+    "fill": Maybe({
+        "bytes": f(int, "bytes the fill agents pushed"),
+        "rate_mbps": f(Maybe(NUM), "mean paced rate per cluster, the agents' own count"),
+        "cap_mbps": f(NUM, "the configured cap per cluster"),
+        "complete": f(bool, "every cluster received every title"),
+        "titles": {"*": f(int, "titles pushed to the cluster")},
+        "in_window": f(bool, "the fill began and ended inside its window"),
+    }),
+    "modes": Maybe({"*": f(str, "each cluster's mode")}),
+    "players": {
+        "sessions": f(int, "sessions that ended"),
+        "completed": f(int, "of them, those that played to the end"),
+        "concurrent_peak": f(Maybe(int), "sessions playing at once, the peak"),
+        "concurrent_mean": f(Maybe(NUM), "and the mean from the first start to the last end"),
+        "qoe_mean": f(Maybe(NUM), "mean QoE (per segment sum, MPC/Pensieve's linear form)"),
+        "qoe_per_s_mean": f(Maybe(NUM), "mean QoE per media second"),
+        "startup_s_mean": f(Maybe(NUM), "mean time to the first frame"),
+        "rebuffer_s_total": f(NUM, "stall seconds after playback began, all sessions"),
+        "rebuffer_count_total": f(int, "stalls, all sessions"),
+        "stalls_by_track": {"*": f(int, "stalls by the track that ran dry")},
+        "avg_bitrate_kbps_mean": f(Maybe(NUM), "mean of the sessions' mean video bitrates"),
+        "switches_mean": f(Maybe(NUM), "mean representation switches per session"),
+        "jain_fairness": {"*": f(Maybe(NUM), "Jain's index of mean bitrate among viewers "
+                                             "behind the ISP")},
+        "by_algo": {"*": {"sessions": f(int, "sessions of the algorithm"),
+                          "avg_bitrate_kbps": f(Maybe(NUM), "their mean bitrate"),
+                          "rebuffer_s": f(NUM, "their stall seconds"),
+                          "switches": f(Maybe(NUM), "their mean switches"),
+                          "qoe": f(Maybe(NUM), "their mean QoE"),
+                          "qoe_per_s": f(Maybe(NUM), "their mean QoE per media second")}},
+        "jain_fairness_mean": f(Maybe(NUM), "mean of the per-ISP indices"),
+        "per_session": [SESSION],
+    },
+    "fidelity": Maybe({
+        "backend?": f(str, "shaping backend"), "datapath?": f(str, "switch datapath"),
+        "ok": f(Maybe(bool), "RTTs right at the end and no invariant broken all along"),
+        "rtt_err_max_pct?": f(Maybe(NUM), "largest RTT error at the end, %"),
+        "rtt_err_max_ms?": f(Maybe(NUM), "and in ms"),
+        "rate_err_max_pct?": f(Maybe(NUM), "largest goodput error, % (null: not measured)"),
+        "loss_err_max_pp?": f(Maybe(NUM), "largest loss error, points (null: not measured)"),
+        "cpu_awake?": f(Maybe(dict), "the CPU-awake decision and its measurements"),
+        "rtt_ok": f(Maybe(bool), "the end-of-run RTT check"),
+        "monitored": f(bool, "the run monitor sampled this run"),
+        "violations": [VIOLATION],
+        "verdict": f(str, "the verdict in words"),
+        "monitor": Maybe({
+            "samples": f(int, "monitor samples (one a second)"),
+            "cpu_busy_mean_max": f(Maybe(NUM), "highest mean busy share of the cores"),
+            "runnable_max": f(Maybe(int), "longest run queue"),
+            "run_cpu_share_mean": f(Maybe(NUM), "mean CPU share of the run's processes"),
+            "wake_p99_us_max": f(Maybe(NUM), "worst per-second p99 timer lateness, µs"),
+            "delay_lag_max_us": f(Maybe(NUM), "latest a delay queue released a packet, µs"),
+        }),
+    }),
+    "events": {"applied": [f(str, "timeline events applied, by kind")],
+               "failed": [f(str, "timeline events that failed, by kind")]},
+}
+
+
+def _type_ok(value: Any, kind: Any) -> bool:
+    if kind is Any:
+        return True
+    if isinstance(kind, Maybe):
+        return value is None or _type_ok(value, kind.inner)
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if isinstance(value, bool) and bool not in kinds:
+        return False
+    return isinstance(value, kinds)
+
+
+def problems(value: Any, schema: Any = None, where: str = "summary") -> list[str]:
+    """Everything in `value` that the schema does not say, and everything it says that
+    `value` lacks."""
+    schema = SCHEMA if schema is None else schema
+    if isinstance(schema, Maybe):
+        return [] if value is None else problems(value, schema.inner, where)
+    if isinstance(schema, tuple):
+        kind, _meaning = schema
+        return [] if _type_ok(value, kind) else [
+            f"{where}: {type(value).__name__} {value!r:.40} is not {kind}"]
+    if isinstance(schema, list):
+        if not isinstance(value, list):
+            return [f"{where}: expected a list"]
+        return [p for n, item in enumerate(value) for p in problems(item, schema[0],
+                                                                    f"{where}[{n}]")]
+    if not isinstance(value, dict):
+        return [f"{where}: expected a mapping"]
+    found: list[str] = []
+    keys = {k.rstrip("?"): k for k in schema if k != "*"}
+    for name, key in keys.items():
+        if name not in value and not key.endswith("?"):
+            found.append(f"{where}.{name}: missing")
+    for name, inner in value.items():
+        if name in keys:
+            found += problems(inner, schema[keys[name]], f"{where}.{name}")
+        elif "*" in schema:
+            found += problems(inner, schema["*"], f"{where}.{name}")
+        else:
+            found.append(f"{where}.{name}: not in the schema (cdnlab/results/schema.py)")
+    return found

@@ -1,0 +1,45 @@
+"""The fidelity verdict's arithmetic: an invariant is violated only when it stays past its
+limit for the hold time, a gap ends a run, drops and late events count at once, and the
+words name what broke and when."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cdnlab.measure import verdict
+
+
+def samples(busy: list[float], wake_us: float = 50.0, start: float = 10.0) -> list[dict[str, Any]]:
+    return [{"t": start + n, "cpu_busy_mean": b, "wake_p99_us": wake_us}
+            for n, b in enumerate(busy)]
+
+
+def test_a_limit_must_hold_for_three_seconds() -> None:
+    assert verdict.judge(samples([0.99, 0.99, 0.5, 0.99, 0.99]), [], [], 0.0) == []
+    (found,) = verdict.judge(samples([0.5, 0.99, 1.0, 0.97, 0.5]), [], [], 4.0)
+    assert (found.invariant, found.from_s, found.to_s, found.worst) == \
+        ("cpu_saturated", 6.0, 9.0, 1.0), "scenario seconds: the offset is taken off"
+    gap = samples([0.99, 0.99]) + samples([0.99, 0.99], start=20.0)
+    assert verdict.judge(gap, [], [], 0.0) == [], "a gap in the samples ends a run"
+
+
+def test_late_timers_delay_queues_drops_and_events() -> None:
+    late = verdict.judge(samples([0.1] * 4, wake_us=1500.0), [], [], 0.0)
+    assert [v.invariant for v in late] == ["timer_late"]
+    queues = [{"t": 10.0 + n, "node": "l3", "queues": {"0": {
+        "lag_mean_us": lag, "kernel_drops": drops}}}
+              for n, (lag, drops) in enumerate([(900, 0), (800, 0), (700, 5), (10, 5)])]
+    found = verdict.judge([], queues, [{"at": 20, "kind": "set_link", "late_s": 0.9},
+                                       {"at": 25, "kind": "link_down", "late_s": 0.1}], 0.0)
+    assert [(v.invariant, v.where) for v in found] == [
+        ("delay_late", "l3 queue 0"), ("kernel_drops", "l3 queue 0"),
+        ("event_late", "set_link")]
+    assert found[1].worst == 5 and found[1].from_s == 11.0
+
+
+def test_the_words() -> None:
+    assert verdict.describe([]).startswith("faithful")
+    text = verdict.describe([v.to_dict() for v in verdict.judge(
+        samples([0.99, 1.0, 1.0], wake_us=4000.0), [], [], 0.0)])
+    assert text == ("emulator-limited from 9 s to 12 s: CPU saturated (busy 100%), "
+                    "timer lateness p99 4.0 ms")
