@@ -5,6 +5,7 @@
     cdnlab topo check TOPO                  bring it up, ping all, print fidelity, tear down
     cdnlab topo up TOPO                     bring it up with Mininet's CLI
     cdnlab validate SCENARIO                check a scenario file (no root)
+    cdnlab list [--json]                    the shipped scenarios, topologies and traces
     cdnlab run SCENARIO [--out D] [--seed N] [--set k=v] [--repeat N]   replay it; a bundle
     cdnlab report DIR | compare DIR DIR…    rebuild a bundle's report; runs side by side,
                                             with deltas and the settings that differed
@@ -27,8 +28,11 @@ import argparse
 import json
 import sys
 import time
+from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from cdnlab.errors import CdnlabError
 from cdnlab.measure.reachability import unreachable
@@ -41,16 +45,22 @@ CPU_AWAKE_HELP = ("keep the CPUs out of idle so timers fire on time: auto (where
                   "is measured to halve the late wake-ups), on or off")
 
 
-def _params(pairs: list[str]) -> dict[str, Any]:
+def _params(pairs: list[str], option: str = "--param") -> dict[str, Any]:
+    """`key=value` pairs; each value is read as YAML (so `10`, `true`, `[a, b]` and
+    `{isp_a: 50}` are a number, a boolean, a list and a mapping), a bare word a string."""
     params: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep:
-            raise CdnlabError(f"--param {pair!r}: expected key=value, e.g. --param isps=4")
+        if not sep or not key:
+            raise CdnlabError(f"{option} {pair!r}: expected key=value, e.g. "
+                              f"{option} {'dns.ttl=10' if option == '--set' else 'isps=4'}")
         try:
-            params[key] = json.loads(value)
-        except ValueError:
-            params[key] = value
+            params[key] = yaml.safe_load(value) if value.strip() else value
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem", None) or str(err).splitlines()[0]
+            raise CdnlabError(f"{option} {pair!r}: the value is not valid YAML ({mark}); "
+                              "quote the whole option, e.g. --set 'workload.viewers={isp_a: "
+                              "50}'") from None
     return params
 
 
@@ -208,10 +218,31 @@ def cmd_abr_simulate(args: argparse.Namespace) -> int:
 def _scenario(args: argparse.Namespace) -> Any:
     from cdnlab.scenario.spec import load_scenario
 
-    overrides = _params(args.set) if getattr(args, "set", None) else {}
+    overrides = _params(args.set, "--set") if getattr(args, "set", None) else {}
     if getattr(args, "seed", None) is not None:
         overrides["seed"] = args.seed
     return load_scenario(args.scenario, overrides)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """What ships with cdnlab, found through its packages (so also when installed)."""
+    from importlib import resources
+
+    from cdnlab.scenario.spec import SCENARIOS_DIR
+    from cdnlab.topology.spec import topologies_dir
+
+    shipped = {
+        "scenarios": sorted(p.stem for p in SCENARIOS_DIR.glob("*.yaml")),
+        "topologies": sorted(p.stem for p in topologies_dir().glob("*.yaml")),
+        "traces": sorted(p.name for p in Path(str(resources.files("traces"))).iterdir()
+                         if p.suffix in (".csv", ".mahi")),
+    }
+    if args.json:
+        print(json.dumps(shipped, indent=1))
+        return 0
+    for kind, names in shipped.items():
+        print(f"{kind}: {', '.join(names)}")
+    return 0
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -320,8 +351,16 @@ def cmd_clean(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _version() -> str:
+    try:
+        return metadata.version("cdnlab")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed: pip install .)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cdnlab", description="CDN emulation testbed")
+    parser.add_argument("--version", action="version", version=f"cdnlab {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     doctor = sub.add_parser("doctor", help="what this machine offers, and the fixes")
@@ -355,6 +394,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--json", help="write the fidelity report here")
             p.add_argument("--no-goodput", action="store_true", help="RTT only (faster)")
 
+    listing = sub.add_parser("list", help="the shipped scenarios, topologies and traces")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(func=cmd_list)
     validate = sub.add_parser("validate", help="check a scenario file")
     validate.add_argument("scenario")
     validate.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")

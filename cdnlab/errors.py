@@ -6,6 +6,18 @@ the command line prints one clear line and exits non-zero instead of a traceback
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
+
+def choices(name: object, known: Iterable[str], what: str = "") -> str:
+    """A fix for an unknown name: the nearest known one first, when one is close, then
+    the whole list (`did you mean 'edge_a'? known clusters: edge_a, edge_x`)."""
+    options = sorted(str(k) for k in known)
+    close = difflib.get_close_matches(str(name), options, n=1, cutoff=0.6)
+    listing = f"known{' ' + what if what else ''}: {', '.join(options) or 'none'}"
+    return f"did you mean {close[0]!r}? {listing}" if close else listing
+
 
 class CdnlabError(Exception):
     """Base class of errors cdnlab reports to the user as one line."""

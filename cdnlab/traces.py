@@ -13,6 +13,7 @@ Both become a `BandwidthTrace` of steps, which `cdnlab.net.replay` applies to ht
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from cdnlab.errors import SpecError
@@ -115,7 +116,13 @@ def parse_mahimahi(path: Path, resolution_s: float = 0.5) -> BandwidthTrace:
 
 
 def load_trace(path: Path) -> BandwidthTrace:
-    """By extension: `.csv` is the two-column format, anything else Mahimahi."""
+    """By extension: `.csv` is the two-column format, anything else Mahimahi. A path that
+    does not exist but names a shipped trace (`step_down.csv`, `traces/step_down.csv`) is
+    that trace, so an installed cdnlab finds them from any directory."""
+    if not path.exists():
+        shipped = Path(str(resources.files("traces"))) / path.name
+        if shipped.is_file():
+            path = shipped
     return parse_csv(path) if path.suffix == ".csv" else parse_mahimahi(path)
 
 

@@ -49,10 +49,11 @@ from __future__ import annotations
 import copy
 import re
 from dataclasses import MISSING, dataclass, field, fields
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from cdnlab.errors import SpecError
+from cdnlab.errors import SpecError, choices
 from cdnlab.net.controller import CONTROLLERS
 from cdnlab.topology import Topology, load_topology
 from cdnlab.topology.spec import parse_topology, read_yaml
@@ -78,7 +79,8 @@ from nodes.common.ladder import DEFAULT_LADDER, LadderError, Rung, parse_rung
 
 EVENTS = ("set_link", "link_down", "link_up", "replay", "cluster_down", "cluster_up", "surge",
           "upload", "resolver_down", "resolver_up")
-SCENARIOS_DIR = Path(__file__).resolve().parents[2] / "scenarios"
+# found through the package, so an installed cdnlab finds them as a checkout does
+SCENARIOS_DIR = Path(str(resources.files("scenarios")))
 MODES = ("pull", "push")
 ARRIVALS = ("poisson", "uniform")
 ABR_ASSIGNMENTS = ("random", "cycle")  # by weight | each algorithm in turn, side by side
@@ -227,7 +229,7 @@ class _Reader:
         unknown = sorted(set(data) - known)
         if unknown:
             raise self.fail(f"{where}.{unknown[0]}" if where else unknown[0],
-                            "unknown field", f"known fields: {', '.join(sorted(known))}")
+                            "unknown field", choices(unknown[0], known, "fields"))
         return data
 
     def number(self, data: dict[str, Any], key: str, where: str, default: float,
@@ -245,7 +247,8 @@ class _Reader:
                options: tuple[str, ...] | list[str]) -> str:
         value = data.get(key, default)
         if value not in options:
-            raise self.fail(f"{where}.{key}", f"{value!r} is not one of {', '.join(options)}")
+            raise self.fail(f"{where}.{key}", f"{value!r} is not one of {', '.join(options)}",
+                            choices(value, options))
         return str(value)
 
 
@@ -275,7 +278,8 @@ def _viewers(reader: _Reader, data: Any, topology: Topology) -> dict[str, int]:
             continue
         if where not in topology.nodes:
             raise reader.fail(f"workload.viewers.{where}", "unknown node",
-                              f"use a client ({', '.join(clients)}) or an ISP")
+                              choices(where, [*clients, *topology.by_role("isp")],
+                                      "clients and ISPs"))
         # an ISP (or any node): its clients are those whose nearest router it is
         members = [c for c in clients if isp_of(topology, c) == where]
         if not members:
@@ -327,7 +331,7 @@ def _event(reader: _Reader, n: int, data: Any, topology: Topology, clusters: dic
     at = reader.number(data, "at", where, 0, low=0)
     kind = next(k for k in data if k != "at")
     if kind not in EVENTS:
-        raise reader.fail(f"{where}.{kind}", "unknown event", f"use one of {', '.join(EVENTS)}")
+        raise reader.fail(f"{where}.{kind}", "unknown event", choices(kind, EVENTS, "events"))
     args = data[kind]
     if kind in ("link_down", "link_up"):
         if not (isinstance(args, list) and len(args) == 2):
@@ -351,11 +355,11 @@ def _event(reader: _Reader, n: int, data: Any, topology: Topology, clusters: dic
     elif kind in ("cluster_down", "cluster_up"):
         if args not in clusters:
             raise reader.fail(f"{where}.{kind}", f"unknown cluster {args!r}",
-                              f"clusters: {', '.join(clusters)}")
+                              choices(args, clusters, "clusters"))
     elif kind in ("resolver_down", "resolver_up"):
         if args not in topology.by_role("resolver"):
             raise reader.fail(f"{where}.{kind}", f"unknown resolver {args!r}",
-                              f"resolvers: {', '.join(topology.by_role('resolver')) or 'none'}")
+                              choices(args, topology.by_role("resolver"), "resolvers"))
     elif kind == "upload":
         args = _upload(reader, args, f"{where}.upload", topology, f"upload-at-{at:g}")
     elif kind == "surge":
@@ -621,7 +625,18 @@ def parse_scenario(data: Any, source: str, base: Path | None = None,
         workload=_workload(reader, top.get("workload"), topology),
         timeline=_timeline(reader, top.get("timeline"), topology, base), raw=data)
     _arrivals_within_duration(reader, scenario)
+    _events_within_duration(reader, scenario)
     return scenario
+
+
+def _events_within_duration(reader: _Reader, scenario: Scenario) -> None:
+    """An event after `duration_s` would wait for a second the run may never reach (it ends
+    when the last session does): refused, naming the duration that would hold it."""
+    for n, event in enumerate(scenario.timeline):
+        if event.at > scenario.duration_s:
+            raise reader.fail(f"timeline[{n}].at", f"{event.kind} at {event.at:g} s is after "
+                              f"duration_s {scenario.duration_s:g}",
+                              f"raise duration_s to at least {event.at:g} or move the event")
 
 
 def _arrivals_within_duration(reader: _Reader, scenario: Scenario) -> None:
@@ -653,7 +668,8 @@ def resolve_scenario(ref: str | Path) -> Path:
     if shipped.is_file():
         return shipped
     raise SpecError(str(ref), "", "no such scenario file or shipped scenario",
-                    f"shipped: {', '.join(sorted(p.stem for p in SCENARIOS_DIR.glob('*.yaml')))}")
+                    choices(ref, [p.stem for p in SCENARIOS_DIR.glob("*.yaml")],
+                            "shipped scenarios"))
 
 
 def load_scenario(ref: str | Path, overrides: dict[str, Any] | None = None) -> Scenario:

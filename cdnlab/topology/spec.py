@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from cdnlab.errors import SpecError
+from cdnlab.errors import SpecError, choices
 from cdnlab.topology.shape import FIELDS, LinkShape, shape_from_mapping
 
 HOST, ROUTER, SWITCH = "host", "router", "switch"
@@ -173,7 +173,8 @@ def resolve_topology(ref: str | Path) -> Path:
         return shipped
     names = sorted(p.stem for p in topologies_dir().glob("*.yaml"))
     raise SpecError(str(ref), "", "no such topology",
-                    f"give a path to a YAML file or one of: {', '.join(names)}")
+                    "give a path to a YAML file or a shipped name; "
+                    + choices(ref, names, "topologies"))
 
 
 def load_topology(ref: str | Path, params: dict[str, Any] | None = None) -> Topology:
@@ -218,7 +219,7 @@ def _check_keys(data: dict[str, Any], source: str, where: str, allowed: set[str]
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise SpecError(source, where or "top level", f"unknown field {unknown[0]!r}",
-                        f"use one of: {', '.join(sorted(allowed))}")
+                        choices(unknown[0], allowed, "fields"))
 
 
 class _Builder:
@@ -287,8 +288,7 @@ class _Builder:
             raise self.fail(where, "a node needs a role", f"e.g. {name}: {{role: client}}")
         role = spec["role"]
         if role not in ROLE_KINDS:
-            raise self.fail(where, f"unknown role {role!r}",
-                            f"use one of: {', '.join(sorted(ROLE_KINDS))}")
+            raise self.fail(where, f"unknown role {role!r}", choices(role, ROLE_KINDS, "roles"))
         self._check_name(name, where)
         attrs = {k: v for k, v in spec.items() if k != "role"}
         if role != "edge":
@@ -319,7 +319,7 @@ class _Builder:
         for end in (a, b):
             if end not in self.nodes:
                 raise self.fail(where, f"unknown node {end!r}",
-                                f"declare it under nodes: (known: {', '.join(self.nodes)})")
+                                "declare it under nodes:; " + choices(end, self.nodes, "nodes"))
         if a == b:
             raise self.fail(where, "a link from a node to itself", "connect two different nodes")
         for link in self.links:

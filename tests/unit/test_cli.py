@@ -57,3 +57,35 @@ def test_a_command_after_dashes_belongs_to_vm_run_only() -> None:
     assert extra.returncode == 2 and "use cdnlab vm run -- CMD" in extra.stderr
     stray = cdnlab("validate", "youtube_pull", "--", "x")
     assert stray.returncode == 2 and "nothing takes a command after --" in stray.stderr
+
+
+def test_version_and_yaml_values_in_set() -> None:
+    done = cdnlab("--version")
+    assert done.returncode == 0 and done.stdout.startswith("cdnlab ")
+    mapping = cdnlab("validate", "youtube_pull", "--set", "workload.viewers={a1: 2, b1: 1}",
+                     "--set", "dns.ttl=9")
+    assert mapping.returncode == 0, mapping.stderr
+    assert "3 viewers" in mapping.stdout and "TTL 9 s" in mapping.stdout
+    broken = cdnlab("validate", "youtube_pull", "--set", "workload.viewers={a1: 2")
+    assert broken.returncode == 2 and "not valid YAML" in broken.stderr
+
+
+def test_unknown_names_get_the_nearest_known_one() -> None:
+    for args, hint in ((["validate", "youtube_pul"], "did you mean 'youtube_pull'?"),
+                       (["validate", "youtube_pull", "--set", "dns.polcy=min_rtt"],
+                        "did you mean 'policy'?"),
+                       (["topo", "validate", "two_isp_ixpp"], "did you mean 'two_isp_ixp'?"),
+                       (["validate", "youtube_pull", "--set",
+                         "timeline=[{at: 5, cluster_down: edgea}]"],
+                        "did you mean 'edge_a'?")):
+        done = cdnlab(*args)
+        assert done.returncode == 2 and hint in done.stderr, (args, done.stderr)
+    far = cdnlab("validate", "zzzz")
+    assert "did you mean" not in far.stderr and "known shipped scenarios:" in far.stderr
+
+
+def test_an_event_after_duration_s_is_refused() -> None:
+    done = cdnlab("validate", "youtube_pull", "--set",
+                  "timeline=[{at: 50, cluster_down: edge_a}]")
+    assert done.returncode == 2
+    assert "timeline[0].at: cluster_down at 50 s is after duration_s 30" in done.stderr
