@@ -1,7 +1,9 @@
 """The report's plots (PNG, matplotlib's Agg backend), each from the bundle alone:
-bitrate and buffer over time per viewer, the cluster DNS chose over time, the true RTT
-matrix, hit ratio over time per cluster, link utilisation by class, and the run monitor's
-invariants with the fidelity verdict's violations."""
+bitrate and buffer over time per viewer (a panel per ISP, colour by ABR algorithm), the
+cluster DNS chose over time, the true RTT matrix (again after every change to it), hit
+ratio over time per edge server (colour by cluster), link utilisation by class, and the
+run monitor's invariants with the fidelity verdict's violations. Every time plot marks
+the timeline's events."""
 
 from __future__ import annotations
 
@@ -27,27 +29,57 @@ def _save(figure: Any, path: Path) -> Path:
     return path
 
 
+def mark_events(axes: Any, bundle: Bundle, label: bool = True) -> None:
+    """The timeline's applied events as dashed lines, named at the top of the axes."""
+    for event in bundle.engine("event_applied"):
+        axes.axvline(event["at"], color="grey", linestyle="--", linewidth=0.8)
+        if label:
+            axes.annotate(event["kind"], (event["at"], 1.0), xycoords=("data", "axes fraction"),
+                          xytext=(2, -2), textcoords="offset points", fontsize=6,
+                          rotation=90, va="top", color="grey")
+
+
 def viewers(bundle: Bundle, out: Path) -> list[Path]:
+    """Bitrate and buffer per viewer, one panel per ISP (small multiples), each line
+    coloured by its ABR algorithm (the legend names them), timeline events marked."""
     by_session: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    algo: dict[str, str] = {}
     for event in bundle.lines("*.players.jsonl"):
         if event.get("event") == "segment":
             by_session[event["session"]].append(event)
+        elif event.get("event") == "session_start":
+            algo[event["session"]] = event.get("algo", "?")
     if not by_session:
         return []
-    offset = bundle.scenario_t
+    isp_of = bundle.run.get("isp_of") or {}
+    groups: dict[str, list[str]] = defaultdict(list)
+    for session, segments in sorted(by_session.items()):
+        node = segments[0].get("node", "?")
+        groups[isp_of.get(node) or node].append(session)
+    algos = sorted(set(algo.values()) | {"?"})
+    colours = {a: plt.get_cmap("tab10")(n % 10) for n, a in enumerate(algos)}
     made = []
     for field, label, name in (("bitrate_kbps", "bitrate (kbit/s)", "bitrate.png"),
                                ("buffer_s", "buffer (s)", "buffer.png")):
-        figure, axes = plt.subplots(figsize=(9, 4))
-        for session, segments in sorted(by_session.items())[:MAX_VIEWERS]:
-            axes.step([s["t"] - offset for s in segments], [s[field] for s in segments],
-                      where="post", label=session, linewidth=1)
-        axes.set_xlabel("scenario time (s)")
-        axes.set_ylabel(label)
-        axes.set_title(f"{label.split(' (')[0]} per viewer"
-                       + (f" (first {MAX_VIEWERS})" if len(by_session) > MAX_VIEWERS else ""))
-        if len(by_session) <= 8:
-            axes.legend(fontsize=7)
+        figure, panels = plt.subplots(len(groups), 1, figsize=(9, 1.2 + 2.2 * len(groups)),
+                                      sharex=True, squeeze=False)
+        for axes, (group, sessions) in zip(panels[:, 0], sorted(groups.items()), strict=True):
+            for session in sessions[:MAX_VIEWERS]:
+                segments = by_session[session]
+                axes.step([s["t"] - bundle.scenario_t for s in segments],
+                          [s[field] for s in segments], where="post", linewidth=1,
+                          color=colours[algo.get(session, "?")], alpha=0.8)
+            mark_events(axes, bundle)
+            shown = min(len(sessions), MAX_VIEWERS)
+            axes.set_title(f"{group}: {shown} viewer{'s' if shown != 1 else ''}"
+                           + (f" of {len(sessions)}" if len(sessions) > shown else ""),
+                           fontsize=9)
+            axes.set_ylabel(label)
+        handles = [plt.Line2D([], [], color=colours[a], label=a)
+                   for a in algos if a in algo.values()]
+        panels[0, 0].legend(handles=handles, fontsize=7, title="ABR", title_fontsize=7,
+                            loc="upper right")
+        panels[-1, 0].set_xlabel("scenario time (s)")
         made.append(_save(figure, out / name))
     return made
 
@@ -57,11 +89,12 @@ def clusters_over_time(bundle: Bundle, out: Path) -> list[Path]:
     if not answers:
         return []
     names = sorted({a["cluster"] for a in answers})
-    figure, axes = plt.subplots(figsize=(9, 3.5))
+    figure, axes = plt.subplots(figsize=(9, 1.5 + 0.45 * len(names)))
     for reason in sorted({a["reason"] for a in answers}):
         mine = [a for a in answers if a["reason"] == reason]
         axes.scatter([a["t"] - bundle.scenario_t for a in mine],
                      [names.index(a["cluster"]) for a in mine], s=8, label=reason)
+    mark_events(axes, bundle)
     axes.set_yticks(range(len(names)), names)
     axes.set_xlabel("scenario time (s)")
     axes.set_title("cluster chosen by DNS, by reason")
@@ -70,27 +103,41 @@ def clusters_over_time(bundle: Bundle, out: Path) -> list[Path]:
 
 
 def rtt_matrix(bundle: Bundle, out: Path) -> list[Path]:
+    """The true RTT matrix at the start and after every change the timeline made to the
+    network: `rtt_matrix.png`, then `rtt_matrix-2.png`… for each one that differs."""
     matrices = bundle.engine("rtt_matrix")
-    if not matrices:
-        return []
-    matrix = matrices[0]["matrix"]
-    clients = sorted(matrix)
-    clusters = sorted(next(iter(matrix.values())))
-    values = [[matrix[c][k] for k in clusters] for c in clients]
-    figure, axes = plt.subplots(figsize=(1.6 + 1.1 * len(clusters), 1 + 0.4 * len(clients)))
-    image = axes.imshow(values, cmap="viridis_r")
-    axes.set_xticks(range(len(clusters)), clusters)
-    axes.set_yticks(range(len(clients)), clients)
-    for i, row in enumerate(values):
-        for j, value in enumerate(row):
-            axes.text(j, i, f"{value:.0f}", ha="center", va="center", color="white",
-                      fontsize=8)
-    figure.colorbar(image, label="RTT (ms)")
-    axes.set_title("true RTT, client → cluster (ms)")
-    return [_save(figure, out / "rtt_matrix.png")]
+    made: list[Path] = []
+    previous = None
+    for event in matrices:
+        matrix = event["matrix"]
+        if matrix == previous:
+            continue
+        previous = matrix
+        clients = sorted(matrix)
+        clusters = sorted(next(iter(matrix.values())))
+        values = [[matrix[c][k] for k in clusters] for c in clients]
+        figure, axes = plt.subplots(figsize=(2.5 + 0.9 * len(clusters),
+                                             1.6 + 0.35 * len(clients)))
+        image = axes.imshow(values, cmap="viridis_r", aspect="auto")
+        axes.set_xticks(range(len(clusters)), clusters, rotation=30, ha="right")
+        axes.set_yticks(range(len(clients)), clients)
+        middle = (max(map(max, values)) + min(map(min, values))) / 2
+        for i, row in enumerate(values):
+            for j, value in enumerate(row):
+                axes.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=8,
+                          color="white" if value > middle else "black")
+        figure.colorbar(image, label="RTT (ms)")
+        when = event["t"] - bundle.scenario_t
+        axes.set_title("true RTT, client → cluster (ms)"
+                       + (f", from {when:.0f} s" if made else ", at the start"), fontsize=9)
+        made.append(_save(figure, out / ("rtt_matrix.png" if not made
+                                         else f"rtt_matrix-{len(made) + 1}.png")))
+    return made
 
 
 def hit_ratio(bundle: Bundle, out: Path) -> list[Path]:
+    """Hit ratio over time per edge server: one colour per cluster, one line style per
+    server in it."""
     loads = [e for e in bundle.lines("*.jsonl") if e.get("event") == "load"
              and e.get("hit_ratio_total") is not None]
     if not loads:
@@ -99,13 +146,21 @@ def hit_ratio(bundle: Bundle, out: Path) -> list[Path]:
     by_node: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for event in loads:
         by_node[event["node"]].append(event)
+    clusters = sorted({events[0].get("cluster") or node for node, events in by_node.items()})
+    styles = ("-", "--", ":", "-.")
+    seen: dict[str, int] = defaultdict(int)
     for node, events in sorted(by_node.items()):
+        cluster = events[0].get("cluster") or node
         axes.plot([e["t"] - bundle.scenario_t for e in events],
-                  [e["hit_ratio_total"] for e in events], label=node)
+                  [e["hit_ratio_total"] for e in events], label=node,
+                  color=plt.get_cmap("tab10")(clusters.index(cluster) % 10),
+                  linestyle=styles[seen[cluster] % len(styles)])
+        seen[cluster] += 1
+    mark_events(axes, bundle)
     axes.set_ylim(0, 1.05)
     axes.set_xlabel("scenario time (s)")
     axes.set_ylabel("hit ratio since start")
-    axes.legend(fontsize=7)
+    axes.legend(fontsize=7, ncol=max(1, len(by_node) // 4))
     return [_save(figure, out / "hit_ratio.png")]
 
 
@@ -117,6 +172,7 @@ def utilisation(bundle: Bundle, out: Path) -> list[Path]:
     for klass in sorted({k for s in samples for k in s["mbps_by_class"]}):
         axes.plot([s["t"] - bundle.scenario_t for s in samples],
                   [s["mbps_by_class"].get(klass, 0.0) for s in samples], label=klass)
+    mark_events(axes, bundle)
     axes.set_xlabel("scenario time (s)")
     axes.set_ylabel("Mbit/s (all links of the class)")
     axes.legend(fontsize=7)
@@ -149,8 +205,7 @@ def fidelity_over_time(bundle: Bundle, out: Path) -> list[Path]:
     for axes in (cpu, late):
         for violation in violations:
             axes.axvspan(violation.from_s, violation.to_s, color="red", alpha=0.12)
-        for event in bundle.engine("event_applied"):
-            axes.axvline(event["at"], color="grey", linestyle="--", linewidth=0.8)
+        mark_events(axes, bundle, label=axes is cpu)
         axes.legend(fontsize=7, loc="upper right")
     cpu.set_title("emulator invariants (shaded: violations; dashed: timeline events)")
     return [_save(figure, out / "fidelity.png")]
