@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cdnlab import jsonout
 from cdnlab.errors import CdnlabError
 from cdnlab.traces import load_trace
 from nodes.client.algorithms import ALGORITHMS, make_abr
@@ -100,7 +101,7 @@ def run(trace: str, algo: str, store: str | None, title: str | None, profile: st
         results.append({"algo": name, **result.metrics, "params": abr.params(),
                         "rules": dict(rules), "audio_segments": len(result.audio_segments)})
     if as_json:
-        print(json.dumps(results, indent=1))
+        print(jsonout.envelope("abr simulate", True, results))
         return 0
     seconds = len(sim_title.sizes) * sim_title.segment_s
     print(f"abr simulate: {trace} (mean {bandwidth.mean_mbps():.2f} Mbit/s), "

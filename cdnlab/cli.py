@@ -28,12 +28,12 @@ import argparse
 import json
 import sys
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from cdnlab import jsonout
 from cdnlab.errors import CdnlabError
 from cdnlab.measure.reachability import unreachable
 from cdnlab.net.cpu_awake import MODES
@@ -73,7 +73,12 @@ def _load(args: argparse.Namespace) -> Any:
 def cmd_doctor(args: argparse.Namespace) -> int:
     from cdnlab import doctor
 
-    return doctor.run(args.fix, args.json)
+    if not args.json:
+        return doctor.run(args.fix, False)
+    with jsonout.people_output_to_stderr() as printed:
+        code = doctor.run(args.fix, True)
+    print(jsonout.envelope("doctor", code == 0, json.loads(printed.getvalue())))
+    return code
 
 
 def cmd_topo_validate(args: argparse.Namespace) -> int:
@@ -123,6 +128,15 @@ def _emulation(args: argparse.Namespace, topology: Any) -> Any:
 
 
 def cmd_topo_check(args: argparse.Namespace) -> int:
+    if not args.json:
+        return _topo_check(args)[0]
+    with jsonout.people_output_to_stderr():
+        code, report = _topo_check(args)
+    print(jsonout.envelope("topo check", code == 0, report))
+    return code
+
+
+def _topo_check(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
     from cdnlab.measure import fidelity
 
     topology = _load(args)
@@ -137,8 +151,6 @@ def cmd_topo_check(args: argparse.Namespace) -> int:
             print(f"  unreachable: {src} → {dst}")
         report = fidelity.check(emu, goodput_samples=0 if args.no_goodput else 2)
         print(report.table())
-        if args.json:
-            Path(args.json).write_text(json.dumps(report.to_dict(), indent=2))
         if args.controller:
             counted = _controller_check(emu, topology, pairs, failed)
     summary = report.summary()
@@ -151,7 +163,9 @@ def cmd_topo_check(args: argparse.Namespace) -> int:
     if args.controller:
         print(f"controller: connectivity={counted['connectivity']:.1f}% "
               f"byte_err={counted['byte_err_pct']:.2f}%")
-    return 0 if report.ok and not failed else 1
+    return 0 if report.ok and not failed else 1, report.to_dict() | {
+        "unreachable": [list(pair) for pair in failed],
+        "controller": counted if args.controller else None}
 
 
 def _controller_check(emu: Any, topology: Any, pairs: int,
@@ -180,6 +194,16 @@ def cmd_topo_up(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if not args.json:
+        return _bench(args)
+    with jsonout.people_output_to_stderr() as printed:
+        code = _bench(args)
+    print(jsonout.envelope(f"bench {args.what}", code == 0,
+                           jsonout.result_lines(printed.getvalue(), args.what)))
+    return code
+
+
+def _bench(args: argparse.Namespace) -> int:
     if args.what == "fidelity":
         from cdnlab.bench import fidelity as bench_fidelity
 
@@ -238,7 +262,7 @@ def cmd_list(args: argparse.Namespace) -> int:
                          if p.suffix in (".csv", ".mahi")),
     }
     if args.json:
-        print(json.dumps(shipped, indent=1))
+        print(jsonout.envelope("list", True, shipped))
         return 0
     for kind, names in shipped.items():
         print(f"{kind}: {', '.join(names)}")
@@ -257,9 +281,20 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     if args.repeat < 1:
         raise CdnlabError(f"--repeat {args.repeat}: give the number of runs, 1 or more")
-    if args.repeat > 1:
-        return _run_repeated(args)
-    return _run_once(args, Path(args.out) if args.out else None)
+    if not args.json:
+        return _run_repeated(args) if args.repeat > 1 else \
+            _run_once(args, Path(args.out) if args.out else None)
+    with jsonout.people_output_to_stderr():
+        code = _run_repeated(args) if args.repeat > 1 else \
+            _run_once(args, Path(args.out) if args.out else None)
+    root = Path(args.last_bundle) if getattr(args, "last_bundle", None) else None
+    data: dict[str, Any] = {"bundle": str(root) if root else None}
+    if root is not None and (root / "repeat.json").exists():
+        data["repeat"] = json.loads((root / "repeat.json").read_text())
+    elif root is not None and (root / "summary.json").exists():
+        data["summary"] = json.loads((root / "summary.json").read_text())
+    print(jsonout.envelope("run", code == 0, data))
+    return code
 
 
 def _run_repeated(args: argparse.Namespace) -> int:
@@ -278,6 +313,7 @@ def _run_repeated(args: argparse.Namespace) -> int:
             return code
         bundles.append(bundle)
     report = repeat_report(root, bundles)
+    args.last_bundle = str(root)
     print(repeat_table(report["figures"]))
     print("\n".join(settings_lines(report["settings_that_differed"])))
     print(f"repeat: {root / 'repeat.md'}")
@@ -290,6 +326,7 @@ def _run_once(args: argparse.Namespace, out: Path | None) -> int:
 
     scenario = _scenario(args)
     run = Run(scenario, out, cpu_awake=args.cpu_awake)
+    args.last_bundle = str(run.bundle)
     try:
         run.execute()
     finally:  # also after a failure or Ctrl-C: write what there is
@@ -315,12 +352,16 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from cdnlab.results.repeat import compare
+    from cdnlab.results.repeat import compare, compare_data
 
     for root in args.bundles:
         if not (Path(root) / "run.json").is_file():
             raise CdnlabError(f"{root}: not a results bundle (no run.json)")
-    print(compare([Path(b) for b in args.bundles]))
+    roots = [Path(b) for b in args.bundles]
+    if args.json:
+        print(jsonout.envelope("compare", True, compare_data(roots)))
+        return 0
+    print(compare(roots))
     return 0
 
 
@@ -351,16 +392,9 @@ def cmd_clean(_args: argparse.Namespace) -> int:
     return 0
 
 
-def _version() -> str:
-    try:
-        return metadata.version("cdnlab")
-    except metadata.PackageNotFoundError:
-        return "unknown (not installed: pip install .)"
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cdnlab", description="CDN emulation testbed")
-    parser.add_argument("--version", action="version", version=f"cdnlab {_version()}")
+    parser.add_argument("--version", action="version", version=f"cdnlab {jsonout.version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     doctor = sub.add_parser("doctor", help="what this machine offers, and the fixes")
@@ -391,7 +425,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--controller", choices=["os-ken"],
                            help="run the switches from an OpenFlow controller")
         if name == "check":
-            p.add_argument("--json", help="write the fidelity report here")
+            p.add_argument("--json", action="store_true",
+                           help="print the fidelity report as JSON (see cdnlab/jsonout.py)")
             p.add_argument("--no-goodput", action="store_true", help="RTT only (faster)")
 
     listing = sub.add_parser("list", help="the shipped scenarios, topologies and traces")
@@ -406,6 +441,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="bundle directory (default results/<name>-<time>)")
     run.add_argument("--seed", type=int)
     run.add_argument("--cpu-awake", default="auto", choices=MODES, help=CPU_AWAKE_HELP)
+    run.add_argument("--json", action="store_true",
+                     help="print the summary as JSON at the end (see cdnlab/jsonout.py)")
     run.add_argument("--repeat", type=int, default=1,
                      help="run it N times (same seed): each figure's mean and 95 %% CI")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -416,6 +453,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(func=cmd_report)
     compare = sub.add_parser("compare", help="key figures of several runs side by side")
     compare.add_argument("bundles", nargs="+")
+    compare.add_argument("--json", action="store_true",
+                         help="the figures and settings as JSON (see cdnlab/jsonout.py)")
     compare.set_defaults(func=cmd_compare)
 
     content = sub.add_parser("content", help="ingest, transcode and synthesize titles",
@@ -468,6 +507,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--cpu-awake", default="auto", choices=MODES,
                        help="fidelity: " + CPU_AWAKE_HELP)
     bench.add_argument("--samples", type=int, default=2000, help="wakeups: sleeps per row")
+    bench.add_argument("--json", action="store_true",
+                       help="print the result lines as JSON (see cdnlab/jsonout.py)")
     bench.set_defaults(func=cmd_bench)
 
     vm = sub.add_parser("vm", help="the real-kernel test tier (QEMU guest with netem, OVS)")

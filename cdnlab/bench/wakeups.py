@@ -53,4 +53,8 @@ def run(samples: int) -> int:
     finally:
         awake.stop()
     print(table(rows))
+    (_, idle), (_, kept), (_, delay) = rows
+    print(f"wakeups: idle_p99_us={idle.p99_us:.0f} awake_p99_us={kept.p99_us:.0f} "
+          f"delay_process_p99_us={delay.p99_us:.0f} idle_late_pct={100 * idle.late_share:.1f} "
+          f"awake_late_pct={100 * kept.late_share:.1f}")
     return 0

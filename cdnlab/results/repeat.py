@@ -107,14 +107,28 @@ def settings_lines(differed: dict[str, list[Any]]) -> list[str]:
         f"- {key}: {' | '.join(_text(v) for v in values)}" for key, values in differed.items()]
 
 
-def compare(roots: list[Path]) -> str:
-    """`cdnlab compare`: the key figures side by side with the change from the first run
-    to the last, then every setting that differed between the runs."""
+def _summaries(roots: list[Path]) -> list[tuple[str, dict[str, Any]]]:
     summaries = []
     for root in roots:
         path = root / "summary.json"
         summary = json.loads(path.read_text()) if path.exists() else build_summary(root)
         summaries.append((root.name, summary))
+    return summaries
+
+
+def compare_data(roots: list[Path]) -> dict[str, Any]:
+    """`cdnlab compare --json`: each key figure per run, and the settings that differed."""
+    summaries = _summaries(roots)
+    return {"runs": [str(r) for r in roots],
+            "figures": {label: [figure(s, path) for _, s in summaries]
+                        for label, path in KEY_FIGURES},
+            "settings_that_differed": differences([_run(r) for r in roots])}
+
+
+def compare(roots: list[Path]) -> str:
+    """`cdnlab compare`: the key figures side by side with the change from the first run
+    to the last, then every setting that differed between the runs."""
+    summaries = _summaries(roots)
     lines = [table(summaries, delta=len(summaries) > 1), ""]
     lines += settings_lines(differences([_run(r) for r in roots]))
     return "\n".join(lines)

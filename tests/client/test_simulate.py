@@ -74,7 +74,7 @@ def test_cli_compares_all_algorithms_as_json_and_table(tmp_path: Path) -> None:
                            "--algo", "all", "--json"], capture_output=True, text=True,
                           check=False)
     assert done.returncode == 0, done.stderr
-    rows = json.loads(done.stdout)
+    rows = json.loads(done.stdout)["data"]
     assert [r["algo"] for r in rows] == list(ALGORITHMS)
     for row in rows:
         assert {"algo", "qoe", "avg_bitrate_kbps", "rebuffer_s", "switches",
@@ -90,7 +90,7 @@ def test_cli_compares_all_algorithms_as_json_and_table(tmp_path: Path) -> None:
                              "synth-0002", "--json"], capture_output=True, text=True,
                             check=False)
     assert titled.returncode == 0, titled.stderr
-    assert json.loads(titled.stdout)[0]["segments"] == 10
+    assert json.loads(titled.stdout)["data"][0]["segments"] == 10
 
 
 @pytest.mark.parametrize(("args", "words"), [

@@ -144,7 +144,7 @@ def test_cli_reproduces_a_references_settings(tmp_path: Path) -> None:
     done = subprocess.run([*base, "--algo", "all", "--initial-kbps", "2000", "--param",
                            "gp=3"], capture_output=True, text=True, check=False, timeout=120)
     assert done.returncode == 0, done.stderr
-    rows = {row["algo"]: row for row in json.loads(done.stdout)}
+    rows = {row["algo"]: row for row in json.loads(done.stdout)["data"]}
     assert rows["bola"]["params"]["gp"] == 3 and rows["bola"]["params"]["initial_kbps"] == 2000
     assert rows["throughput"]["params"]["initial_kbps"] == 2000
     assert "gp" not in rows["mpc"]["params"], "only algorithms that have it"

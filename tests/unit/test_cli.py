@@ -89,3 +89,37 @@ def test_an_event_after_duration_s_is_refused() -> None:
                   "timeline=[{at: 50, cluster_down: edge_a}]")
     assert done.returncode == 2
     assert "timeline[0].at: cluster_down at 50 s is after duration_s 30" in done.stderr
+
+
+def test_json_has_one_shape_and_stdout_holds_it_alone(tmp_path: Path) -> None:
+    """`--json` on commands that print figures: one document, {cdnlab, command, ok, data}."""
+    import json
+
+    listing = json.loads(cdnlab("list", "--json").stdout)
+    assert set(listing) == {"cdnlab", "command", "ok", "data"} and listing["ok"]
+    assert "youtube_pull" in listing["data"]["scenarios"]
+    simulated = cdnlab("abr", "simulate", "--trace", "step_down.csv", "--algo", "bba",
+                       "--duration", "20", "--json")
+    document = json.loads(simulated.stdout)
+    assert document["command"] == "abr simulate" and document["data"][0]["algo"] == "bba"
+    bundles = []
+    for name, rebuffer in (("a", 1.0), ("b", 3.0)):
+        root = tmp_path / name
+        root.mkdir()
+        (root / "run.json").write_text(json.dumps({"seed": 1}))
+        (root / "summary.json").write_text(json.dumps({"players": {
+            "rebuffer_s_total": rebuffer}}))
+        bundles.append(str(root))
+    compared = json.loads(cdnlab("compare", *bundles, "--json").stdout)
+    assert compared["data"]["figures"]["rebuffer s (total)"] == [1.0, 3.0]
+
+
+def test_bench_result_lines_become_mappings() -> None:
+    from cdnlab.jsonout import result_lines
+
+    printed = ("fidelity: backend=netem rtt_err_max=1.25% rate_err_max=–% loss_err_max=0.10pp\n"
+               "some table\nfidelity: backend=nfqueue rtt_err_max=0.50% rate_err_max=2.00% "
+               "loss_err_max=0.00pp\n")
+    assert result_lines(printed, "fidelity") == [
+        {"backend": "netem", "rtt_err_max": 1.25, "rate_err_max": None, "loss_err_max": 0.1},
+        {"backend": "nfqueue", "rtt_err_max": 0.5, "rate_err_max": 2.0, "loss_err_max": 0.0}]
