@@ -99,6 +99,9 @@ SCHEMA: dict[str, Any] = {
         "cap_mbps": f(NUM, "the configured cap per cluster"),
         "complete": f(bool, "every cluster received every title"),
         "titles": {"*": f(int, "titles pushed to the cluster")},
+        "wire_mbps_by_cluster": {"*": f(Maybe(NUM), "the fill's rate into each cluster on "
+                                                    "the wire (kernel counters of its "
+                                                    "uplinks, headers included)")},
         "in_window": f(bool, "the fill began and ended inside its window"),
     }),
     "modes": Maybe({"*": f(str, "each cluster's mode")}),

@@ -216,8 +216,28 @@ def fill_summary(bundle: Bundle) -> dict[str, Any] | None:
                                                                          for e in done]),
             "cap_mbps": done[0]["cap_mbps"], "complete": all(e["complete"] for e in done),
             "titles": {e["cluster"]: len(e["titles"]) for e in done},
+            "wire_mbps_by_cluster": {e["cluster"]: fill_on_wire(
+                bundle, e["cluster"], e["t"] - e["seconds"], e["t"]) for e in done},
             "in_window": bool(starts) and min(starts) >= start - 0.1 and
             max(e["t"] for e in done) <= end + 0.5}
+
+
+def fill_on_wire(bundle: Bundle, cluster: str, start: float, end: float) -> float | None:
+    """The rate a fill reached a cluster at, on the wire: bytes into the cluster's switch
+    over its uplinks (the kernel's per-direction counters) between the first and the last
+    link sample inside the fill, over that time. None when the fill was shorter than two
+    samples apart or the bundle has no per-direction counts."""
+    samples = [e for e in bundle.engine("link_bytes") if "directed" in e]
+    setup = next((e for e in samples if "ends" in e), None)
+    inside = [e for e in samples if start <= e["t"] <= end]
+    if setup is None or len(inside) < 2 or inside[-1]["t"] - inside[0]["t"] < 1.0:
+        return None
+    ends, roles = setup["ends"], setup["roles"]
+    uplinks = [(link, 0 if b == cluster else 1) for link, (a, b) in ends.items()
+               if cluster in (a, b) and roles.get(b if a == cluster else a) != "edge_server"]
+    into = sum(inside[-1]["directed"].get(link, [0, 0])[index] -
+               inside[0]["directed"].get(link, [0, 0])[index] for link, index in uplinks)
+    return round(into * 8 / (inside[-1]["t"] - inside[0]["t"]) / 1e6, 3)
 
 
 def _stalls_by_track(sessions: list[dict[str, Any]]) -> dict[str, int]:

@@ -29,6 +29,11 @@ def test_netflix_push_serves_peak_from_what_was_filled(run_scenario: RunScenario
     assert not refused
     fill = summary["fill"]
     assert fill["complete"] and fill["in_window"], fill
+    # the cap is per cluster and paces payload; on the wire TCP/IP/Ethernet headers add at
+    # most 66 bytes per 1448 of payload (1514-byte frames)
+    for cluster, wire in fill["wire_mbps_by_cluster"].items():
+        assert wire is not None and wire > 0.5 * fill["rate_mbps"], (cluster, fill)
+        assert wire <= fill["cap_mbps"] * 1514 / 1448 * 1.02, (cluster, fill)
     assert all(count >= 2 for count in fill["titles"].values()), "film and more, everywhere"
     done = [e for e in lines(bundle / "events" / "fill.jsonl") if e["event"] == "fill_done"]
     assert all(e["titles"][0] == "film" for e in done), "the new film is the most popular"
