@@ -80,8 +80,11 @@ class LinkCounters(threading.Thread):
         return "  ".join(f"{k} {v:.1f} Mbit/s" for k, v in sorted(self.rates.items()))
 
     def stop(self) -> None:
+        """Stop sampling, after one last sample: nothing sent before the stop goes
+        uncounted."""
         self.stopping.set()
         self.join(5)
+        self.log.emit("link_bytes", bytes=self.sample(), directed=self.directed)
 
 
 def _proc_net_dev(pid: int) -> dict[str, tuple[int, int]]:

@@ -5,6 +5,7 @@ PID."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -56,6 +57,19 @@ class HoggedRun(Run):
             hog.wait()
 
 
+def playing_at(bundle: Path, seconds: range) -> list[int]:
+    """Sessions playing at each scenario second (started and not yet ended)."""
+    events = [json.loads(line) for path in (bundle / "events").glob("*.players.jsonl")
+              for line in path.read_text().splitlines()]
+    zero = next(json.loads(line)["t"] for line in
+                (bundle / "events" / "engine.jsonl").read_text().splitlines()
+                if '"scenario_start"' in line)
+    starts = {e["session"]: e["t"] - zero for e in events if e["event"] == "session_start"}
+    ends = {e["session"]: e["t"] - zero for e in events if e["event"] == "session_end"}
+    return [sum(1 for s, t in starts.items() if t <= second < ends.get(s, 1e9))
+            for second in seconds]
+
+
 @pytest.mark.parametrize("hog", [True, False], ids=["hogged", "alone"])
 def test_a_saturated_run_is_not_reported_faithful(tmp_path: Path, hog: bool) -> None:
     before = machine_state()
@@ -76,7 +90,8 @@ def test_a_saturated_run_is_not_reported_faithful(tmp_path: Path, hog: bool) -> 
         assert fidelity["verdict"].startswith("faithful")
         players = summary["players"]
         assert players["sessions"] > 3 and players["concurrent_peak"] == 3, players
-        assert players["concurrent_mean"] >= 2.5, "a closed loop keeps three playing"
+        assert playing_at(tmp_path / "bundle", range(6, 15)) == [3] * 9, \
+            "a closed loop keeps three playing, one session after another"
         return
     assert fidelity["ok"] is False, fidelity
     inside = [v for v in fidelity["violations"]
