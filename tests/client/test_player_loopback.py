@@ -37,6 +37,22 @@ def port_free_on_all() -> int:
         return port
 
 
+def start_dns_and_origin(tmp_path: Path, store: Path, dns_port: int, http_port: int,
+                         ttl: int, clusters: dict[str, Any]) -> list[subprocess.Popen[bytes]]:
+    """The real redirector (round robin over `clusters`) and the origin serving `store` on
+    the live address, as processes."""
+    config = tmp_path / "dns.yaml"
+    config.write_text(yaml.safe_dump({
+        "zone": "cdn.lab.", "listen": {"address": "127.0.0.1", "port": dns_port},
+        "services": {"video": {"policy": "round_robin", "ttl": ttl}}, "clusters": clusters}))
+    return [
+        subprocess.Popen([sys.executable, "-m", "nodes.dns", "--config", str(config)]),
+        subprocess.Popen([sys.executable, "-m", "nodes.origin", "serve", "--store",
+                          str(store), "--address", LIVE, "--http-port", str(http_port),
+                          "--ingest-port", str(free_port()), "--work", str(tmp_path / "w")]),
+    ]
+
+
 def test_failover_redirect_and_ttl(tmp_path: Path) -> None:
     http_port, dns_port = port_free_on_all(), free_port()
     store = tmp_path / "store"
@@ -58,18 +74,9 @@ def test_failover_redirect_and_ttl(tmp_path: Path) -> None:
 
     redirect = ThreadingHTTPServer((REDIRECTOR, http_port), Redirect)
     threading.Thread(target=redirect.serve_forever, daemon=True).start()
-    config = tmp_path / "dns.yaml"
-    config.write_text(yaml.safe_dump({
-        "zone": "cdn.lab.", "listen": {"address": "127.0.0.1", "port": dns_port},
-        "services": {"video": {"policy": "round_robin", "ttl": 1}},
-        "clusters": {"a_dead": {"addresses": [DEAD]}, "b_live": {"addresses": [LIVE]},
-                     "c_redirect": {"addresses": [REDIRECTOR]}}}))
-    processes = [
-        subprocess.Popen([sys.executable, "-m", "nodes.dns", "--config", str(config)]),
-        subprocess.Popen([sys.executable, "-m", "nodes.origin", "serve", "--store",
-                          str(store), "--address", LIVE, "--http-port", str(http_port),
-                          "--ingest-port", str(free_port()), "--work", str(tmp_path / "w")]),
-    ]
+    processes = start_dns_and_origin(tmp_path, store, dns_port, http_port, ttl=1, clusters={
+        "a_dead": {"addresses": [DEAD]}, "b_live": {"addresses": [LIVE]},
+        "c_redirect": {"addresses": [REDIRECTOR]}})
     try:
         time.sleep(1.5)
         events = tmp_path / "players.jsonl"
@@ -114,17 +121,8 @@ def test_audio_is_fetched_alongside_video_and_is_required(tmp_path: Path) -> Non
     synthesize(ContentStore(store), SynthOptions(titles=2, duration_s=6, spec=spec, seed=9))
     content = ContentStore(store)
     (content.title_dir("synth-0002") / "seg-3-00004.m4s").unlink()  # audio's 4th
-    config = tmp_path / "dns.yaml"
-    config.write_text(yaml.safe_dump({
-        "zone": "cdn.lab.", "listen": {"address": "127.0.0.1", "port": dns_port},
-        "services": {"video": {"policy": "round_robin", "ttl": 30}},
-        "clusters": {"live": {"addresses": [LIVE]}}}))
-    processes = [
-        subprocess.Popen([sys.executable, "-m", "nodes.dns", "--config", str(config)]),
-        subprocess.Popen([sys.executable, "-m", "nodes.origin", "serve", "--store",
-                          str(store), "--address", LIVE, "--http-port", str(http_port),
-                          "--ingest-port", str(free_port()), "--work", str(tmp_path / "w")]),
-    ]
+    processes = start_dns_and_origin(tmp_path, store, dns_port, http_port, ttl=30,
+                                     clusters={"live": {"addresses": [LIVE]}})
     try:
         time.sleep(1.5)
         events = tmp_path / "players.jsonl"
