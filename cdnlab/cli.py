@@ -15,6 +15,7 @@
     cdnlab bench transcode                  encode speed per profile, against decoding
     cdnlab bench dns                        redirector queries/s and p99, beside Knot
     cdnlab bench wakeups                    timer lateness, CPUs idle against kept awake
+    cdnlab bench scale [--quick]            viewers playing at once until the verdict breaks
     cdnlab vm build | test | run -- CMD     the real-kernel tier: a Debian guest under QEMU
     cdnlab clean                            remove what interrupted runs recorded and left
 
@@ -216,6 +217,11 @@ def _bench(args: argparse.Namespace) -> int:
         from cdnlab.bench import dns as bench_dns
 
         return bench_dns.run(args.seconds or 10.0, args.rounds)
+    if args.what == "scale":
+        from cdnlab.bench import scale as bench_scale
+
+        shaping = "auto" if args.shaping == "all" else args.shaping
+        return bench_scale.run(args.quick, shaping, args.cpu_awake, args.max_viewers)
     if args.what == "wakeups":
         from cdnlab.bench import wakeups as bench_wakeups
 
@@ -495,9 +501,10 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.set_defaults(func=cmd_abr_simulate)
 
     bench = sub.add_parser("bench", help="benchmarks")
-    bench.add_argument("what", choices=["fidelity", "transcode", "dns", "wakeups"])
+    bench.add_argument("what", choices=["fidelity", "transcode", "dns", "wakeups", "scale"])
     bench.add_argument("--quick", action="store_true", help="a subset, under a minute")
-    bench.add_argument("--shaping", default="all", help="fidelity: all, netem or nfqueue")
+    bench.add_argument("--shaping", default="all",
+                       help="fidelity: all, netem or nfqueue; scale: auto, netem or nfqueue")
     bench.add_argument("--seconds", type=float,
                        help="transcode: master length (6); dns: dnsperf time per server (10)")
     bench.add_argument("--rounds", type=int, default=3,
@@ -507,6 +514,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--cpu-awake", default="auto", choices=MODES,
                        help="fidelity: " + CPU_AWAKE_HELP)
     bench.add_argument("--samples", type=int, default=2000, help="wakeups: sleeps per row")
+    bench.add_argument("--max-viewers", type=int, help="scale: the last step at most")
     bench.add_argument("--json", action="store_true",
                        help="print the result lines as JSON (see cdnlab/jsonout.py)")
     bench.set_defaults(func=cmd_bench)

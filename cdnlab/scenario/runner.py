@@ -80,9 +80,11 @@ def results_dir(scenario: Scenario, out: Path | None) -> Path:
 
 class Run:
     def __init__(self, scenario: Scenario, out: Path | None = None,
-                 tty: bool | None = None, cpu_awake: str = "auto") -> None:
+                 tty: bool | None = None, cpu_awake: str = "auto",
+                 shaping: str = "auto") -> None:
         self.scenario = scenario
         self.cpu_awake = cpu_awake
+        self.shaping = shaping
         self.bundle = results_dir(scenario, out)
         self.tty = sys.stdout.isatty() if tty is None else tty
         self.phase = "starting"
@@ -109,7 +111,8 @@ class Run:
                                     c: isp_of(scenario.topology, c)
                                     for c in scenario.topology.by_role("client")}}
         try:
-            with Emulation(scenario.topology, run_dir=run_dir, seed=scenario.seed,
+            with Emulation(scenario.topology, shaping=self.shaping, run_dir=run_dir,
+                           seed=scenario.seed,
                            dynamic_links=scenario.dynamic_links(),
                            controller=scenario.controller, cpu_awake=self.cpu_awake) as emu:
                 meta |= {"shaping": emu.shaping, "datapath": emu.datapath, "epoch": emu.t0,

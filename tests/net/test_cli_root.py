@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -40,3 +41,19 @@ def test_bench_fidelity_quick_meets_the_targets(nothing_left_behind: None) -> No
     assert found, last
     assert float(found[2]) <= 5.0 and float(found[3]) <= 10.0 and float(found[4]) <= 1.5
     assert "baseline, unshaped" in done.stdout
+
+
+def test_bench_scale_steps_up_until_the_verdict_breaks(nothing_left_behind: None) -> None:
+    """Two steps (2 and 4 viewers playing at once) as JSON; its result line as data, and
+    topo check's fidelity report as JSON too."""
+    done = cdnlab("bench", "scale", "--quick", "--max-viewers", "4", "--json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    document = json.loads(done.stdout)
+    assert document["command"] == "bench scale" and document["ok"]
+    (result,) = document["data"]
+    assert result["viewers_max"] in (0, 2, 4) and result["backend"] in ("netem", "nfqueue")
+    assert result["limit"] == "none" or result["viewers_max"] < 4, result
+    rows = [line for line in done.stderr.splitlines() if line.split()[:1] in (["2"], ["4"])]
+    assert len(rows) >= 1, done.stderr
+    checked = json.loads(cdnlab("topo", "check", "minimal", "--no-goodput", "--json").stdout)
+    assert checked["command"] == "topo check" and checked["data"]["summary"]["backend"]

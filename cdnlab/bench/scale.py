@@ -1,0 +1,84 @@
+"""`cdnlab bench scale`: how many viewers playing at once this machine emulates faithfully.
+
+`youtube_pull` (two ISPs, three clusters) runs again and again with more viewers playing at
+once (a closed-loop workload split over both ISPs, arriving within 2 s, 20 s of playing),
+doubling from 2 until the run's own fidelity verdict (`cdnlab.measure.verdict`) finds an
+invariant broken. The baseline is the first step, measured in the same run: each row says
+its CPU, timer lateness and QoE beside it. `--quick` stops at 32 viewers and plays 12 s.
+The last line: `scale: viewers_max=<n> backend=<name> limit=<invariant>` — the most
+viewers judged faithful, and what broke first above it (`none` if nothing did).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from cdnlab.results.report import write_report
+from cdnlab.scenario.runner import Run
+from cdnlab.scenario.spec import load_scenario
+
+SCENARIO = "youtube_pull"
+
+
+def step(viewers: int, play_s: float, shaping: str, cpu_awake: str,
+         out: Path) -> dict[str, Any]:
+    """One run with `viewers` playing at once; its figures."""
+    half = viewers // 2
+    overrides = {"workload.viewers": {"isp_a": viewers - half, "isp_b": half},
+                 "workload.closed_loop": True, "workload.segments": 5,
+                 "workload.max_buffer_s": 6,
+                 "workload.arrival": {"process": "uniform", "start_s": 1, "window_s": 2},
+                 "duration_s": play_s, "timeline": []}
+    bundle = out / f"viewers-{viewers}"
+    Run(load_scenario(SCENARIO, overrides), bundle, tty=False, cpu_awake=cpu_awake,
+        shaping=shaping).execute()
+    summary = write_report(bundle)
+    fidelity, players = summary["fidelity"] or {}, summary["players"]
+    monitor = fidelity.get("monitor") or {}
+    return {"viewers": viewers, "playing_peak": players["concurrent_peak"],
+            "ok": fidelity.get("ok"), "backend": fidelity.get("backend"),
+            "limit": (fidelity.get("violations") or [{}])[0].get("invariant"),
+            "cpu_busy_max": monitor.get("cpu_busy_mean_max"),
+            "wake_p99_us_max": monitor.get("wake_p99_us_max"),
+            "qoe_per_s": players["qoe_per_s_mean"],
+            "rebuffer_s": players["rebuffer_s_total"],
+            "completed": f"{players['completed']}/{players['sessions']}"}
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def run(quick: bool, shaping: str, cpu_awake: str, most: int | None = None) -> int:
+    """`most`: stop after this many viewers (the steps double from 2)."""
+    largest, play_s = (32, 12.0) if quick else (256, 20.0)
+    largest = min(largest, most) if most else largest
+    rows: list[dict[str, Any]] = []
+    columns = ("viewers", "playing_peak", "ok", "cpu_busy_max", "wake_p99_us_max",
+               "qoe_per_s", "rebuffer_s", "completed")
+    print(f"scale: {SCENARIO}, closed loop, {play_s:g} s of playing per step; "
+          "baseline: the first step")
+    print("".join(f"{c:>16}" for c in columns))
+    with tempfile.TemporaryDirectory(prefix="cdnlab-scale-") as scratch:
+        viewers = 2
+        while viewers <= largest:
+            row = step(viewers, play_s, shaping, cpu_awake, Path(scratch))
+            rows.append(row)
+            print("".join(f"{_cell(row[c]):>16}" for c in columns), flush=True)
+            if not row["ok"]:
+                break
+            viewers *= 2
+    faithful = [r["viewers"] for r in rows if r["ok"]]
+    broken = next((r for r in rows if not r["ok"]), None)
+    base = rows[0]
+    if base["qoe_per_s"] and rows[-1]["qoe_per_s"] is not None:
+        print(f"scale: QoE per media second {rows[-1]['qoe_per_s']:.3g} at "
+              f"{rows[-1]['viewers']} viewers against {base['qoe_per_s']:.3g} at "
+              f"{base['viewers']} (baseline)")
+    print(f"scale: viewers_max={max(faithful) if faithful else 0} "
+          f"backend={base['backend']} limit={broken['limit'] if broken else 'none'}")
+    return 0
