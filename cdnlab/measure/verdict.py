@@ -14,6 +14,10 @@ limits, in one place:
     kernel_drops    the kernel dropped packets queued for the delay process (the queue
                     was full or the process could not take them): at once
     event_late      a timeline event applied over 0.5 s after its second: at once
+    probe_loss      a cluster's RTT probes unanswered for over 20 % of the networks they
+                    measure, round after round for ≥ 3 s, while no timeline event has a
+                    link or cluster down (then loss is the emulated network's, not the
+                    emulator's): the probes starve, as they did under CPU saturation
 
 Violations carry the invariant, where (a link's queue, an event), from and to (scenario
 seconds), the worst value, the limit and the unit. `describe` puts them in words for the
@@ -33,6 +37,8 @@ CPU_BUSY_LIMIT = 0.95
 WAKE_P99_LIMIT_US = 1000.0
 DELAY_LAG_LIMIT_US = 500.0
 EVENT_LATE_LIMIT_S = 0.5
+PROBE_LOSS_LIMIT = 0.2
+DOWN_UP = {"link_down": "link_up", "cluster_down": "cluster_up"}
 
 
 @dataclass(frozen=True)
@@ -71,12 +77,28 @@ def _held(points: Iterable[tuple[float, float]], limit: float, hold_s: float,
     return runs
 
 
+def down_windows(events_applied: list[dict[str, Any]]) -> list[tuple[float, float]]:
+    """Scenario seconds during which a link or a cluster was down by the timeline's hand."""
+    windows: list[tuple[float, float]] = []
+    open_at: dict[str, float] = {}
+    for event in sorted(events_applied, key=lambda e: e["at"]):
+        key = f"{event['kind'].rsplit('_', 1)[0]}:{event.get('args')}"
+        if event["kind"] in DOWN_UP:
+            open_at.setdefault(key, float(event["at"]))
+        elif event["kind"] in DOWN_UP.values() and key in open_at:
+            windows.append((open_at.pop(key), float(event["at"])))
+    windows += [(start, float("inf")) for start in open_at.values()]
+    return windows
+
+
 def judge(samples: list[dict[str, Any]], queue_stats: list[dict[str, Any]],
           events_applied: list[dict[str, Any]], offset: float,
-          interval_s: float = 1.0) -> list[Violation]:
+          interval_s: float = 1.0,
+          probe_rounds: list[dict[str, Any]] | None = None) -> list[Violation]:
     """Every violation in a run, in scenario seconds (`offset`: event time of scenario
     second 0)."""
     found: list[Violation] = []
+    downs = down_windows(events_applied)
 
     def add(invariant: str, where: str | None, runs: list[tuple[float, float, float]],
             limit: float, unit: str) -> None:
@@ -107,6 +129,16 @@ def judge(samples: list[dict[str, Any]], queue_stats: list[dict[str, Any]],
         if counts and counts[0][1] > 0:
             grew.insert(0, (counts[0][0], float(counts[0][1])))
         add("kernel_drops", where, [(t - interval_s, t, n) for t, n in grew], 0, "packets")
+    lost: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for probe in probe_rounds or []:
+        raw = probe.get("raw_ms") or {}
+        at = probe["t"] - offset
+        if raw and not any(start - 1.0 <= at <= end + 2.0 for start, end in downs):
+            share = sum(1 for v in raw.values() if v is None) / len(raw)
+            lost[probe.get("cluster") or probe.get("node", "?")].append((probe["t"], share))
+    for cluster, points in sorted(lost.items()):
+        add("probe_loss", cluster, _held(points, PROBE_LOSS_LIMIT, HOLD_S, interval_s),
+            PROBE_LOSS_LIMIT, "share unanswered")
     for event in events_applied:
         late = event.get("late_s")
         if late is not None and late > EVENT_LATE_LIMIT_S:
@@ -120,7 +152,8 @@ WORDS = {"cpu_saturated": "CPU saturated (busy {worst:.0%})",
          "timer_late": "timer lateness p99 {worst_ms:.1f} ms",
          "delay_late": "delay queue {where} releasing {worst_ms:.1f} ms late",
          "kernel_drops": "kernel dropped {worst:.0f} packets queued at {where}",
-         "event_late": "event {where} applied {worst:.1f} s late"}
+         "event_late": "event {where} applied {worst:.1f} s late",
+         "probe_loss": "{where}'s RTT probes {worst:.0%} unanswered"}
 
 
 def describe(violations: list[dict[str, Any]]) -> str:

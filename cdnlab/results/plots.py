@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt
 
 from cdnlab.measure import verdict
 from cdnlab.results.bundle import Bundle
+from cdnlab.results.summary import violations_of
 
 MAX_VIEWERS = 24
 
@@ -199,9 +200,7 @@ def fidelity_over_time(bundle: Bundle, out: Path) -> list[Path]:
                  label="limit")
     late.set_ylabel("timer lateness (ms)")
     late.set_xlabel("scenario time (s)")
-    violations = verdict.judge(samples, [e for e in bundle.lines("*.jsonl")
-                                         if e.get("event") == "queue_stats"],
-                               bundle.engine("event_applied"), bundle.scenario_t)
+    violations = violations_of(bundle)
     for axes in (cpu, late):
         for violation in violations:
             axes.axvspan(violation.from_s, violation.to_s, color="red", alpha=0.12)

@@ -47,9 +47,9 @@ BOUNDARIES = Maybe({
     "into_isp": {"*": f(int, "bytes entering the ISP router from the IXP, transit or "
                              "another ISP")},
 })
-VIOLATION = {"invariant": f(str, "cpu_saturated, timer_late, delay_late, kernel_drops or "
-                                 "event_late (cdnlab/measure/verdict.py)"),
-             "where": f(Maybe(str), "a delay queue or an event kind"),
+VIOLATION = {"invariant": f(str, "cpu_saturated, timer_late, delay_late, kernel_drops, "
+                                 "event_late or probe_loss (cdnlab/measure/verdict.py)"),
+             "where": f(Maybe(str), "a delay queue, an event kind or a probing cluster"),
              "from_s": f(NUM, "scenario second it began"), "to_s": f(NUM, "and ended"),
              "worst": f(NUM, "the worst value"), "limit": f(NUM, "the limit"),
              "unit": f(str, "of worst and limit")}

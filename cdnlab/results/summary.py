@@ -304,13 +304,23 @@ def players_summary(bundle: Bundle, isp_of: dict[str, str]) -> dict[str, Any]:
     }
 
 
+def violations_of(bundle: Bundle) -> list[verdict.Violation]:
+    """The fidelity verdict's violations, from the bundle's monitor samples, delay queue
+    stats, probe rounds and applied events."""
+    events = bundle.lines("*.jsonl")
+    return verdict.judge(
+        [e for e in events if e.get("event") == "sample" and e.get("node") == "monitor"],
+        [e for e in events if e.get("event") == "queue_stats"],
+        bundle.engine("event_applied"), bundle.scenario_t,
+        probe_rounds=[e for e in events if e.get("event") == "probe_round"])
+
+
 def fidelity_summary(bundle: Bundle, rtt: dict[str, Any] | None) -> dict[str, Any]:
     """The end-of-run RTT check and the run monitor's verdict, together: `ok` only when the
     RTTs were right and no invariant broke (`cdnlab.measure.verdict`)."""
     samples = [e for e in bundle.lines("fidelity.jsonl") if e.get("event") == "sample"]
     queues = [e for e in bundle.lines("*.jsonl") if e.get("event") == "queue_stats"]
-    violations = [v.to_dict() for v in verdict.judge(
-        samples, queues, bundle.engine("event_applied"), bundle.scenario_t)]
+    violations = [v.to_dict() for v in violations_of(bundle)]
     lags = [q["lag_max_us"] for e in queues for q in e["queues"].values()
             if q.get("lag_max_us") is not None]
     monitor = {

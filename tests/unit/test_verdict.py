@@ -43,3 +43,20 @@ def test_the_words() -> None:
         samples([0.99, 1.0, 1.0], wake_us=4000.0), [], [], 0.0)])
     assert text == ("emulator-limited from 9 s to 12 s: CPU saturated (busy 100%), "
                     "timer lateness p99 4.0 ms")
+
+
+def test_starved_probes_count_unless_the_timeline_took_a_link_down() -> None:
+    def rounds(start: float, shares: list[float]) -> list[dict[str, Any]]:
+        return [{"t": start + n, "cluster": "edge_a",
+                 "raw_ms": {"10.0.4.0/24": None if share else 5.0,
+                            "10.0.5.0/24": None if share > 0.5 else 7.0}}
+                for n, share in enumerate(shares)]
+
+    starved = verdict.judge([], [], [], 0.0, probe_rounds=rounds(10.0, [1.0, 0.5, 1.0, 0.0]))
+    assert [(v.invariant, v.where, v.worst) for v in starved] == [
+        ("probe_loss", "edge_a", 1.0)]
+    taken_down = [{"at": 9.5, "kind": "link_down", "args": ["isp_a", "ixp"]},
+                  {"at": 14.0, "kind": "link_up", "args": ["isp_a", "ixp"]}]
+    assert verdict.judge([], [], taken_down, 0.0,
+                         probe_rounds=rounds(10.0, [1.0, 0.5, 1.0, 0.0])) == []
+    assert verdict.down_windows(taken_down[:1]) == [(9.5, float("inf"))], "never came up"
