@@ -75,10 +75,11 @@ class Connection:
     async def _exactly(self, length: int, idle_s: float) -> bytes:
         """Read `length` bytes; give up only when nothing arrives for `idle_s` (a slow link
         may take long for a large segment, a dead one stops sending)."""
-        assert self.reader is not None
+        reader = self.reader  # kept: a close meanwhile ends the read, it does not crash it
+        assert reader is not None
         parts, left = [], length
         while left:
-            part = await asyncio.wait_for(self.reader.read(min(left, 1 << 16)), idle_s)
+            part = await asyncio.wait_for(reader.read(min(left, 1 << 16)), idle_s)
             if not part:
                 raise asyncio.IncompleteReadError(b"".join(parts), length)
             parts.append(part)

@@ -85,10 +85,9 @@ class Session:
         resolution = await resolve(self.service, self.stub, self._resolver_failed)
         self.resolution = resolution
         self.expires = time.monotonic() + resolution.ttl
+        # the connections to a server DNS no longer names stay open: the other track may be
+        # mid-transfer on one (both close with the session)
         server = self.rng.choice(resolution.addresses)
-        if server != self.server and self.server is not None:
-            self.http.forget(self.server, self.port)
-            self.audio_http.forget(self.server, self.port)
         self.server = server
         self.log.emit("resolve", session=self.spec.id, why=why, addresses=resolution.addresses,
                       ttl=resolution.ttl, server=server, cluster=self.clusters.get(server),
