@@ -75,14 +75,14 @@ def dns_summary(bundle: Bundle) -> dict[str, Any]:
         spills += answer["reason"] == "spill"
         host = truth.host_of(answer["client"]) or truth.host_of(
             (answer.get("subnet") or "").split("/")[0])
-        verdict = truth.judge(host, answer["cluster"], answer["t"]) if host else None
-        if verdict is None:
+        judgement = truth.judge(host, answer["cluster"], answer["t"]) if host else None
+        if judgement is None:
             continue
         judged += 1
-        if verdict.lowest:
+        if judgement.lowest:
             lowest_hits += 1
         else:
-            extra.append(verdict.extra_ms)
+            extra.append(judgement.extra_ms)
     return {"answers": len(answers), "judged": judged,
             "lowest_rtt_share": _ratio(lowest_hits, judged),
             "spill_share": _ratio(spills, len(answers)),
