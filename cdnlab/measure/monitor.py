@@ -92,7 +92,6 @@ class Sampler:
         self.path, self.t0, self.cgroup, self.interval_s = path, t0, cgroup, interval_s
         self.spinners = dict(spinners or {})
         self.stopping = threading.Event()
-        self.samples = 0
         self._out: TextIO | None = None
 
     def run(self) -> None:
@@ -122,7 +121,6 @@ class Sampler:
                              "wake_p99_us": round(late[int(0.99 * (len(late) - 1))], 1),
                              "wake_max_us": round(late[-1], 1)})
                 cores, usage, at, spun = now_cores, now_usage, now, now_spun
-                self.samples += 1
         self._out = None
 
     def _spun(self) -> dict[int, int]:

@@ -14,16 +14,27 @@ class Bundle:
             raise FileNotFoundError(f"{root} is not a results bundle (no run.json)")
         self.run = json.loads((root / "run.json").read_text())
         self.events_dir = root / "events"
+        self._parsed: dict[Path, list[dict[str, Any]]] = {}  # each file read once
 
     def lines(self, pattern: str) -> list[dict[str, Any]]:
+        """Every event of the files matching `pattern`; each file is read and parsed once
+        per Bundle, however many figures ask for it (the records are shared: read only)."""
         found: list[dict[str, Any]] = []
         for path in sorted(self.events_dir.glob(pattern)):
-            for line in path.read_text(errors="replace").splitlines():
-                try:
-                    found.append(json.loads(line))
-                except ValueError:
-                    continue  # a line cut by a kill
+            if path not in self._parsed:
+                self._parsed[path] = self._parse(path)
+            found += self._parsed[path]
         return found
+
+    @staticmethod
+    def _parse(path: Path) -> list[dict[str, Any]]:
+        records = []
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                continue  # a line cut by a kill
+        return records
 
     def engine(self, event: str) -> list[dict[str, Any]]:
         return [e for e in self.lines("engine.jsonl") if e.get("event") == event]
