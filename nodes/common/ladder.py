@@ -47,3 +47,15 @@ def parse_rung(value: Any, where: str) -> Rung:
         raise LadderError(f"{where}: rung {value!r} needs a positive bitrate and an even "
                           "width and height")
     return rung
+
+
+def fit_to_source(ladder: tuple[Rung, ...], width: int, height: int) -> tuple[Rung, ...]:
+    """The rungs a master of `width`x`height` can fill: none above its resolution (encoding
+    pixels that were never there costs encoder time and bits and shows nothing), as
+    per-title encoding ladders adapt to their source. When every rung is above it, the
+    lowest rung at the source's own (even) size."""
+    kept = tuple(r for r in ladder if r.width <= width and r.height <= height)
+    if kept:
+        return kept
+    lowest = min(ladder, key=lambda r: r.kbps)
+    return (Rung(lowest.kbps, width - width % 2, height - height % 2),)

@@ -1,7 +1,8 @@
 """Ingest: a source file becomes a published title, completely or not at all.
 
 hash the source → skip if the title already holds this exact input and spec (idempotent)
-→ probe (refuse what is not a video) → transcode into a staging directory → verify the
+→ probe (refuse what is not a video) → fit the ladder to the master (no rung above its
+resolution) → transcode into a staging directory → verify the
 bytes → publish atomically with its catalog entry. Any failure removes the staging
 directory and leaves the store exactly as it was.
 """
@@ -25,7 +26,7 @@ from nodes.origin.ffprobe import probe_source
 from nodes.origin.profiles import TitleSpec
 from nodes.origin.progress import Progress
 from nodes.origin.store import ContentStore, check_title_id
-from nodes.origin.transcode import transcode
+from nodes.origin.transcode import VERSION_CHARS, transcode
 from nodes.origin.verify import verify_presentation
 
 
@@ -65,18 +66,23 @@ def ingest_file(store: ContentStore, source: Path, title: str, spec: TitleSpec,
             log.emit("ingest_unchanged", title=title, content_key=key)
         return IngestResult(title, "unchanged", current, time.monotonic() - started)
     info = probe_source(source, label)
+    asked, spec = spec, spec.fitted(info.width, info.height)
     need, free = expected_bytes(spec, info.duration_s), free_bytes(store.root)
     if need > free:
         raise ContentError(f"disk full: the presentation needs about {need / 1e6:.1f} MB and "
                            f"the store has {free / 1e6:.1f} MB free; nothing was published", 507)
     if log:
         log.emit("ingest_start", title=title, duration_s=info.duration_s,
-                 source=f"{info.width}x{info.height}@{info.fps:g}", content_key=key)
+                 source=f"{info.width}x{info.height}@{info.fps:g}", content_key=key,
+                 ladder=spec.to_dict()["profiles"],
+                 dropped={p.name: [str(r) for r in p.ladder if r not in f.ladder]
+                          for p, f in zip(asked.profiles, spec.profiles, strict=True)})
     staged = store.staging_dir(title)
     try:
         try:
             transcode(source, info, spec, staged, Progress(f"transcode {title}", log, tty,
-                                                           title=title))
+                                                           title=title),
+                      version=key[:VERSION_CHARS])
             presentation, facts = verify_presentation(staged, spec, info.duration_s,
                                                       spec.audio_kbps > 0 and info.has_audio)
         except ContentError:

@@ -43,15 +43,25 @@ class Codec:
                                 f"bufsize:{s}": rate, f"g:{s}": gop, f"keyint_min:{s}": gop}
         if self.encoder == "libx264":
             # constant rate with filler (nal-hrd=cbr): segments carry the ladder's bitrate
-            opts |= {f"preset:{s}": "veryfast", f"sc_threshold:{s}": 0,
+            opts |= {f"preset:{s}": "superfast", f"sc_threshold:{s}": 0,
                      f"x264-params:{s}": "nal-hrd=cbr:force-cfr=1"}
         elif self.encoder == "libvpx-vp9":
             opts |= {f"minrate:{s}": rate, f"deadline:{s}": "realtime", f"cpu-used:{s}": 8,
-                     f"row-mt:{s}": 1}
+                     f"row-mt:{s}": 1, f"tile-columns:{s}": 2}
         elif self.encoder == "libx265":
             opts |= {f"preset:{s}": "ultrafast", f"tag:{s}": "hvc1",
                      f"x265-params:{s}": "scenecut=0:log-level=error"}
         return opts
+
+    def settings(self) -> str:
+        """The encoder settings `stream_options` gives every rung, in words."""
+        fixed = {"c", "b", "maxrate", "bufsize", "minrate", "g", "keyint_min"}
+        opts = self.stream_options(0, Rung(1, 2, 2), 1)
+        own = " ".join(f"{k.split(':')[0]}={v}" for k, v in opts.items()
+                       if k.split(":")[0] not in fixed)
+        bounded = "min=" if any(k.startswith("minrate") for k in opts) else ""
+        return (f"{self.encoder} {own}; rate = {bounded}max = buffer = the rung's bitrate, "
+                "a key frame at every segment start (GOP one segment)")
 
 
 CODECS = {
@@ -82,6 +92,12 @@ class TitleSpec:
         """A hash of everything that shapes the output, for idempotent ingest."""
         canonical = json.dumps(asdict(self), sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def fitted(self, width: int, height: int) -> TitleSpec:
+        """This spec for a master of `width`x`height`: no rung above its resolution
+        (`nodes.common.ladder.fit_to_source`)."""
+        return TitleSpec(tuple(Profile(p.name, ladders.fit_to_source(p.ladder, width, height))
+                               for p in self.profiles), self.segment_s, self.audio_kbps)
 
     def to_dict(self) -> dict[str, Any]:
         return {"segment_s": self.segment_s, "audio_kbps": self.audio_kbps,

@@ -23,7 +23,7 @@ from nodes.common.dash import AdaptationSet, Presentation, Representation, write
 from nodes.origin.catalog import representation_record, title_entry
 from nodes.origin.profiles import DEFAULT_LADDER, Profile, TitleSpec
 from nodes.origin.store import ContentStore
-from nodes.origin.transcode import INIT_NAME, MANIFEST, MEDIA_NAME
+from nodes.origin.transcode import MANIFEST, VERSION_CHARS, segment_names
 
 CODEC_STRINGS = {"avc": "avc1.64001f", "vp9": "vp09.00.31.08", "hevc": "hvc1.1.6.L93.B0"}
 AUDIO_CODEC = "mp4a.40.2"
@@ -53,21 +53,22 @@ def _segment_sizes(rng: random.Random, kbps: int, count: int, segment_s: float,
     return sizes
 
 
-def _presentation(spec: TitleSpec, duration_s: float) -> Presentation:
+def _presentation(spec: TitleSpec, duration_s: float, version: str) -> Presentation:
+    init_name, media_name = segment_names(version)
     sets, next_id = [], 0
     for number, profile in enumerate(spec.profiles):
         reps = []
         for rung in profile.ladder:
             reps.append(Representation(str(next_id), "video", "video/mp4",
                                        CODEC_STRINGS[profile.name], rung.kbps * 1000,
-                                       rung.width, rung.height, INIT_NAME, MEDIA_NAME, 1,
+                                       rung.width, rung.height, init_name, media_name, 1,
                                        spec.segment_s))
             next_id += 1
         sets.append(AdaptationSet(str(number), "video", tuple(reps)))
     if spec.audio_kbps:
         sets.append(AdaptationSet(str(len(sets)), "audio", (Representation(
             str(next_id), "audio", "audio/mp4", AUDIO_CODEC, spec.audio_kbps * 1000, None,
-            None, INIT_NAME, MEDIA_NAME, 1, spec.segment_s),)))
+            None, init_name, media_name, 1, spec.segment_s),)))
     return Presentation(duration_s, tuple(sets))
 
 
@@ -78,7 +79,7 @@ def write_title(store: ContentStore, title: str,
     key = hashlib.sha256(f"synth:{options.seed}:{title}:{options.duration_s}:{options.vbr_sigma}"
                          f":{spec.key()}".encode()).hexdigest()
     rng = random.Random(key)
-    presentation = _presentation(spec, options.duration_s)
+    presentation = _presentation(spec, options.duration_s, key[:VERSION_CHARS])
     staged = store.staging_dir(title)
     (staged / MANIFEST).write_text(write_mpd(presentation))
     count = math.ceil(options.duration_s / spec.segment_s - 1e-9)

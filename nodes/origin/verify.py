@@ -2,7 +2,8 @@
 the catalog records: per representation, each segment's size and duration.
 
 Checked: the MPD parses and lists every rung of every profile asked for, plus audio if
-any; each init segment's sample entry is the profile's codec; every media segment exists
+any; each init segment's sample entry is the profile's codec, and each representation's
+`codecs` string is the one its init segment implies; every media segment exists
 and starts where the same-numbered segment of every other video representation starts
 (aligned switching points); the presentation covers the source's duration.
 """
@@ -24,6 +25,7 @@ class RepresentationFacts:
     rep: Representation
     profile: str  # avc, vp9, hevc, audio
     sample_entry: str
+    codecs: str  # what the init segment implies (RFC 6381)
     init_bytes: int
     segment_bytes: tuple[int, ...]
     segment_starts_s: tuple[float, ...]
@@ -54,8 +56,12 @@ def _measure(directory: Path, presentation: Presentation, rep: Representation,
     except Mp4Error as err:
         raise ContentError(f"transcode wrote a bad segment for representation {rep.id}: {err}",
                            500) from err
-    return RepresentationFacts(rep, profile, track.sample_entry, init_path.stat().st_size,
-                               tuple(sizes), tuple(starts), tuple(durations))
+    if rep.codecs != track.codecs:
+        raise ContentError(f"representation {rep.id}: the MPD says codecs={rep.codecs!r}, its "
+                           f"init segment is {track.codecs!r}", 500)
+    return RepresentationFacts(rep, profile, track.sample_entry, track.codecs,
+                               init_path.stat().st_size, tuple(sizes), tuple(starts),
+                               tuple(durations))
 
 
 def verify_presentation(directory: Path, spec: TitleSpec, source_duration_s: float,

@@ -120,7 +120,9 @@ def test_audio_is_fetched_alongside_video_and_is_required(tmp_path: Path) -> Non
                      audio_kbps=128)
     synthesize(ContentStore(store), SynthOptions(titles=2, duration_s=6, spec=spec, seed=9))
     content = ContentStore(store)
-    (content.title_dir("synth-0002") / "seg-3-00004.m4s").unlink()  # audio's 4th
+    audio = content.entry("synth-0002")["audio"][0]  # type: ignore[index]
+    missing = audio["media"].replace("$Number%05d$", "00004")  # audio's 4th
+    (content.title_dir("synth-0002") / missing).unlink()
     processes = start_dns_and_origin(tmp_path, store, dns_port, http_port, ttl=30,
                                      clusters={"live": {"addresses": [LIVE]}})
     try:
@@ -168,5 +170,5 @@ def test_audio_is_fetched_alongside_video_and_is_required(tmp_path: Path) -> Non
               and e["session"].startswith("loop")]
     assert max(starts) - min(starts) < 4.0 + 0.5
     broken = sessions["no_audio_4"]
-    assert not broken["completed"] and "seg-3-00004.m4s: HTTP 404" in broken["error"]
+    assert not broken["completed"] and f"{missing}: HTTP 404" in broken["error"]
     assert len(of("audio_segment", "no_audio_4")) == 3

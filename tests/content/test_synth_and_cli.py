@@ -102,7 +102,11 @@ def test_bench_transcode_prints_a_table_and_the_slowest_profile(tmp_path: Path) 
                           check=False)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert lines[-1].startswith("transcode: speed_x=")
-    assert float(lines[-1].split("=")[1]) > 0
-    assert any(line.startswith("decode") for line in lines)
-    assert any(line.startswith("avc") and "libx264" in line for line in lines)
+    figures = dict(pair.split("=") for pair in lines[-1].removeprefix("transcode: ").split())
+    assert set(figures) == {"speed_x", "default_x"}
+    rows = {line.split()[0]: line.split() for line in lines
+            if line.split() and line.split()[0] in ("decode", "avc", "default")}
+    assert rows["avc"][1] == "libx264" and rows["default"][1] == "avc+vp9"
+    # the closing line repeats the table: the slowest profile's and the default spec's speed
+    assert figures["speed_x"] == rows["avc"][3] and figures["default_x"] == rows["default"][3]
+    assert any("superfast" in line for line in lines), "the encoder settings are printed"

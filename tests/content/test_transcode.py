@@ -17,6 +17,7 @@ from nodes.origin.errors import ContentError
 from nodes.origin.ingest import ingest_file
 from nodes.origin.profiles import TitleSpec, parse_title_spec
 from nodes.origin.store import ContentStore
+from nodes.origin.testsource import make_test_master
 from tests.content.conftest import SMALL_SPEC, tree
 
 FFPROBE_CODEC = {"avc1": "h264", "vp09": "vp9", "hvc1": "hevc", "mp4a": "aac"}
@@ -138,6 +139,89 @@ def test_same_input_is_not_transcoded_twice_and_a_new_spec_replaces_atomically(
     assert parse_mpd((store.root / "t/manifest.mpd").read_text()).representations[0] \
         .bandwidth == 300000
     assert not any((store.root / ".staging").iterdir())
+    # a new version has new URLs: no cache can hand out an old segment under the new MPD
+    old_names = {n for n in before if n.endswith(".m4s")}
+    new_names = {n for n in tree(store.root) if n.endswith(".m4s")}
+    assert old_names and new_names and not {Path(n).name for n in old_names} & \
+        {Path(n).name for n in new_names}
+
+
+# ffprobe's names for the profiles RFC 6381 strings carry as numbers
+AVC_PROFILES = {"Constrained Baseline": 66, "Baseline": 66, "Main": 77, "High": 100}
+HEVC_PROFILES = {"Main": 1, "Main 10": 2}
+VP9_PROFILES = {"Profile 0": 0, "Profile 1": 1, "Profile 2": 2, "Profile 3": 3}
+# VP9 levels (the VP9 bitstream specification, Annex A): level, max luma picture size,
+# max luma sample rate, max bitrate (kbit/s)
+VP9_LEVELS = [(10, 36864, 829440, 200), (11, 73728, 2764800, 800),
+              (20, 122880, 4608000, 1800), (21, 245760, 9216000, 3600),
+              (30, 552960, 20736000, 7200), (31, 983040, 36864000, 12000),
+              (40, 2228224, 83558400, 18000), (41, 2228224, 160432128, 30000)]
+
+
+def _probe_stream(init: Path, segment: Path, scratch: Path) -> dict[str, Any]:
+    joined = scratch / "probe.mp4"
+    joined.write_bytes(init.read_bytes() + segment.read_bytes())
+    out = subprocess.run(["ffprobe", "-v", "error", "-show_entries",
+                          "stream=codec_tag_string,profile,level,pix_fmt,width,height,"
+                          "avg_frame_rate", "-of", "json", str(joined)],
+                         capture_output=True, text=True, check=True).stdout
+    return dict(json.loads(out)["streams"][0])
+
+
+def test_codecs_strings_are_what_the_init_segments_hold_for_every_profile(
+        published: Any, tmp_path: Path) -> None:
+    """RFC 6381 strings against ffprobe's independent reading of each representation:
+    AVC profile/level (ISO/IEC 14496-15 §5.3.3), HEVC profile, tier and level (Annex E),
+    VP9 profile, the lowest level admitting the picture, rate and bitrate, bit depth, AAC
+    object type. And no bitstreamSwitching: every representation has its own init."""
+    store, _entry, _ = published
+    directory = store.root / "t1"
+    text = (directory / "manifest.mpd").read_text()
+    assert "bitstreamSwitching" not in text
+    presentation = parse_mpd(text)
+    seen = set()
+    for rep in presentation.representations:
+        probed = _probe_stream(directory / rep.init_path(),
+                               directory / rep.segment_path(rep.start_number), tmp_path)
+        family, *fields = rep.codecs.split(".")
+        seen.add(family)
+        assert family == probed["codec_tag_string"], rep.codecs
+        if family == "avc1":
+            assert int(fields[0][:2], 16) == AVC_PROFILES[probed["profile"]], rep.codecs
+            assert int(fields[0][4:], 16) == probed["level"], rep.codecs
+        elif family == "hvc1":
+            assert int(fields[0]) == HEVC_PROFILES[probed["profile"]], rep.codecs
+            assert fields[2] == f"L{probed['level']}", rep.codecs  # Main tier
+        elif family == "vp09":
+            num, den = probed["avg_frame_rate"].split("/")
+            pixels = probed["width"] * probed["height"]
+            level = next(lv for lv, size, rate, kbps in VP9_LEVELS
+                         if pixels <= size and pixels * int(num) / int(den) <= rate
+                         and rep.bandwidth / 1000 <= kbps)
+            assert (int(fields[0]), int(fields[1]), int(fields[2])) == (
+                VP9_PROFILES[probed["profile"]], level,
+                10 if "10" in probed["pix_fmt"] else 8), rep.codecs
+        else:
+            assert rep.codecs == "mp4a.40.2" and probed["profile"] == "LC"
+    assert seen == {"avc1", "vp09", "hvc1", "mp4a"}
+
+
+def test_the_ladder_never_goes_above_the_master(tmp_path: Path) -> None:
+    """A 720p master with the default ladder: the rungs up to 720p, the 1080p ones dropped
+    (and said so), nothing encoded above the source."""
+    master = make_test_master(tmp_path / "m720.mp4", 2.0, 1280, 720, audio=False)
+    events = tmp_path / "origin.jsonl"
+    log = EventLog(events, "origin")
+    spec = parse_title_spec({"segment_s": 1, "profiles": {"avc": "default"}})
+    result = ingest_file(ContentStore(tmp_path / "store"), master, "t", spec, log)
+    log.close()
+    presentation = parse_mpd((tmp_path / "store/t/manifest.mpd").read_bytes())
+    sizes = [(r.width, r.height) for r in presentation.representations]
+    assert sizes == [(426, 240), (640, 360), (854, 480), (1280, 720)]
+    start = next(json.loads(line) for line in events.read_text().splitlines()
+                 if '"ingest_start"' in line)
+    assert start["dropped"] == {"avc": ["2850k@1920x1080", "4300k@1920x1080"]}
+    assert result.entry["spec"]["profiles"]["avc"][-1] == "1850k@1280x720"
 
 
 def _refusal(store: ContentStore, source: Path, spec: TitleSpec) -> ContentError:
