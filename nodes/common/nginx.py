@@ -5,9 +5,10 @@ work directory: `daemon off`; one process (`master_process off`) where nothing n
 so the PID the node program holds is the one serving and dies with it, or a master with one
 worker where a cache needs nginx's cache manager (`master=True`: the node program stops the
 master, which ends its workers, and reports their PIDs so the engine's ledger holds them);
-every temp path and the error log inside the work directory; DASH MIME types; CORS and
-Timing-Allow-Origin headers (so browser players measure throughput, see the notes); and one
-JSON line per request:
+every temp path and the error log inside the work directory; DASH MIME types; the browser
+headers below; cache lifetimes (an MPD 2 s, so a re-ingested title is seen within seconds;
+segments a year, immutable: their names carry the version, see `nodes/origin/transcode.py`);
+and one JSON line per request (with the CMCD data a player sent, CTA-5004 query mode):
 
     {"time": <epoch s>, "node", "event": "request", "client", "method", "path", "status",
      "bytes", "duration_s", "range", …site's own fields}
@@ -38,8 +39,45 @@ MIME_TYPES = {
 BASE_LOG_FIELDS = {
     "time": "$msec", "client": "\"$remote_addr\"", "method": "\"$request_method\"",
     "path": "\"$uri\"", "status": "$status", "bytes": "$body_bytes_sent",
-    "duration_s": "$request_time", "range": "\"$http_range\"",
+    "duration_s": "$request_time", "range": "\"$http_range\"", "cmcd": "\"$arg_CMCD\"",
 }
+# What a page on another origin needs (Fetch standard, CORS protocol): one
+# Access-Control-Allow-Origin; Timing-Allow-Origin so the Resource Timing dash.js measures
+# throughput from is complete; the response headers a page may read. A preflight (a request
+# with CMCD-* headers, CTA-5004's header mode, or other non-simple headers) gets 204 with the
+# methods and headers allowed, cached a day by the browser.
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Timing-Allow-Origin": "*",
+    "Access-Control-Expose-Headers": "X-Cache-Status, X-Cluster, Content-Length, "
+                                     "Content-Range, Age",
+}
+PREFLIGHT_HEADERS = {
+    "Access-Control-Allow-Methods": "GET, HEAD, OPTIONS",
+    "Access-Control-Allow-Headers": "Range, CMCD-Request, CMCD-Object, CMCD-Status, "
+                                    "CMCD-Session, Content-Type",
+    "Access-Control-Max-Age": "86400",
+}
+MPD_MAX_AGE_S = 2
+
+
+def add_headers(headers: dict[str, str], indent: str = "            ") -> str:
+    """`add_header` lines, `always` (errors too). nginx drops a server's add_header lines in
+    any location or `if` that has its own, so each such block lists every header."""
+    return "".join(f'{indent}add_header {name} "{value}" always;\n'
+                   for name, value in headers.items())
+
+
+def preflight(extra: dict[str, str] | None = None, indent: str = "            ") -> str:
+    """Answer a CORS preflight with 204 inside a location."""
+    return (f"{indent}if ($request_method = OPTIONS) {{\n"
+            + add_headers(CORS_HEADERS | PREFLIGHT_HEADERS | (extra or {}), indent + "    ")
+            + f"{indent}    return 204;\n{indent}}}\n")
+
+
+def hide_upstream_cors(indent: str = "            ") -> str:
+    """A proxy adds its own CORS headers: the upstream's are dropped, never doubled."""
+    return "".join(f"{indent}proxy_hide_header {name};\n" for name in CORS_HEADERS)
 
 
 class NginxError(RuntimeError):
@@ -90,12 +128,12 @@ http {{
     scgi_temp_path {temp['scgi']};
     log_format cdnlab escape=json '{log}';
     access_log {self.access_log} cdnlab;
+    map $uri $cdnlab_expires {{ ~\\.mpd$ {MPD_MAX_AGE_S}s; ~\\.m4s$ max; default off; }}
 {self.http_extra}
     server {{
         listen {self.listen} reuseport;
-        add_header Access-Control-Allow-Origin * always;
-        add_header Timing-Allow-Origin * always;
-        location ~ /\\. {{ return 404; }}
+        expires $cdnlab_expires;
+{add_headers(CORS_HEADERS, "        ")}        location ~ /\\. {{ return 404; }}
 {self.server_body}
     }}
 }}

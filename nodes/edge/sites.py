@@ -1,7 +1,10 @@
 """nginx server blocks for an edge, in pull or push mode.
 
 Both add `X-Cache-Status` (HIT, MISS, EXPIRED… from nginx's cache; HIT for a filled file
-in push mode) and `X-Cluster` to every response, serve the monitor's `load.json` at
+in push mode) and `X-Cluster` to every response, with exactly one set of CORS headers (the
+parent's are hidden, so a proxied response never says `*, *`) and a 204 to a CORS
+preflight; a pull edge revalidates an expired entry with a conditional request (the MPD
+lives 2 s, see `nodes/common/nginx.py`). They serve the monitor's `load.json` at
 `/load`, expose `stub_status` to the host itself, and answer 302 to `redirect_to` while the
 monitor's overload flag exists (once: a redirected request is never redirected again).
 The request log adds: cache status, upstream time, and the
@@ -12,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+
+from nodes.common.nginx import CORS_HEADERS, add_headers, hide_upstream_cors, preflight
 
 REDIRECTED = "cdnlab_redirected"  # query argument an overload redirect adds
 LOG_FIELDS = {
@@ -69,14 +74,15 @@ class EdgeSite:
         return ("            proxy_pass http://parent;\n"
                 "            proxy_http_version 1.1;\n"
                 '            proxy_set_header Connection "";\n'
-                "            proxy_set_header Host $host;\n")
+                "            proxy_set_header Host $host;\n" + hide_upstream_cors())
 
     def _headers(self, cache_status: str) -> str:
         """add_header in a location replaces the server's: all of them, every time."""
-        return (f"            add_header X-Cache-Status {cache_status} always;\n"
-                f"            add_header X-Cluster {self.cluster} always;\n"
-                "            add_header Access-Control-Allow-Origin * always;\n"
-                "            add_header Timing-Allow-Origin * always;\n")
+        return add_headers({"X-Cache-Status": cache_status, "X-Cluster": self.cluster}
+                           | CORS_HEADERS)
+
+    def _preflight(self) -> str:
+        return preflight({"X-Cluster": self.cluster})
 
     def server_body(self) -> str:
         common = ('        set $edge_redirect "";\n'
@@ -87,8 +93,10 @@ class EdgeSite:
                   "deny all; }\n")
         if self.mode == "pull":
             return common + (
-                "        location / {\n" + self._overload() + self._proxy() +
+                "        location / {\n" + self._preflight() + self._overload() +
+                self._proxy() +
                 "            proxy_cache edge;\n"
+                "            proxy_cache_revalidate on;\n"
                 "            proxy_cache_key $uri;\n"
                 "            proxy_cache_valid 200 7d;\n"
                 "            proxy_cache_lock on;\n"
@@ -104,7 +112,7 @@ class EdgeSite:
                      f"            return 302 {self.redirect_to}$request_uri;\n")
         return common + (
             f"        root {self.store};\n"
-            "        location / {\n" + self._overload() +
+            "        location / {\n" + self._preflight() + self._overload() +
             "            set $edge_cache HIT;\n" + self._headers("HIT") +
             "            try_files $uri @miss;\n"
             "        }\n"

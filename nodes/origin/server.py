@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 from nodes.common.events import EventLog
 from nodes.common.httpjson import JsonHandler
+from nodes.common.nginx import preflight
 from nodes.origin.errors import ContentError, disk_full
 from nodes.origin.ingest import ingest_file
 from nodes.origin.profiles import TitleSpec, parse_title_spec
@@ -175,6 +176,6 @@ def make_server(address: str, port: int, service: IngestService) -> ThreadingHTT
 def origin_site_body(store: Path) -> str:
     return f"""        root {store};
         location / {{
-            try_files $uri =404;
+{preflight()}            try_files $uri =404;
         }}"""
 

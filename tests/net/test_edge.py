@@ -23,6 +23,7 @@ from cdnlab.services.edge import EdgeService
 from cdnlab.services.fill import FillService
 from cdnlab.services.origin import OriginService
 from cdnlab.topology import load_topology
+from nodes.common.dash import parse_mpd
 from nodes.edge.sites import REDIRECTED
 from nodes.origin.fill import title_files
 from nodes.origin.profiles import DEFAULT_LADDER, Profile, TitleSpec
@@ -244,3 +245,84 @@ def test_push_fill_window_rate_checksums_and_resume(
     for path in files:
         assert sha256(edges[0].store / path) == sha256(small / path)
     assert not list((edges[0].store / ".partial").rglob("*.m4s"))
+
+
+def raw_headers(node: Any, url: str, *curl_args: str) -> tuple[int, list[tuple[str, str]]]:
+    """Status and every header line as curl receives them (repeats kept, in order)."""
+    out = run_in(node, f"curl -s -o /dev/null -D - {' '.join(curl_args)} '{url}'")
+    status_line, *rest = [line.strip() for line in out.splitlines() if line.strip()]
+    pairs = [(name.strip().lower(), value.strip()) for name, _, value in
+             (line.partition(":") for line in rest)]
+    return int(status_line.split()[1]), pairs
+
+
+def header_values(pairs: list[tuple[str, str]], name: str) -> list[str]:
+    return [value for key, value in pairs if key == name.lower()]
+
+
+PAGE_ORIGIN = "http://player.cdn.lab"
+
+
+def test_browser_headers_and_a_reingested_title_through_warm_edges(
+        network: tuple[Emulation, OriginService]) -> None:
+    """What a browser player needs of every server, checked with curl: one
+    Access-Control-Allow-Origin on every response (a proxying edge hides its parent's),
+    readable cache headers, a 204 to a CORS preflight; an MPD that lives 2 s and segments a
+    year. Then a title re-ingested at the origin behind a warm pull edge: once the MPD's 2 s
+    are up the edge serves the new MPD, whose segments are all new URLs and new bytes."""
+    emu, origin = network
+    parent = f"{origin.address}:80"
+    pull = EdgeService(emu, "edge_a_1", "pull", parent)
+    push = EdgeService(emu, "edge_x_2", "push", parent=parent, miss="proxy")
+    for edge in (pull, push):
+        edge.start()
+    a1 = emu.node("a1")
+    catalog = json.loads((origin.store / "catalog.json").read_text())["titles"]
+    seg = segment_url("", catalog["synth-0002"], 0, 1)
+    urls = {"origin": f"{origin.url}{seg}", "pull miss": f"{pull.url}{seg}",
+            "pull hit": f"{pull.url}{seg}", "push proxied": f"{push.url}{seg}",
+            "pull mpd": f"{pull.url}/synth-0002/manifest.mpd"}
+    for what, url in urls.items():
+        status, pairs = raw_headers(a1, url, "-H", f"'Origin: {PAGE_ORIGIN}'")
+        assert status == 200, what
+        assert header_values(pairs, "Access-Control-Allow-Origin") == ["*"], (what, pairs)
+        assert header_values(pairs, "Timing-Allow-Origin") == ["*"], what
+        exposed = header_values(pairs, "Access-Control-Expose-Headers")
+        assert len(exposed) == 1 and "X-Cache-Status" in exposed[0], what
+        cache_control = header_values(pairs, "Cache-Control")
+        assert cache_control == (["max-age=2"] if url.endswith(".mpd") else
+                                 ["max-age=315360000"]), (what, cache_control)
+    for url in (urls["origin"], urls["pull hit"], urls["push proxied"]):
+        status, pairs = raw_headers(
+            a1, url, "-X", "OPTIONS", "-H", f"'Origin: {PAGE_ORIGIN}'",
+            "-H", "'Access-Control-Request-Method: GET'",
+            "-H", "'Access-Control-Request-Headers: cmcd-request,cmcd-session'")
+        assert status == 204, url
+        allowed = header_values(pairs, "Access-Control-Allow-Headers")
+        assert len(allowed) == 1 and {"cmcd-request", "cmcd-session", "range"} <= {
+            h.strip().lower() for h in allowed[0].split(",")}, allowed
+        assert "GET" in header_values(pairs, "Access-Control-Allow-Methods")[0]
+        assert header_values(pairs, "Access-Control-Allow-Origin") == ["*"]
+    # warm the pull edge with every video segment of the title's lowest rung
+    title = "synth-0001"
+    mpd_url = f"{pull.url}/{title}/manifest.mpd"
+
+    def presentation_urls() -> list[str]:
+        text = fetch(a1, mpd_url)[0]["text"]
+        rep = parse_mpd(text).sets("video")[0].representations[0]
+        return [f"{pull.url}/{title}/{rep.segment_path(rep.start_number + k)}"
+                for k in range(parse_mpd(text).segment_count(rep))]
+
+    old = presentation_urls()
+    assert all(a["status"] == 200 for a in fetch(a1, *old))
+    assert all(a["headers"]["X-Cache-Status"] == "HIT" for a in fetch(a1, *old)), "warm"
+    synthesize(ContentStore(origin.store), SynthOptions(titles=1, duration_s=24, seed=6))
+    time.sleep(2.5)  # the MPD's max-age
+    new = presentation_urls()
+    assert new and not set(new) & set(old), "a new version has new segment URLs"
+    served = fetch(a1, *new)
+    current = ContentStore(origin.store).title_dir(title)
+    assert all(a["status"] == 200 and a["headers"]["X-Cache-Status"] == "MISS"
+               for a in served), "nothing of the new version came from the edge's cache"
+    assert [a["bytes"] for a in served] == [
+        (current / url.rsplit("/", 1)[1]).stat().st_size for url in new]
