@@ -13,6 +13,10 @@ STAMPS := .setup
 APT_PACKAGES := mininet openvswitch-switch iproute2 iptables ethtool bridge-utils \
 	iputils-ping iperf3 tcpdump kmod procps ffmpeg nginx bind9-dnsutils dnsperf knot-dnsutils knot unbound \
 	python3 python3-venv python3-dev
+# Browser viewers (nodes/browser): Debian's Chromium, and Node with npm (Debian's, unless a
+# node and npm are already installed); dash.js and puppeteer-core come from npm at the
+# versions nodes/browser/package-lock.json pins (npm ci), and work offline after.
+BROWSER_APT_PACKAGES := chromium $(if $(and $(shell command -v node),$(shell command -v npm)),,nodejs npm)
 # The real-kernel tier (make vmtest) adds QEMU, debootstrap and mkfs.ext4 (e2fsprogs), on a
 # machine whose kernel lacks sch_netem or the openvswitch module (elsewhere it boots nothing).
 VM_APT_PACKAGES := qemu-system-x86 debootstrap e2fsprogs
@@ -30,15 +34,24 @@ endef
 
 DEMO_SCENARIO ?= youtube_pull
 
-.PHONY: setup demo test check vmtest vm-packages unit lint services clean-run help
+.PHONY: setup browser demo test check vmtest vm-packages unit lint services clean-run help
 help:
 	@echo "sudo make demo    set up if needed, then run the default scenario"
 	@echo "sudo make test    set up if needed, then run the whole test suite (check + vmtest)"
 	@echo "sudo make check   lint and pytest on this machine's kernel"
 	@echo "sudo make vmtest  the real-kernel tier: root tests in a QEMU guest with netem and OVS"
 	@echo "sudo make vm-packages  QEMU and the image tools alone (vmtest installs them where it boots)"
+	@echo "sudo make browser  Chromium, Node and the pinned dash.js for browser viewers (setup runs it)"
 
-setup: $(STAMPS)/apt $(STAMPS)/venv
+setup: $(STAMPS)/apt $(STAMPS)/venv $(STAMPS)/browser
+
+browser: $(STAMPS)/browser
+
+$(STAMPS)/browser: nodes/browser/package.json nodes/browser/package-lock.json
+	@mkdir -p $(STAMPS)
+	$(call apt_install,$(BROWSER_APT_PACKAGES))
+	cd nodes/browser && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
 
 $(STAMPS)/apt: Makefile
 	@mkdir -p $(STAMPS)

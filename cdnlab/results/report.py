@@ -99,6 +99,16 @@ def write_report(root: Path) -> dict[str, Any]:
                      f"{_text(figures['avg_bitrate_kbps'])} kbit/s, rebuffer "
                      f"{figures['rebuffer_s']} s, {_text(figures['switches'])} switches, "
                      f"QoE {_text(figures['qoe'])}")
+    browsers = summary["players"].get("browsers")
+    if browsers:
+        ended = ", ".join(f"{n} {how}" for how, n in sorted(browsers["ended_by"].items()))
+        lines += ["", "## Browser viewers", "",
+                  f"{browsers['sessions']} sessions of {', '.join(browsers['versions'])} "
+                  f"(ABR `dashjs` above): {browsers['completed']} completed ({ended}). "
+                  f"Each cost {_text(browsers['cpu_cores_mean'])} CPU cores on average and "
+                  f"{_text(browsers['pss_peak_mb_mean'])} MB at its peak (PSS, max "
+                  f"{_text(browsers['pss_peak_mb_max'])} MB); Chromium took "
+                  f"{_text(browsers['launch_s_mean'])} s to start dash.js."]
     lines += ["", "## Plots", ""]
     lines += [f"![{p.stem}](plots/{p.name})" for p in plots]
     (root / "report.md").write_text("\n".join(lines) + "\n")

@@ -34,6 +34,24 @@ SESSION = {k: f(Any, "a session's metrics, as nodes/client/qoe.py defines them")
                      "avg_bitrate_kbps", "switches", "switch_kbps_mean", "qoe",
                      "qoe_per_segment", "qoe_per_s", "rebuffer_penalty", "session", "title",
                      "algo", "completed", "error", "stalls_by_track", "wall_s")}
+SESSION |= {f"{k}?": f(Any, "a browser viewer's own, as nodes/browser/records.py and "
+                           "__main__.py define them")
+            for k in ("player", "ended_by", "downloads", "browser", "dashjs", "launch_s",
+                      "usage", "driver_exit")}
+BROWSERS = Maybe({
+    "sessions": f(int, "browser viewers' sessions (dash.js in headless Chromium)"),
+    "completed": f(int, "of them, those that ended with dash.js's end event (or played "
+                        "their segment count)"),
+    "ended_by": {"*": f(int, "sessions by how they ended: ended (dash.js's PLAYBACK_ENDED), "
+                             "limit_reached, error, driver_error")},
+    "launch_s_mean": f(Maybe(NUM), "mean seconds from starting Chromium to dash.js running"),
+    "cpu_cores_mean": f(Maybe(NUM), "mean over viewers of each one's CPU time / wall time "
+                                    "(its whole process tree)"),
+    "pss_peak_mb_mean": f(Maybe(NUM), "mean over viewers of each one's peak proportional "
+                                      "set size, MB"),
+    "pss_peak_mb_max": f(Maybe(NUM), "the largest of them"),
+    "versions": [f(str, "Chromium and dash.js versions seen")],
+})
 RESOLVER = {k: f(Any, "see cdnlab/results/resolvers.py") for k in (
     "kind", "ecs", "address", "clients", "fallback", "resolutions", "redirector_queries",
     "queries", "cache_hits", "cache_hit_ratio", "ecs_queries")}
@@ -127,7 +145,15 @@ SCHEMA: dict[str, Any] = {
                           "qoe": f(Maybe(NUM), "their mean QoE"),
                           "qoe_per_s": f(Maybe(NUM), "their mean QoE per media second")}},
         "jain_fairness_mean": f(Maybe(NUM), "mean of the per-ISP indices"),
+        "browsers": BROWSERS,
         "per_session": [SESSION],
+    },
+    "cmcd": {
+        "requests": f(int, "media and manifest requests in the servers' access logs"),
+        "with_cmcd": f(int, "of them, those carrying CMCD (CTA-5004; cdnlab/results/cmcd.py)"),
+        "sessions": f(int, "distinct CMCD session ids among them"),
+        "by": {"*": {"*": {"requests": f(int, "requests with this value of the key"),
+                           "bytes": f(int, "bytes served to them")}}},
     },
     "fidelity": Maybe({
         "backend?": f(str, "shaping backend"), "datapath?": f(str, "switch datapath"),

@@ -36,6 +36,7 @@ from typing import Any
 
 from cdnlab.measure import verdict
 from cdnlab.results.bundle import Bundle
+from cdnlab.results.cmcd import cmcd_summary
 from cdnlab.results.resolvers import resolvers_summary
 from cdnlab.results.truth import RttTruth
 
@@ -300,7 +301,28 @@ def players_summary(bundle: Bundle, isp_of: dict[str, str]) -> dict[str, Any]:
                     for algo in sorted({s["algo"] for s in completed})
                     for mine in [[s for s in completed if s["algo"] == algo]]},
         "jain_fairness_mean": _mean([v for v in fairness.values() if v is not None]),
+        "browsers": browsers_summary(sessions),
         "per_session": sessions,
+    }
+
+
+def browsers_summary(sessions: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The browser viewers' sessions: how they ended, and what each cost the machine."""
+    mine = [s for s in sessions if s.get("player") == "dashjs"]
+    if not mine:
+        return None
+    usage = [s["usage"] for s in mine if s.get("usage")]
+    ended: dict[str, int] = defaultdict(int)
+    for s in mine:
+        ended[str(s.get("ended_by"))] += 1
+    return {
+        "sessions": len(mine), "completed": sum(1 for s in mine if s["completed"]),
+        "ended_by": dict(ended),
+        "launch_s_mean": _mean([s["launch_s"] for s in mine if s.get("launch_s") is not None]),
+        "cpu_cores_mean": _mean([u["cpu_cores_mean"] for u in usage]),
+        "pss_peak_mb_mean": _mean([u["pss_peak_mb"] for u in usage]),
+        "pss_peak_mb_max": max((u["pss_peak_mb"] for u in usage), default=None),
+        "versions": sorted({f"{s.get('browser')} dash.js {s.get('dashjs')}" for s in mine}),
     }
 
 
@@ -353,6 +375,7 @@ def build_summary(root: Path) -> dict[str, Any]:
         "network": network_summary(bundle), "origin": origin_summary(bundle),
         "fill": fill_summary(bundle), "modes": bundle.run.get("modes"),
         "players": players_summary(bundle, bundle.run.get("isp_of", {})),
+        "cmcd": cmcd_summary(bundle),
         "fidelity": fidelity_summary(bundle, fidelity.get("summary") if fidelity else None),
         "events": {"applied": [e["kind"] for e in bundle.engine("event_applied")],
                    "failed": [e["kind"] for e in bundle.engine("event_failed")]},

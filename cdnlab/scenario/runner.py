@@ -45,14 +45,14 @@ from cdnlab.scenario.spec import Scenario, Upload, isp_of
 from cdnlab.scenario.timeline import Timeline
 from cdnlab.scenario.workload import plan_sessions
 from cdnlab.services.base import run_program
-from cdnlab.services.client import ClientService
+from cdnlab.services.client import BrowserService, ClientService, PlayerProgram
 from cdnlab.services.dns import DnsService, client_networks
 from cdnlab.services.edge import EdgeService
 from cdnlab.services.fill import FillService
 from cdnlab.services.origin import OriginService
 from cdnlab.services.probe import ProbeService
 from cdnlab.services.resolver import ResolverService, write_resolv_conf
-from nodes.common.conventions import HTTP_PORT, SERVICE
+from nodes.common.conventions import BROWSER_ABR, HTTP_PORT, SERVICE
 from nodes.common.events import EventLog
 
 # A bound on waiting for the first RTT of every (client network, cluster) pair, not a
@@ -88,7 +88,7 @@ class Run:
         self.bundle = results_dir(scenario, out)
         self.tty = sys.stdout.isatty() if tty is None else tty
         self.phase = "starting"
-        self.players: list[ClientService] = []
+        self.players: list[PlayerProgram] = []
         self.edges: dict[str, list[EdgeService]] = {}
         self.resolvers: dict[str, ResolverService] = {}
         self.interrupted: str | None = None
@@ -303,8 +303,7 @@ class Run:
               watchers: Watchers) -> None:
         """Until every player is done and every event applied, or the bound on a run."""
         scenario = self.scenario
-        longest = scenario.workload.segments * scenario.content.segment_s * 4 + 60
-        deadline = epoch + scenario.duration_s + longest
+        deadline = epoch + scenario.duration_s + self._session_bound_s()
         last_line = 0.0
         while time.time() < deadline:
             if all(not p.running for p in self.players) and not timeline.is_alive():
@@ -407,12 +406,34 @@ class Run:
 
     def _players(self, emu: Emulation, dns: DnsService, host: str,
                  sessions: list[dict[str, Any]], tag: str) -> None:
-        resolv_conf = self._resolv_conf(emu, host) \
-            if host in self.scenario.dns.nameservers else None
-        players = ClientService(emu, host, [emu.ip(dns.host)], SERVICE, sessions, tag,
-                                resolv_conf)
-        players.start()
-        self.players.append(players)
+        """The host's Python players in one process, its browser viewers in another."""
+        with_resolvers = host in self.scenario.dns.nameservers
+        resolv_conf = self._resolv_conf(emu, host) if with_resolvers else None
+        python = [s for s in sessions if s["algo"] != BROWSER_ABR]
+        browsers = [s for s in sessions if s["algo"] == BROWSER_ABR]
+        started: list[PlayerProgram] = []
+        if python:
+            started.append(ClientService(emu, host, [emu.ip(dns.host)], SERVICE, python, tag,
+                                         resolv_conf))
+        if browsers:
+            # a browser reads the host's resolver configuration: its resolvers, else the
+            # redirector itself
+            if not with_resolvers:
+                write_resolv_conf(self._resolv_conf(emu, host), [emu.ip(dns.host)])
+            content = self.scenario.content
+            for session in browsers:
+                session |= {"segment_s": content.segment_s,
+                            "timeout_s": self._session_bound_s()}
+            started.append(BrowserService(emu, host, SERVICE, browsers,
+                                          self._resolv_conf(emu, host), tag))
+        for players in started:
+            players.start()
+            self.players.append(players)
+
+    def _session_bound_s(self) -> float:
+        """The longest a session may take: four times its media, and a minute."""
+        scenario = self.scenario
+        return scenario.workload.segments * scenario.content.segment_s * 4 + 60
 
     def _surge(self, emu: Emulation, dns: DnsService, args: dict[str, Any]) -> None:
         tag = f"-surge{sum(1 for p in self.players if '-surge' in p.name) + 1}"

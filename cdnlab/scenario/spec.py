@@ -27,7 +27,8 @@ the field and the fix. Shape (every section but `topology` has defaults):
       zipf: 0.8
       segments: 10                     # per session
       max_buffer_s: 12
-      abr: {bola: 1, throughput: 1}    # weights
+      abr: {bola: 1, throughput: 1}    # weights; dashjs: viewers that are dash.js in
+                                       # headless Chromium (they play content.uploads)
       abr_params: {fixed: {kbps: 750}} # an algorithm's parameters (see nodes/client/abr.py)
       abr_assign: random               # or cycle: each algorithm in turn, side by side
       closed_loop: false               # true: each viewer plays session after session until
@@ -61,6 +62,7 @@ from nodes.common.conventions import (
     ABR_ALGORITHMS,
     ABR_DEFAULT,
     AUDIO_KBPS,
+    BROWSER_ABR,
     DNS_POLICIES,
     DNS_POLICY,
     DNS_TTL_S,
@@ -545,9 +547,14 @@ def _controller(reader: _Reader, data: Any) -> str | None:
 
 
 def _abr_weights(reader: _Reader, data: Any) -> dict[str, float]:
-    if not isinstance(data, dict) or not data or any(a not in ABR_ALGORITHMS for a in data):
+    known = (*ABR_ALGORITHMS, BROWSER_ABR)
+    if not isinstance(data, dict) or not data:
         raise reader.fail("workload.abr", f"{data!r}: weights per ABR algorithm",
-                          f"e.g. {{bola: 1, mpc: 1}}; known: {', '.join(ABR_ALGORITHMS)}")
+                          f"e.g. {{bola: 1, mpc: 1}}; known: {', '.join(known)}")
+    for name in data:
+        if name not in known:
+            raise reader.fail(f"workload.abr.{name}", "unknown ABR algorithm",
+                              choices(str(name), known, "algorithms"))
     return {str(k): float(v) for k, v in data.items()}
 
 
@@ -624,9 +631,25 @@ def parse_scenario(data: Any, source: str, base: Path | None = None,
         controller=_controller(reader, top.get("controller")),
         workload=_workload(reader, top.get("workload"), topology),
         timeline=_timeline(reader, top.get("timeline"), topology, base), raw=data)
+    _browsers_have_real_titles(reader, scenario)
     _arrivals_within_duration(reader, scenario)
     _events_within_duration(reader, scenario)
     return scenario
+
+
+def _browsers_have_real_titles(reader: _Reader, scenario: Scenario) -> None:
+    """Browser viewers decode what they fetch: they play the uploaded (encoded) titles, never
+    the synthetic ones, one session each."""
+    work = scenario.workload
+    if not work.abr.get(BROWSER_ABR):
+        return
+    if not scenario.content.uploads:
+        raise reader.fail("workload.abr.dashjs", "browser viewers need real encoded titles",
+                          "add content.uploads (synthetic titles hold no video a browser "
+                          "can decode)")
+    if work.closed_loop:
+        raise reader.fail("workload.closed_loop", "browser viewers play one session each",
+                          "drop dashjs from workload.abr or set closed_loop: false")
 
 
 def _events_within_duration(reader: _Reader, scenario: Scenario) -> None:

@@ -7,7 +7,9 @@ or `uniform` (evenly over `window_s` from `start_s`); no arrival after `duration
 parser refuses a plan that would). With `closed_loop`, each viewer plays one session after
 another until `duration_s`, its next titles drawn in advance. Titles: Zipf with exponent `zipf`
 over the titles (uploaded masters first, then synthetic), most popular first. ABR:
-weighted choice, or each algorithm in turn (`abr_assign: cycle`).
+weighted choice, or each algorithm in turn (`abr_assign: cycle`); a `dashjs` viewer (dash.js
+in headless Chromium) draws its title again, Zipf over the uploaded titles alone, since it
+decodes what it plays.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import random
 from typing import Any
 
 from cdnlab.scenario.spec import Scenario
+from nodes.common.conventions import BROWSER_ABR
 
 MAX_SESSIONS_PER_VIEWER = 500
 
@@ -32,6 +35,7 @@ def plan_sessions(scenario: Scenario, viewers: dict[str, int] | None = None,
     work = scenario.workload
     rng = random.Random(f"{scenario.seed}:{tag}")
     titles = scenario.content.title_list()
+    uploaded = [u.title for u in scenario.content.uploads]
     weights = zipf_weights(len(titles), work.zipf)
     algos, algo_weights = list(work.abr), list(work.abr.values())
     chosen = viewers if viewers is not None else work.viewers
@@ -51,6 +55,8 @@ def plan_sessions(scenario: Scenario, viewers: dict[str, int] | None = None,
         title = rng.choices(titles, weights)[0]
         algo = algos[n % len(algos)] if work.abr_assign == "cycle" \
             else rng.choices(algos, algo_weights)[0]
+        if algo == BROWSER_ABR:
+            title = rng.choices(uploaded, zipf_weights(len(uploaded), work.zipf))[0]
         plan = {"id": f"{tag}-{host}-{i}", "title": title, "algo": algo,
                 "segments": segments or work.segments, "max_buffer_s": work.max_buffer_s,
                 "abr_params": work.abr_params.get(algo),

@@ -9,7 +9,9 @@ connection; playback stalls when either buffer runs dry. A failed request marks 
 stale and re-resolves before retrying. Every segment is logged (`segment` for video,
 `audio_segment`): time, representation, bitrate, bytes, download time, buffer, server,
 cluster and the edge's cache-status header; video segments also the ABR rule and
-throughput.
+throughput. Every request carries Common Media Client Data in query mode (CTA-5004, as
+dash.js sends it: `nodes/common/cmcd.py`), so edges can group requests by session, object
+type, buffer and bitrate.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from nodes.client.buffer import AUDIO, VIDEO, PlaybackBuffer
 from nodes.client.dnsclient import Resolution, ResolveError, StubConfig, resolve
 from nodes.client.http import HttpClient, HttpError
 from nodes.client.qoe import session_metrics
+from nodes.common import cmcd
 from nodes.common.conventions import ABR_DEFAULT, MAX_BUFFER_S
 from nodes.common.dash import ManifestError, Representation, parse_mpd
 from nodes.common.events import EventLog
@@ -79,6 +82,7 @@ class Session:
         self._server_failed = False
         self._resolving = asyncio.Lock()
         self._stopped = False  # a track failed: the other stops too
+        self._last_kbps: float | None = None  # the last video segment's throughput
 
     # -- name resolution -------------------------------------------------------------------
     async def resolve(self, why: str) -> str:
@@ -110,9 +114,11 @@ class Session:
 
     async def fetch(self, path: str, http: HttpClient | None = None,
                     attempts: int = 6) -> tuple[Any, str]:
-        """GET `path` from the current server; on failure ask DNS again and retry, backing
-        off (0.25, 0.5, 1, 2, 4 s) as players do while their buffer lasts."""
+        """GET `path` (with its query) from the current server; on failure ask DNS again
+        and retry, backing off (0.25, 0.5, 1, 2, 4 s) as players do while their buffer
+        lasts. Logs and errors name the path without its query."""
         http = http or self.http
+        named = path.partition("?")[0]
         last: Exception | None = None
         for attempt in range(attempts):
             if attempt:
@@ -126,11 +132,11 @@ class Session:
                 if response.status < 500:
                     return response, server
                 last = HttpError(f"HTTP {response.status}")
-            self.log.emit("request_failed", session=self.spec.id, path=path, server=server,
+            self.log.emit("request_failed", session=self.spec.id, path=named, server=server,
                           error=str(last), attempt=attempt + 1)
             http.forget(server, self.port)
             self._server_failed = True  # ask DNS again before retrying
-        raise SessionError(f"{path}: {last}")
+        raise SessionError(f"{named}: {last}")
 
     # -- playback --------------------------------------------------------------------------
     async def run(self) -> dict[str, Any]:
@@ -143,7 +149,8 @@ class Session:
         self.log.emit("session_start", session=self.spec.id, title=self.spec.title,
                       algo=self.spec.algo)
         try:
-            response, _ = await self.fetch(f"/{self.spec.title}/manifest.mpd")
+            response, _ = await self.fetch(f"/{self.spec.title}/manifest.mpd?"
+                                           + cmcd.query(self._cmcd({"ot": "m"})))
             if response.status != 200:
                 raise SessionError(f"MPD: HTTP {response.status}")
             presentation = parse_mpd(response.body)
@@ -178,6 +185,7 @@ class Session:
         video buffer, as dash.js's rules do), the download; the error that ended it."""
         abr = make_abr(self.spec.algo, **(self.spec.abr_params or {}))
         seen = Observations()
+        stalls_seen = 0
         seg, bitrates = reps[0].segment_duration_s, [r.bandwidth / 1000 for r in reps]
         for index in range(count):
             if self._stopped:
@@ -190,13 +198,18 @@ class Session:
                 await asyncio.sleep(min(choice.wait_s, buffer.level_of(VIDEO)))
                 buffer.advance(clock())
             rep = reps[choice.quality]
-            got = await self._download(rep, index, buffer, VIDEO, clock, self.http)
+            starved = len(buffer.stalls) > stalls_seen
+            stalls_seen = len(buffer.stalls)
+            got = await self._download(rep, index, buffer, VIDEO, clock, self.http, {
+                "ot": "v", "br": round(rep.bandwidth / 1000), "tb": round(bitrates[-1]),
+                "mtp": self._last_kbps and round(self._last_kbps, -2), "bs": starved})
             if isinstance(got, str):
                 return got
             response, server, asked = got
             level = buffer.level_of(VIDEO)
             throughput = seen.downloaded(choice.quality, len(response.body), response.seconds,
                                          level, clock())
+            self._last_kbps = throughput
             chosen.append(bitrates[choice.quality])
             self.log.emit(
                 "segment", session=self.spec.id, segment=index, quality=choice.quality,
@@ -218,7 +231,8 @@ class Session:
             if self._stopped:
                 return None
             await self._room(buffer, AUDIO, seg, clock)
-            got = await self._download(rep, index, buffer, AUDIO, clock, self.audio_http)
+            got = await self._download(rep, index, buffer, AUDIO, clock, self.audio_http,
+                                       {"ot": "a", "br": round(rep.bandwidth / 1000)})
             if isinstance(got, str):
                 return got
             response, server, asked = got
@@ -238,15 +252,24 @@ class Session:
             await asyncio.sleep(room_wait)
             buffer.advance(clock())
 
+    def _cmcd(self, data: dict[str, Any]) -> dict[str, Any]:
+        """The session's own keys beside a request's."""
+        return {"sid": self.spec.id, "cid": self.spec.title, "sf": "d", "st": "v"} | data
+
     async def _download(self, rep: Representation, index: int, buffer: PlaybackBuffer,
-                        track: str, clock: Callable[[], float],
-                        http: HttpClient) -> tuple[Any, str, float] | str:
+                        track: str, clock: Callable[[], float], http: HttpClient,
+                        request: dict[str, Any]) -> tuple[Any, str, float] | str:
         """One segment into the track's buffer: (response, server asked, when asked), or the
-        error that ends the session (and stops the other track)."""
+        error that ends the session (and stops the other track). `request`: its CMCD keys
+        (the buffer, duration, startup and next-object keys are added here)."""
         path = f"/{self.spec.title}/{rep.segment_path(rep.start_number + index)}"
         asked = clock()
+        data = self._cmcd(request | {
+            "bl": round(buffer.level_of(track) * 10) * 100,
+            "d": round(rep.segment_duration_s * 1000), "su": not buffer.playing,
+            "nor": rep.segment_path(rep.start_number + index + 1)})
         try:
-            response, server = await self.fetch(path, http)
+            response, server = await self.fetch(f"{path}?{cmcd.query(data)}", http)
         except (SessionError, ResolveError) as err:
             self._stopped = True
             return str(err)

@@ -31,6 +31,11 @@ PROBE_METHOD = "icmp"
 # -- Viewers -----------------------------------------------------------------------------
 ABR_ALGORITHMS = ("throughput", "bba", "bola", "mpc", "dynamic", "fixed")
 ABR_DEFAULT = "bola"
+# CPU niceness of the node programs' heavy work (ffmpeg transcodes, browser viewers'
+# Chromium): on a small machine the emulator's timers, delay processes and servers come first
+BATCH_NICE = 10
+# a viewer that is dash.js itself in headless Chromium (nodes/browser), its ABR dash.js's own
+BROWSER_ABR = "dashjs"
 AUDIO_KBPS = 128  # a title's AAC audio unless its spec says otherwise (0: no audio)
 MAX_BUFFER_S = 30.0  # a player's buffer target (dash.js's bufferTimeAtTopQuality is 30 s)
 

@@ -28,7 +28,12 @@ class EventLog:
             self._out = path.open("a", encoding="utf-8")
 
     def emit(self, event: str, **fields: Any) -> dict[str, Any]:
-        record = {"t": round(time.time() - self.epoch, 6), "node": self.node, "event": event,
+        return self.emit_at(time.time(), event, **fields)
+
+    def emit_at(self, wall: float, event: str, **fields: Any) -> dict[str, Any]:
+        """An event that happened at `wall` (epoch seconds), written now: for programs that
+        relay another's timed events (the browser viewer's dash.js events)."""
+        record = {"t": round(wall - self.epoch, 6), "node": self.node, "event": event,
                   **fields}
         line = json.dumps(record, separators=(",", ":"), default=str)
         with self._lock:

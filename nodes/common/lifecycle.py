@@ -8,6 +8,7 @@ children when that process goes, so nothing outlives a run by accident.
 from __future__ import annotations
 
 import ctypes
+import os
 import signal
 import subprocess
 from collections.abc import Sequence
@@ -23,8 +24,14 @@ def die_with_parent() -> None:
     _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def spawn_child(argv: Sequence[str], **popen: Any) -> subprocess.Popen[Any]:
-    return subprocess.Popen(list(argv), preexec_fn=die_with_parent, **popen)
+def spawn_child(argv: Sequence[str], nice: int = 0, **popen: Any) -> subprocess.Popen[Any]:
+    """A child that dies with this process; `nice` above 0 lowers its CPU priority."""
+    def prepare() -> None:
+        die_with_parent()
+        if nice:
+            os.nice(nice)
+
+    return subprocess.Popen(list(argv), preexec_fn=prepare, **popen)
 
 
 class Terminated(Exception):

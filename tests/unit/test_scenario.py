@@ -42,8 +42,15 @@ def test_every_shipped_scenario_validates(path: Path) -> None:
      "ends before it starts"),
     ({"workload": {"viewers": {"zz": 2}}}, "workload.viewers.zz", "unknown node"),
     ({"workload": {"viewers": {"a1": -1}}}, "workload.viewers.a1", "whole number"),
-    ({"workload": {"viewers": {"a1": 1}, "abr": {"pensieve": 1}}}, "workload.abr",
+    ({"workload": {"viewers": {"a1": 1}, "abr": {"pensieve": 1}}}, "workload.abr.pensieve",
+     "unknown ABR algorithm"),
+    ({"workload": {"viewers": {"a1": 1}, "abr": []}}, "workload.abr",
      "weights per ABR algorithm"),
+    ({"workload": {"viewers": {"a1": 1}, "abr": {"dashjs": 1}}}, "workload.abr.dashjs",
+     "browser viewers need real encoded titles"),
+    ({"content": {"uploads": [{"uploader": "b3"}]},
+      "workload": {"viewers": {"a1": 1}, "abr": {"dashjs": 1}, "closed_loop": True}},
+     "workload.closed_loop", "browser viewers play one session each"),
     ({"timeline": [{"at": 5, "set_link": {"a": "a1", "b": "edge_a"}}]},
      "timeline[0].set_link", "no link between 'a1' and 'edge_a'"),
     ({"timeline": [{"at": 5, "cluster_down": "edge_q"}]}, "timeline[0].cluster_down",
@@ -60,6 +67,20 @@ def test_bad_scenarios_name_the_field(changes: dict[str, Any], where: str,
         scenario(**changes)
     assert caught.value.where == where and words in caught.value.problem, str(caught.value)
     assert str(caught.value).startswith("t.yaml: ")
+
+
+def test_browser_viewers_play_only_uploaded_titles() -> None:
+    """A dashjs viewer draws its title from the uploads alone (it decodes what it plays);
+    the others from every title, as before."""
+    from cdnlab.scenario.workload import plan_sessions
+    mixed = scenario(content={"titles": 30, "uploads": [{"title": "film", "uploader": "b3"}]},
+                     workload={"viewers": {"a1": 20}, "segments": 4,
+                               "abr": {"dashjs": 1, "bola": 1}})
+    sessions = plan_sessions(mixed)["a1"]
+    browsers = [s for s in sessions if s["algo"] == "dashjs"]
+    assert browsers and {s["title"] for s in browsers} == {"film"}
+    assert {s["title"] for s in sessions if s["algo"] == "bola"} - {"film"}, \
+        "Python players still draw synthetic titles"
 
 
 def test_broken_yaml_and_a_missing_file(tmp_path: Path) -> None:
