@@ -9,9 +9,10 @@ STAMPS := .setup
 
 # Debian/Ubuntu packages: the emulator (Mininet, Open vSwitch, iproute2, iptables),
 # measurement tools, and what the node programs run (ffmpeg, nginx, BIND's dig/nsupdate, dnsperf;
-# Knot's kdig, and Knot itself as the DNS benchmark's peer in the same run).
+# Knot's kdig, and Knot itself as the DNS benchmark's peer in the same run; wrk, the load of
+# bench edge).
 APT_PACKAGES := mininet openvswitch-switch iproute2 iptables ethtool bridge-utils \
-	iputils-ping iperf3 tcpdump kmod procps ffmpeg nginx bind9-dnsutils dnsperf knot-dnsutils knot unbound \
+	iputils-ping iperf3 tcpdump kmod procps ffmpeg nginx bind9-dnsutils dnsperf knot-dnsutils knot unbound wrk \
 	python3 python3-venv python3-dev
 # Browser viewers (nodes/browser): Debian's Chromium, and Node with npm (Debian's, unless a
 # node and npm are already installed); dash.js and puppeteer-core come from npm at the

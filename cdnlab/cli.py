@@ -222,6 +222,10 @@ def _bench(args: argparse.Namespace) -> int:
 
         shaping = "auto" if args.shaping == "all" else args.shaping
         return bench_scale.run(args.quick, shaping, args.cpu_awake, args.max_viewers)
+    if args.what == "edge":
+        from cdnlab.bench import edge as bench_edge
+
+        return bench_edge.run(args.seconds or 5.0)
     if args.what == "wakeups":
         from cdnlab.bench import wakeups as bench_wakeups
 
@@ -501,12 +505,14 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.set_defaults(func=cmd_abr_simulate)
 
     bench = sub.add_parser("bench", help="benchmarks")
-    bench.add_argument("what", choices=["fidelity", "transcode", "dns", "wakeups", "scale"])
+    bench.add_argument("what", choices=["fidelity", "transcode", "dns", "wakeups", "scale",
+                                        "edge"])
     bench.add_argument("--quick", action="store_true", help="a subset, under a minute")
     bench.add_argument("--shaping", default="all",
                        help="fidelity: all, netem or nfqueue; scale: auto, netem or nfqueue")
     bench.add_argument("--seconds", type=float,
-                       help="transcode: master length (6); dns: dnsperf time per server (10)")
+                       help="transcode: master length (6); dns: dnsperf time per server (10); "
+                            "edge: seconds a phase (5)")
     bench.add_argument("--rounds", type=int, default=3,
                        help="dns: rounds, each server in turn; medians are reported (3)")
     bench.add_argument("--size", default="1280x720", help="transcode: master size")
