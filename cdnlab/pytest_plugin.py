@@ -10,11 +10,15 @@ in any directory can use it once cdnlab is installed):
         assert summary["fidelity"]["rtt_ok"]
 
 Fixtures:
-    run_scenario(name, overrides=None, out="bundle") → summary.json as a dict (with the
-        bundle's path under "bundle"): runs a shipped scenario or a YAML path, with
-        overrides (the `key.path: value` of `cdnlab run --set`), into a fresh bundle under
-        the test's temporary directory; writes its summary, plots and report; fails if the
-        run left anything on the machine or its summary disagrees with the schema
+    run_scenario(name, overrides=None, out="bundle", faithful=False) → summary.json as a
+        dict (with the bundle's path under "bundle"): runs a shipped scenario or a YAML
+        path, with overrides (the `key.path: value` of `cdnlab run --set`), into a fresh
+        bundle under the test's temporary directory; writes its summary, plots and report;
+        fails if the run left anything on the machine or its summary disagrees with the
+        schema. `faithful=True`, for a test whose assertions hold only when the emulator
+        kept up: when the run's own verdict says it did not (fidelity.ok false), the run
+        is made once more, into `<out>-again`, and that one is returned; "verdicts" lists
+        every attempt's verdict, for the test's message
     cdnlab_results → that temporary directory's bundles (one per `out` name)
 Marker:
     root: needs root and a real network; skipped, with the reason, when not root
@@ -62,10 +66,7 @@ def run_scenario(cdnlab_results: Path) -> RunScenario:
     from cdnlab.scenario.runner import Run
     from cdnlab.scenario.spec import load_scenario
 
-    def run(name: str, overrides: dict[str, Any] | None = None,
-            out: str = "bundle") -> dict[str, Any]:
-        if os.geteuid() != 0:
-            pytest.skip(NOT_ROOT)
+    def once(name: str, overrides: dict[str, Any] | None, out: str) -> dict[str, Any]:
         before = machine_state()
         scenario = load_scenario(name, overrides)
         bundle = cdnlab_results / out
@@ -74,5 +75,16 @@ def run_scenario(cdnlab_results: Path) -> RunScenario:
         assert machine_state() == before, "the run left something behind"
         assert problems(summary) == [], "summary.json and its schema disagree"
         return summary | {"bundle": str(bundle)}
+
+    def run(name: str, overrides: dict[str, Any] | None = None, out: str = "bundle",
+            faithful: bool = False) -> dict[str, Any]:
+        if os.geteuid() != 0:
+            pytest.skip(NOT_ROOT)
+        summary = once(name, overrides, out)
+        verdicts = [(summary.get("fidelity") or {}).get("verdict")]
+        if faithful and not (summary.get("fidelity") or {}).get("ok"):
+            summary = once(name, overrides, f"{out}-again")
+            verdicts.append((summary.get("fidelity") or {}).get("verdict"))
+        return summary | {"verdicts": verdicts}
 
     return run

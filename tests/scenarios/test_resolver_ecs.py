@@ -22,11 +22,12 @@ def events(bundle: Path, pattern: str) -> list[dict[str, Any]]:
 
 
 def test_resolvers_decide_what_the_redirector_sees(run_scenario: RunScenario) -> None:
-    summary = run_scenario("resolver_ecs")
+    summary = run_scenario("resolver_ecs", faithful=True)
     bundle, dns = Path(summary["bundle"]), summary["dns"]
     # mapping is judged from probe RTTs, which an overloaded emulator inflates: the run must
-    # vouch for itself first, and the failure says so when it does not
-    assert summary["fidelity"]["ok"], f"emulator-limited: {summary['fidelity']['verdict']}"
+    # vouch for itself first (it is made once more when it does not: a busy moment of a
+    # shared host), and the failure says so when neither did
+    assert summary["fidelity"]["ok"], f"emulator-limited twice: {summary['verdicts']}"
     resolvers, share = dns["resolvers"], dns["lowest_rtt_share_by_resolver"]
     assert {n: (r["kind"], r["ecs"]) for n, r in resolvers.items()} == {
         "res_a": ("isp", False), "res_b": ("isp", False), "pub": ("public", False),
