@@ -150,6 +150,12 @@ def _topo_check(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
         print(f"connectivity: {pairs - len(failed)}/{pairs} host pairs reach each other")
         for src, dst in failed:
             print(f"  unreachable: {src} → {dst}")
+        differences = list(emu.route_differences)
+        routes = sum(len(r) for r in emu.routing.routes.values())
+        print(f"routes: {routes} read back from the kernels, "
+              + (f"{len(differences)} unlike the plan:" if differences else "all as planned"))
+        for line in differences:
+            print(f"  {line}")
         report = fidelity.check(emu, goodput_samples=0 if args.no_goodput else 2)
         print(report.table())
         if args.controller:
@@ -164,8 +170,8 @@ def _topo_check(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
     if args.controller:
         print(f"controller: connectivity={counted['connectivity']:.1f}% "
               f"byte_err={counted['byte_err_pct']:.2f}%")
-    return 0 if report.ok and not failed else 1, report.to_dict() | {
-        "unreachable": [list(pair) for pair in failed],
+    return 0 if report.ok and not failed and not differences else 1, report.to_dict() | {
+        "unreachable": [list(pair) for pair in failed], "route_differences": differences,
         "controller": counted if args.controller else None}
 
 

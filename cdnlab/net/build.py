@@ -1,7 +1,8 @@
 """Building an emulation's network, step by step (engine, network layer): nodes, links
 through the shaping backend, the controller's connection, interfaces, addresses and
-routes, then the shapes. `Emulation.start` runs the steps in order; every thing a step
-creates is in the run's ledger before or as it is created."""
+routes (read back from each kernel, so expected paths are the network's own), then the
+shapes. `Emulation.start` runs the steps in order; every thing a step creates is in the
+run's ledger before or as it is created."""
 
 from __future__ import annotations
 
@@ -110,6 +111,19 @@ class NetworkBuilder:
             batch = batches / f"{name}.ip"
             batch.write_text("\n".join(lines) + "\n")
             run_in(self.emu.net.get(name), f"ip -batch {batch}")
+
+    def read_back_routes(self) -> list[str]:
+        """Every layer-3 node's gateway routes as its kernel holds them, adopted as the
+        routing the expected paths walk; the differences from the plan, in words."""
+        installed: dict[str, list[tuple[str, str]]] = {}
+        for name, node in self.topology.nodes.items():
+            if node.kind not in (HOST, ROUTER):
+                continue
+            out = run_in(self.emu.net.get(name), "ip -4 -o route show")
+            installed[name] = [(fields[0], fields[fields.index("via") + 1])
+                               for fields in (line.split() for line in out.splitlines())
+                               if "via" in fields]
+        return self.emu.routing.adopt(installed)
 
     def start_shaping(self) -> None:
         for link in self.emu.links.values():

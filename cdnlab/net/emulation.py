@@ -98,6 +98,7 @@ class Emulation:
         self.changes = LinkChanges(topology, self.link, self.interface, self.node,
                                    lambda: self.routes_dir)
         self.services: list[Any] = []  # node programs, stopped first at teardown
+        self.route_differences: list[str] = []  # kernel routes unlike the plan (none yet)
         self.t0 = time.time()
         self._previous_sigterm: Any = None
 
@@ -140,6 +141,7 @@ class Emulation:
                 self.controller.tune_switches([s.name for s in self.net.switches])
             build.configure_interfaces()
             build.install_addresses_and_routes()
+            self.route_differences = build.read_back_routes()
             build.start_shaping()
         except BaseException:
             self.stop()

@@ -117,6 +117,7 @@ class Run:
                            controller=scenario.controller, cpu_awake=self.cpu_awake) as emu:
                 meta |= {"shaping": emu.shaping, "datapath": emu.datapath, "epoch": emu.t0,
                          "cpu_awake": emu.awake.describe(),
+                         "route_differences": emu.route_differences,
                          "cluster_of_ip": {emu.ip(s): c for c, servers in
                                            scenario.topology.clusters().items()
                                            for s in servers},

@@ -3,8 +3,12 @@
 Every layer-3 node (router or host) gets one route per segment it is not on, computed as a
 shortest path by one-way delay (plus a small per-hop cost, so ties prefer fewer hops and
 every path has a positive length). Packets may cross switches and routers, never hosts.
-`path()` walks the installed routes hop by hop, so expected RTT, bottleneck rate and loss
-are derived from what the kernel will really do, not from a separate model.
+`path()` walks the routes hop by hop, so expected RTT, bottleneck rate and loss are derived
+from what the kernel does, not from a separate model: from one router to the next a packet
+crosses the segment its route's gateway address is on (an ISP on two IXP fabrics reaches
+the cloud over the one its route names, not the first a search happens to find), and
+once the network is up `adopt()` replaces the planned routes with those read back from
+each node's kernel (`ip route`), naming any that differ.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import heapq
 import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from cdnlab.topology.addressing import AddressPlan
 from cdnlab.topology.shape import LinkShape
@@ -26,6 +31,7 @@ class Route:
     subnet: ipaddress.IPv4Network
     via: ipaddress.IPv4Address
     via_node: str
+    segment: int  # the segment the gateway address is on: where the packet crosses
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,10 @@ class Hop:
 
 
 ShapeOf = Callable[[Hop], LinkShape]
+
+
+def _gateway(route: Route | None) -> str:
+    return f"via {route.via} ({route.via_node})" if route else "no route"
 
 
 def _spec_shape(hop: Hop) -> LinkShape:
@@ -110,13 +120,44 @@ class Routing:
                 continue
             _, gateway = min(gateways)
             hop, link = self._first_l3_hop(src, gateway, via)
-            address = self.plan.interface(hop, link.index).address
-            assert address is not None
-            routes[segment.index] = Route(segment.subnet, address.ip, hop)
+            iface = self.plan.interface(hop, link.index)
+            assert iface.address is not None
+            routes[segment.index] = Route(segment.subnet, iface.address.ip, hop, iface.segment)
         return routes
 
-    def _l2_path(self, src: str, dst: str) -> list[Hop]:
-        """Links from `src` to `dst` across switches only (they share a segment)."""
+    def adopt(self, installed: dict[str, list[tuple[str, str]]]) -> list[str]:
+        """Take each node's routes as its kernel holds them (node → [(subnet, gateway)],
+        from `ip route`), in place of the planned ones; what differed, in words (a route
+        planned and missing, one not planned, another gateway)."""
+        owner = {iface.address.ip: iface for iface in self.plan.interfaces.values()
+                 if iface.address is not None}
+        segment_of_subnet = {s.subnet: s.index for s in self.plan.segments}
+        differences: list[str] = []
+        for node, lines in installed.items():
+            read: dict[int, Route] = {}
+            for subnet_text, via_text in lines:
+                subnet = ipaddress.IPv4Network(subnet_text)
+                gateway = owner.get(ipaddress.IPv4Address(via_text))
+                index = segment_of_subnet.get(subnet)
+                if gateway is None or index is None:
+                    differences.append(f"{node}: {subnet} via {via_text} is outside the plan")
+                    continue
+                read[index] = Route(subnet, gateway.address.ip,  # type: ignore[union-attr]
+                                    gateway.node, gateway.segment)
+            planned = self.routes.get(node, {})
+            for index in sorted(set(planned) | set(read)):
+                want, have = planned.get(index), read.get(index)
+                if want != have:
+                    differences.append(
+                        f"{node}: to {(want or have).subnet} "  # type: ignore[union-attr]
+                        f"planned {_gateway(want)}, installed {_gateway(have)}")
+            self.routes[node] = read
+        return differences
+
+    def _l2_path(self, src: str, dst: str, segment: int | None = None) -> list[Hop]:
+        """Links from `src` to `dst` across switches only (they share a segment: the one
+        given, when `src` and `dst` share more than one)."""
+        allowed = set(self._segment(segment).links) if segment is not None else None
         previous: dict[str, Link] = {}
         frontier = [src]
         seen = {src}
@@ -127,6 +168,8 @@ class Routing:
             if node != src and self.topology.kind(node) != SWITCH:
                 continue
             for link in self.adjacency[node]:
+                if allowed is not None and link.index not in allowed:
+                    continue
                 other = link.other(node)
                 if other not in seen:
                     seen.add(other)
@@ -140,19 +183,22 @@ class Routing:
             node = link.other(node)
         return hops[::-1]
 
+    def _segment(self, index: int) -> Any:
+        return next(s for s in self.plan.segments if s.index == index)
+
     def path(self, src: str, dst: str) -> list[Hop]:
-        """The links a packet from host/router `src` to `dst` crosses, in order."""
-        target_segments = set(self.plan.segment_of(dst))
+        """The links a packet from host/router `src` to `dst` (its first address's
+        segment) crosses, in order."""
+        target = min(self.plan.segment_of(dst))
         hops: list[Hop] = []
         node = src
         for _ in range(len(self.topology.nodes) + 1):
-            if target_segments & set(self.plan.segment_of(node)):
-                return hops + self._l2_path(node, dst)
-            segment = min(target_segments)
-            route = self.routes[node].get(segment)
+            if target in self.plan.segment_of(node):
+                return hops + self._l2_path(node, dst, target)
+            route = self.routes[node].get(target)
             if route is None:
                 raise KeyError(f"{node} has no route to {dst}")
-            hops += self._l2_path(node, route.via_node)
+            hops += self._l2_path(node, route.via_node, route.segment)
             node = route.via_node
         raise RuntimeError(f"routing loop from {src} to {dst}")
 
