@@ -17,6 +17,11 @@ the node programs) writes one `sample` line to `events/fidelity.jsonl`:
     wake_p99_us, wake_max_us
                       how late `WAKE_SAMPLES` sleeps of 1 ms woke in this process (the
                       figure `bench wakeups` measures), p99 and max over the interval
+    queues            per shaped link direction with a rate (`<link>:<direction>`), its
+                      kernel queue (`cdnlab.measure.qdisc`, htb over a FIFO or netem):
+                      sent_mbps (what left it over the interval), told_mbps (its htb
+                      class's rate now), backlog (bytes) and qlen (packets) now, and the
+                      drops and overlimits of the interval
 
 Judging the samples is `cdnlab.measure.verdict`; the userspace delay processes report
 their own lateness and drops beside it (`queue_stats` in each link's log).
@@ -32,10 +37,12 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TextIO
 
 from cdnlab.measure.lateness import lateness_us
+from cdnlab.measure.qdisc import QdiscReader, QueueStats, Target
 from nodes.common.lifecycle import spawn_child
 
 WAKE_SAMPLES = 20
@@ -86,11 +93,13 @@ class Sampler:
     so that its timer lateness is the machine's, not the engine's interpreter lock's."""
 
     def __init__(self, path: Path, t0: float, cgroup: Path | None,
-                 spinners: dict[int, int] | None = None, interval_s: float = INTERVAL_S
-                 ) -> None:
-        """`spinners`: CPU → PID of a process whose time counts as idle (`CpuAwake`)."""
+                 spinners: dict[int, int] | None = None, interval_s: float = INTERVAL_S,
+                 queues: list[Target] | None = None) -> None:
+        """`spinners`: CPU → PID of a process whose time counts as idle (`CpuAwake`);
+        `queues`: the shaped links' egress interfaces to read."""
         self.path, self.t0, self.cgroup, self.interval_s = path, t0, cgroup, interval_s
         self.spinners = dict(spinners or {})
+        self.queues = QdiscReader(queues) if queues else None
         self.stopping = threading.Event()
         self._out: TextIO | None = None
 
@@ -101,6 +110,7 @@ class Sampler:
             cores, _ = cpu_times()
             spun = self._spun()
             usage, at = cgroup_usage_us(self.cgroup), time.monotonic()
+            queued = self._queues()
             while not self.stopping.wait(max(0.0, self.interval_s - WAKE_SAMPLES * 0.0012)):
                 late = lateness_us(WAKE_SAMPLES)
                 now_cores, runnable = cpu_times()
@@ -115,13 +125,27 @@ class Sampler:
                     (now_usage - usage) / 1e6 - spinning_s, 0.0) /
                     ((now - at) * max(len(busy), 1)), 4)
                 late.sort()
+                now_queued = self._queues()
                 self._write({"event": "sample", "cpu_busy": busy,
                              "cpu_busy_mean": round(sum(busy) / max(len(busy), 1), 4),
                              "runnable": runnable, "run_cpu_share": share,
                              "wake_p99_us": round(late[int(0.99 * (len(late) - 1))], 1),
-                             "wake_max_us": round(late[-1], 1)})
+                             "wake_max_us": round(late[-1], 1)}
+                            | ({"queues": queue_figures(queued, now_queued, now - at)}
+                               if self.queues is not None else {}))
                 cores, usage, at, spun = now_cores, now_usage, now, now_spun
+                queued = now_queued
+            if self.queues is not None:
+                self.queues.close()
         self._out = None
+
+    def _queues(self) -> dict[str, QueueStats]:
+        if self.queues is None:
+            return {}
+        try:
+            return self.queues.read()
+        except OSError:  # a namespace gone at teardown: nothing to read any more
+            return {}
 
     def _spun(self) -> dict[int, int]:
         return {cpu: process_ticks(pid) for cpu, pid in self.spinners.items()}
@@ -134,16 +158,52 @@ class Sampler:
 
 
 
+def queue_figures(before: dict[str, QueueStats], after: dict[str, QueueStats],
+                  seconds: float) -> dict[str, dict[str, Any]]:
+    """Each queue's interval: what was sent and dropped over it, where it stands now."""
+    figures = {}
+    for label, now in after.items():
+        was = before.get(label)
+        if was is None or seconds <= 0:
+            continue
+        figures[label] = {
+            "sent_mbps": round(max(now.bytes - was.bytes, 0) * 8 / seconds / 1e6, 3),
+            "told_mbps": None if now.rate_bps is None else round(now.rate_bps / 1e6, 3),
+            "backlog": now.backlog, "qlen": now.qlen,
+            "drops": max(now.drops - was.drops, 0),
+            "overlimits": max(now.overlimits - was.overlimits, 0)}
+    return figures
+
+
+def queue_targets(links: dict[str, Any]) -> list[Target]:
+    """The egress interface of every shaped link direction with a rate (an htb class), in
+    its node's namespace (a switch's is the engine's own)."""
+    targets = []
+    for name, link in links.items():
+        for direction, shape in link.shapes.items():
+            if shape.rate is None:
+                continue
+            node, intf = link.egress(direction)
+            pid = node.pid if getattr(node, "inNamespace", True) else None
+            targets.append(Target(f"{name}:{direction}", pid, intf))
+    return targets
+
+
 class RunMonitor:
     """The engine's handle on the sampler process: started with the network, stopped
     before the results (SIGTERM; it dies with the engine in any case)."""
 
     def __init__(self, path: Path, t0: float, cgroup: Path | None,
                  spinners: dict[int, int] | None = None, interval_s: float = INTERVAL_S,
-                 ledger: Any = None) -> None:
+                 ledger: Any = None, queues: list[Target] | None = None) -> None:
+        queue_file = path.with_suffix(".queues.json")
+        if queues:
+            queue_file.parent.mkdir(parents=True, exist_ok=True)
+            queue_file.write_text(json.dumps([asdict(q) for q in queues]))
         self.argv = [sys.executable, "-m", "cdnlab.measure.monitor", "--out", str(path),
                      "--t0", f"{t0:.6f}", "--interval", f"{interval_s:g}",
                      *(["--cgroup", str(cgroup)] if cgroup else []),
+                     *(["--queues", str(queue_file)] if queues else []),
                      *(f"--spinner={cpu}={pid}" for cpu, pid in (spinners or {}).items())]
         self.ledger = ledger
         self.process: subprocess.Popen[bytes] | None = None
@@ -171,9 +231,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval", type=float, default=INTERVAL_S)
     parser.add_argument("--cgroup", type=Path)
     parser.add_argument("--spinner", action="append", default=[], help="CPU=PID")
+    parser.add_argument("--queues", type=Path, help="JSON list of queue targets to read")
     args = parser.parse_args(argv)
     spinners = {int(c): int(p) for c, _, p in (s.partition("=") for s in args.spinner)}
-    sampler = Sampler(args.out, args.t0, args.cgroup, spinners, args.interval)
+    queues = [Target(**t) for t in json.loads(args.queues.read_text())] if args.queues \
+        else None
+    sampler = Sampler(args.out, args.t0, args.cgroup, spinners, args.interval, queues)
     signal.signal(signal.SIGTERM, lambda *_: sampler.stopping.set())
     signal.signal(signal.SIGINT, lambda *_: sampler.stopping.set())
     sampler.run()

@@ -13,6 +13,11 @@ limits, in one place:
                     over 500 µs late for ≥ 3 s
     kernel_drops    the kernel dropped packets queued for the delay process (the queue
                     was full or the process could not take them): at once
+    rate_short      a shaped link's kernel queue (htb) held packets at both ends of each
+                    interval yet sent under 80 % of the rate its class is told, for ≥ 3 s:
+                    the shaper, not the link, set the rate (a queue that drains between
+                    two samples is not backlogged, so a link idle part of the time is
+                    not judged)
     event_late      a timeline event applied over 0.5 s after its second: at once
     probe_loss      a cluster's RTT probes unanswered for over 20 % of the networks they
                     measure, round after round for ≥ 3 s, while no timeline event has a
@@ -38,6 +43,7 @@ WAKE_P99_LIMIT_US = 1000.0
 DELAY_LAG_LIMIT_US = 500.0
 EVENT_LATE_LIMIT_S = 0.5
 PROBE_LOSS_LIMIT = 0.2
+RATE_SHORT_LIMIT = 0.2  # the share of the told rate a backlogged queue may fall short
 DOWN_UP = {"link_down": "link_up", "cluster_down": "cluster_up"}
 
 
@@ -129,6 +135,9 @@ def judge(samples: list[dict[str, Any]], queue_stats: list[dict[str, Any]],
         if counts and counts[0][1] > 0:
             grew.insert(0, (counts[0][0], float(counts[0][1])))
         add("kernel_drops", where, [(t - interval_s, t, n) for t, n in grew], 0, "packets")
+    for where, points in sorted(_shortfalls(samples).items()):
+        add("rate_short", where, _held(points, RATE_SHORT_LIMIT, HOLD_S, interval_s),
+            RATE_SHORT_LIMIT, "share of the rate missing")
     lost: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for probe in probe_rounds or []:
         raw = probe.get("raw_ms") or {}
@@ -148,12 +157,29 @@ def judge(samples: list[dict[str, Any]], queue_stats: list[dict[str, Any]],
     return sorted(found, key=lambda v: (v.from_s, v.invariant))
 
 
+def _shortfalls(samples: list[dict[str, Any]]) -> dict[str, list[tuple[float, float]]]:
+    """Per queue, (t, share of the told rate not sent) over the intervals it was backlogged
+    at both ends; 0 for the others, so they end a run."""
+    found: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    backlogged: dict[str, bool] = {}
+    for sample in samples:
+        for where, queue in (sample.get("queues") or {}).items():
+            now = queue["backlog"] > 0
+            told = queue.get("told_mbps")
+            short = 1.0 - queue["sent_mbps"] / told if told and now and \
+                backlogged.get(where) else 0.0
+            found[where].append((sample["t"], short))
+            backlogged[where] = now
+    return found
+
+
 WORDS = {"cpu_saturated": "CPU saturated (busy {worst:.0%})",
          "timer_late": "timer lateness p99 {worst_ms:.1f} ms",
          "delay_late": "delay queue {where} releasing {worst_ms:.1f} ms late",
          "kernel_drops": "kernel dropped {worst:.0f} packets queued at {where}",
          "event_late": "event {where} applied {worst:.1f} s late",
-         "probe_loss": "{where}'s RTT probes {worst:.0%} unanswered"}
+         "probe_loss": "{where}'s RTT probes {worst:.0%} unanswered",
+         "rate_short": "link {where} sent {worst:.0%} under its rate while backlogged"}
 
 
 def describe(violations: list[dict[str, Any]]) -> str:

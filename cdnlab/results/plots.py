@@ -188,7 +188,10 @@ def fidelity_over_time(bundle: Bundle, out: Path) -> list[Path]:
     if not samples:
         return []
     times = [s["t"] - bundle.scenario_t for s in samples]
-    figure, (cpu, late) = plt.subplots(2, 1, figsize=(9, 5), sharex=True)
+    with_queues = any(s.get("queues") for s in samples)
+    figure, panels = plt.subplots(3 if with_queues else 2, 1, sharex=True,
+                                  figsize=(9, 7 if with_queues else 5))
+    cpu, late = panels[0], panels[1]
     cpu.plot(times, [s["cpu_busy_mean"] for s in samples], label="CPU busy (mean of cores)")
     cpu.plot(times, [s["run_cpu_share"] for s in samples], label="the run's own share")
     cpu.axhline(verdict.CPU_BUSY_LIMIT, color="red", linestyle=":", linewidth=1,
@@ -199,15 +202,34 @@ def fidelity_over_time(bundle: Bundle, out: Path) -> list[Path]:
     late.axhline(verdict.WAKE_P99_LIMIT_US / 1000, color="red", linestyle=":", linewidth=1,
                  label="limit")
     late.set_ylabel("timer lateness (ms)")
-    late.set_xlabel("scenario time (s)")
+    if with_queues:
+        _queue_panel(panels[2], samples, times)
+    panels[-1].set_xlabel("scenario time (s)")
     violations = violations_of(bundle)
-    for axes in (cpu, late):
+    for axes in panels:
         for violation in violations:
             axes.axvspan(violation.from_s, violation.to_s, color="red", alpha=0.12)
         mark_events(axes, bundle, label=axes is cpu)
         axes.legend(fontsize=7, loc="upper right")
     cpu.set_title("emulator invariants (shaded: violations; dashed: timeline events)")
     return [_save(figure, out / "fidelity.png")]
+
+
+def _queue_panel(axes: Any, samples: list[dict[str, Any]], times: list[float]) -> None:
+    """The shaped links' kernel queues: the lowest share of its told rate a backlogged
+    queue sent (what `rate_short` judges), and the drops of all of them."""
+    lowest = [min((q["sent_mbps"] / q["told_mbps"] for q in s.get("queues", {}).values()
+                   if q.get("told_mbps") and q["backlog"] > 0), default=None)
+              for s in samples]
+    axes.plot(times, [v if v is not None else float("nan") for v in lowest],
+              label="lowest sent/told of a backlogged queue")
+    axes.axhline(1 - verdict.RATE_SHORT_LIMIT, color="red", linestyle=":", linewidth=1,
+                 label="limit")
+    axes.set_ylabel("sent / told rate")
+    drops = axes.twinx()
+    drops.bar(times, [sum(q["drops"] for q in s.get("queues", {}).values()) for s in samples],
+              width=0.6, alpha=0.3, color="grey", label="queue drops")
+    drops.set_ylabel("drops a second")
 
 
 def make_plots(root: Path) -> list[Path]:

@@ -174,6 +174,10 @@ SCHEMA: dict[str, Any] = {
             "run_cpu_share_mean": f(Maybe(NUM), "mean CPU share of the run's processes"),
             "wake_p99_us_max": f(Maybe(NUM), "worst per-second p99 timer lateness, µs"),
             "delay_lag_max_us": f(Maybe(NUM), "latest a delay queue released a packet, µs"),
+            "queues": f(Maybe(int), "shaped link directions whose kernel queue was read "
+                                    "(cdnlab/measure/qdisc.py)"),
+            "queue_drops": f(Maybe(int), "packets those queues dropped (a full bottleneck "
+                                         "buffer: the emulated network's loss)"),
         }),
     }),
     "events": {"applied": [f(str, "timeline events applied, by kind")],

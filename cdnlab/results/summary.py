@@ -353,6 +353,9 @@ def fidelity_summary(bundle: Bundle, rtt: dict[str, Any] | None) -> dict[str, An
                                      if s.get("run_cpu_share") is not None]),
         "wake_p99_us_max": max((s["wake_p99_us"] for s in samples), default=None),
         "delay_lag_max_us": max(lags, default=None),
+        "queues": len({q for s in samples for q in s.get("queues") or {}}) or None,
+        "queue_drops": sum(q["drops"] for s in samples for q in (s.get("queues") or {}).values())
+        if any(s.get("queues") for s in samples) else None,
     } if samples else None
     rtt_ok = rtt.get("ok") if rtt else None
     return (rtt or {}) | {

@@ -38,7 +38,7 @@ import yaml
 from cdnlab.errors import CdnlabError
 from cdnlab.measure import fidelity
 from cdnlab.measure.counters import LinkCounters
-from cdnlab.measure.monitor import RunMonitor
+from cdnlab.measure.monitor import RunMonitor, queue_targets
 from cdnlab.net.emulation import Emulation
 from cdnlab.scenario.health import HealthWatch
 from cdnlab.scenario.spec import Scenario, Upload, isp_of
@@ -146,7 +146,7 @@ class Run:
         cgroup = emu.ledger.cgroup if emu.ledger is not None else None
         monitor = RunMonitor(Path(emu.run_dir) / "events" / "fidelity.jsonl", emu.t0,
                              cgroup.path if cgroup is not None else None, emu.awake.pinned,
-                             ledger=emu.ledger)
+                             ledger=emu.ledger, queues=queue_targets(emu.links))
         monitor.start()
         try:
             store = self._content(emu)

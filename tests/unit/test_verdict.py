@@ -60,3 +60,30 @@ def test_starved_probes_count_unless_the_timeline_took_a_link_down() -> None:
     assert verdict.judge([], [], taken_down, 0.0,
                          probe_rounds=rounds(10.0, [1.0, 0.5, 1.0, 0.0])) == []
     assert verdict.down_windows(taken_down[:1]) == [(9.5, float("inf"))], "never came up"
+
+
+def queue_samples(points: list[tuple[float, float | None, int]]) -> list[dict[str, Any]]:
+    """(sent, told, backlog) per second for one link direction."""
+    return [{"t": 10.0 + n, "cpu_busy_mean": 0.1, "wake_p99_us": 50.0,
+             "queues": {"l7:a_to_b": {"sent_mbps": sent, "told_mbps": told,
+                                      "backlog": backlog, "qlen": 1 if backlog else 0,
+                                      "drops": 0, "overlimits": 0}}}
+            for n, (sent, told, backlog) in enumerate(points)]
+
+
+def test_a_backlogged_queue_that_sends_under_its_rate() -> None:
+    """Judged only over intervals backlogged at both ends: a queue idle part of the time
+    sends less than its rate and that is the workload's doing, not the shaper's."""
+    short = queue_samples([(20.0, 20.0, 9000), (12.0, 20.0, 9000), (11.0, 20.0, 9000),
+                           (10.0, 20.0, 9000), (19.5, 20.0, 9000)])
+    (found,) = verdict.judge(short, [], [], 0.0)
+    assert (found.invariant, found.where, found.from_s, found.to_s, found.worst) == (
+        "rate_short", "l7:a_to_b", 10.0, 13.0, 0.5)
+    assert "link l7:a_to_b sent 50% under its rate" in verdict.describe([found.to_dict()])
+    idle = queue_samples([(20.0, 20.0, 9000), (5.0, 20.0, 0), (5.0, 20.0, 9000),
+                          (5.0, 20.0, 0), (5.0, 20.0, 9000), (5.0, 20.0, 0)])
+    assert verdict.judge(idle, [], [], 0.0) == [], "a queue that drained is not judged"
+    untold = queue_samples([(1.0, None, 9000)] * 5)
+    assert verdict.judge(untold, [], [], 0.0) == [], "no rate told, nothing to fall short of"
+    steady = queue_samples([(17.0, 20.0, 9000)] * 5)
+    assert verdict.judge(steady, [], [], 0.0) == [], "15 % short is within the limit"
