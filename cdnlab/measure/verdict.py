@@ -135,7 +135,7 @@ def judge(samples: list[dict[str, Any]], queue_stats: list[dict[str, Any]],
         if counts and counts[0][1] > 0:
             grew.insert(0, (counts[0][0], float(counts[0][1])))
         add("kernel_drops", where, [(t - interval_s, t, n) for t, n in grew], 0, "packets")
-    for where, points in sorted(_shortfalls(samples).items()):
+    for where, points in sorted(shortfalls(samples).items()):
         add("rate_short", where, _held(points, RATE_SHORT_LIMIT, HOLD_S, interval_s),
             RATE_SHORT_LIMIT, "share of the rate missing")
     lost: dict[str, list[tuple[float, float]]] = defaultdict(list)
@@ -157,7 +157,7 @@ def judge(samples: list[dict[str, Any]], queue_stats: list[dict[str, Any]],
     return sorted(found, key=lambda v: (v.from_s, v.invariant))
 
 
-def _shortfalls(samples: list[dict[str, Any]]) -> dict[str, list[tuple[float, float]]]:
+def shortfalls(samples: list[dict[str, Any]]) -> dict[str, list[tuple[float, float]]]:
     """Per queue, (t, share of the told rate not sent) over the intervals it was backlogged
     at both ends; 0 for the others, so they end a run."""
     found: dict[str, list[tuple[float, float]]] = defaultdict(list)

@@ -216,20 +216,24 @@ def fidelity_over_time(bundle: Bundle, out: Path) -> list[Path]:
 
 
 def _queue_panel(axes: Any, samples: list[dict[str, Any]], times: list[float]) -> None:
-    """The shaped links' kernel queues: the lowest share of its told rate a backlogged
-    queue sent (what `rate_short` judges), and the drops of all of them."""
-    lowest = [min((q["sent_mbps"] / q["told_mbps"] for q in s.get("queues", {}).values()
-                   if q.get("told_mbps") and q["backlog"] > 0), default=None)
-              for s in samples]
-    axes.plot(times, [v if v is not None else float("nan") for v in lowest],
-              label="lowest sent/told of a backlogged queue")
-    axes.axhline(1 - verdict.RATE_SHORT_LIMIT, color="red", linestyle=":", linewidth=1,
+    """The shaped links' kernel queues: the largest share of its told rate that a queue
+    backlogged at both ends of the interval did not send (what `rate_short` judges), and
+    the drops of all of them."""
+    worst: dict[float, float] = {}
+    for points in verdict.shortfalls(samples).values():
+        for t, short in points:
+            worst[t] = max(worst.get(t, 0.0), short)
+    axes.plot(times, [worst.get(s["t"], 0.0) for s in samples],
+              label="largest shortfall of a backlogged queue")
+    axes.axhline(verdict.RATE_SHORT_LIMIT, color="red", linestyle=":", linewidth=1,
                  label="limit")
-    axes.set_ylabel("sent / told rate")
+    axes.set_ylim(0, 1.05)
+    axes.set_ylabel("share of told rate unsent")
     drops = axes.twinx()
-    drops.bar(times, [sum(q["drops"] for q in s.get("queues", {}).values()) for s in samples],
-              width=0.6, alpha=0.3, color="grey", label="queue drops")
-    drops.set_ylabel("drops a second")
+    counts = [sum(q["drops"] for q in s.get("queues", {}).values()) for s in samples]
+    drops.bar(times, counts, width=0.6, alpha=0.3, color="grey", label="queue drops")
+    drops.set_ylim(0, max([*counts, 1]) * 1.1)
+    drops.set_ylabel("queue drops a second")
 
 
 def make_plots(root: Path) -> list[Path]:
