@@ -33,7 +33,7 @@ import yaml
 
 from nodes.browser.records import convert
 from nodes.browser.usage import TreeUsage, tree
-from nodes.client.__main__ import parse_clusters
+from nodes.client.__main__ import parse_clusters, report_sessions
 from nodes.common.conventions import BATCH_NICE, BROWSER_ABR, MAX_BUFFER_S
 from nodes.common.events import EventLog, stderr_line
 
@@ -204,13 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         results = asyncio.run(run_all(specs, args, log, clusters))
     finally:
         log.close()
-    if args.summary:
-        Path(args.summary).write_text(json.dumps({"node": args.node, "sessions": results},
-                                                 indent=1))
-    failed = [r for r in results if not r["completed"]]
-    for result in failed:
-        stderr_line(f"browser: session {result['session']}: {result['error']}")
-    return 1 if failed or len(results) < len(specs) else 0
+    return report_sessions("browser", args.summary, args.node, results, len(specs))
 
 
 if __name__ == "__main__":

@@ -138,13 +138,19 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         log.close()
-    if args.summary:
-        Path(args.summary).write_text(json.dumps({"node": args.node, "sessions": results},
-                                                 indent=1))
+    return report_sessions("client", args.summary, args.node, results, len(specs))
+
+
+def report_sessions(program: str, summary: str | None, node: str,
+                    results: list[dict[str, Any]], planned: int) -> int:
+    """Every session's metrics into the summary file; a line per failed session; the exit
+    status (1 when a session failed or did not end)."""
+    if summary:
+        Path(summary).write_text(json.dumps({"node": node, "sessions": results}, indent=1))
     failed = [r for r in results if not r["completed"]]
     for result in failed:
-        stderr_line(f"client: session {result['session']}: {result['error']}")
-    return 1 if failed else 0
+        stderr_line(f"{program}: session {result['session']}: {result['error']}")
+    return 1 if failed or len(results) < planned else 0
 
 
 if __name__ == "__main__":
