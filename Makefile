@@ -44,7 +44,10 @@ help:
 	@echo "sudo make vm-packages  QEMU and the image tools alone (vmtest installs them where it boots)"
 	@echo "sudo make browser  Chromium, Node and the pinned dash.js for browser viewers (setup runs it)"
 
-setup: $(STAMPS)/apt $(STAMPS)/venv $(STAMPS)/browser
+# SETUP_BROWSER=no leaves the browser viewers out (the real-kernel tier's image does: no
+# browser test runs in its guest)
+SETUP_BROWSER ?= yes
+setup: $(STAMPS)/apt $(STAMPS)/venv $(if $(filter yes,$(SETUP_BROWSER)),$(STAMPS)/browser)
 
 browser: $(STAMPS)/browser
 

@@ -2,7 +2,7 @@
 # Inside the test guest, run by the image's PID 1 (/sbin/cdnlab-init) once the host's share is
 # at /mnt/host: make the mounts Mininet and Open vSwitch expect, load the kernel modules this
 # tier exists for, and hand over to `python -m cdnlab.vm.guest`, which writes out/status.
-export PATH=/opt/cdnlab/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export PATH=/opt/cdnlab/src/.venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=/root LANG=C.UTF-8
 # Mininet imports distutils; setuptools' stand-in for it pulls in pkg_resources: importing
 # mininet.net took 0.23 s on the host against 0.05 s with the standard library's (0.7 s in

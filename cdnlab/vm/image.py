@@ -1,21 +1,23 @@
-"""The guest image of the real-kernel test tier: built from Debian packages, cached by content.
+"""The guest image of the real-kernel test tier: provisioned by the repository's own
+`make setup`, as a user's machine or the Vagrant VM is, and cached by content.
 
-What the image holds is fixed by three inputs, and their hash is the cache key:
-`guest-packages.txt` (the Debian packages), the Python dependencies in the project's
-`pyproject.toml` (runtime and `test` extra) and this file (the recipe). A cached image is
-reused while all three are unchanged; the project tree itself is not in the image, it is
-copied in at every boot.
+What the image holds is fixed by four inputs, and their hash is the cache key:
+`guest-packages.txt` (what debootstrap adds: the kernel, and `make`), the `Makefile` (whose
+`setup` installs everything else), the Python dependencies in `pyproject.toml` (runtime and
+`test` extra) and this file (the recipe). A cached image is reused while all are unchanged;
+the project tree itself is copied in afresh at every boot.
 
 The recipe: `debootstrap --variant=minbase` of the host's own suite from the host's own
-mirror (`cdnlab.vm.mirror`), with the distribution kernel and an initrd rewritten to hold
-only what mounts the root disk; the Python dependencies built as wheels on the host (same
-Debian Python, so the same ABI) and installed offline into `/opt/cdnlab/venv` (which sees
-Debian's Mininet, as the host's venv does); a small PID 1 (`/sbin/cdnlab-init`) that mounts
-the host's 9p share and hands over to the `guest-init.sh` the host put there; then
-`mkfs.ext4 -d`, which makes a file system image from the directory without loop devices. The
-kernel and initrd are kept beside it for QEMU's direct boot. A build goes to a temporary
-directory renamed into place at the end, so an interrupted build never leaves a half image
-in the cache.
+mirror (`cdnlab.vm.mirror`), with the distribution kernel; the project tree copied to
+`/opt/cdnlab/src` and `make setup SETUP_BROWSER=no` run there in a chroot (Debian packages
+through apt from the same mirror, the venv at `/opt/cdnlab/src/.venv` from PyPI; the host's
+pip configuration and any local package indexes it names are made visible read-only, and
+services are kept from starting); an initrd rewritten to hold only what mounts the root
+disk; a small PID 1 (`/sbin/cdnlab-init`) that mounts the host's 9p share and hands over to
+the `guest-init.sh` the host put there; then `mkfs.ext4 -d`, which makes a file system
+image from the directory without loop devices. The kernel and initrd are kept beside it for
+QEMU's direct boot. A build goes to a temporary directory renamed into place at the end, so
+an interrupted build never leaves a half image in the cache.
 """
 
 from __future__ import annotations
@@ -39,7 +41,11 @@ from cdnlab.vm.mirror import debian_mirror, host_suite
 HERE = Path(__file__).resolve().parent
 PACKAGES_FILE = HERE / "guest-packages.txt"
 DEFAULT_CACHE = Path("/var/cache/cdnlab/vm")
-GUEST_VENV = "/opt/cdnlab/venv"
+SETUP_TREE = "/opt/cdnlab/src"  # the project as `make setup` provisioned it in the image
+GUEST_VENV = f"{SETUP_TREE}/.venv"
+SETUP = ["make", "-C", SETUP_TREE, "setup", "SETUP_BROWSER=no"]
+# apt starts no service in the chroot (invoke-rc.d asks this; 101: action forbidden)
+POLICY_RC_D = "#!/bin/sh\nexit 101\n"
 IMAGE_SIZE = "6G"  # sparse: the file takes only what the root file system holds
 HOST_TOOLS = {"debootstrap": "debootstrap", "mkfs.ext4": "e2fsprogs", "chroot": "coreutils"}
 
@@ -108,11 +114,13 @@ def python_requirements(pyproject: Path) -> list[str]:
 
 
 def image_key(project_root: Path, suite: str) -> str:
-    """The packages, the Python requirements (not the rest of pyproject.toml, so a pytest
-    setting does not rebuild the image), this recipe and the suite."""
+    """The packages, the Makefile, the Python requirements (not the rest of pyproject.toml,
+    so a pytest setting does not rebuild the image), this recipe and the suite."""
     requirements = json.dumps(python_requirements(project_root / "pyproject.toml"))
+    makefile = project_root / "Makefile"
     digest = hashlib.sha256()
     for part in (PACKAGES_FILE.read_bytes(), requirements.encode(),
+                 makefile.read_bytes() if makefile.exists() else b"",
                  Path(__file__).read_bytes(), suite.encode()):
         digest.update(hashlib.sha256(part).digest())
     return digest.hexdigest()[:16]
@@ -141,36 +149,75 @@ def _chroot_env() -> dict[str, str]:
             "LANG": "C.UTF-8", "HOME": "/root", "DEBIAN_FRONTEND": "noninteractive"}
 
 
-def _guest_python(root: Path) -> str:
-    done = subprocess.run(["chroot", str(root), "python3", "-c",
-                           "import sys; print('%d.%d' % sys.version_info[:2])"],
-                          capture_output=True, text=True, check=True, env=_chroot_env())
-    return done.stdout.strip()
+PIP_CONFIG_FILES = (Path("/etc/pip.conf"), Path("/etc/xdg/pip/pip.conf"),
+                    Path("/root/.config/pip/pip.conf"), Path("/root/.pip/pip.conf"))
 
 
-def _install_python(root: Path, project_root: Path, log_file: Path) -> None:
-    """Wheels built with the host's Python, installed offline into the guest's venv."""
-    guest = _guest_python(root)
-    host = f"{sys.version_info[0]}.{sys.version_info[1]}"
-    if guest != host:
-        raise CdnlabError(f"guest image: the guest's Python is {guest} and the host's is {host}; "
-                          "the wheels are built on the host, so run cdnlab from a venv made "
-                          "from the distribution's python3 (`make setup` does)")
-    requirements = python_requirements(project_root / "pyproject.toml")
-    wheels = root / "tmp" / "wheels"
-    wheels.mkdir(parents=True)
-    _run([sys.executable, "-m", "pip", "wheel", "-q", "--wheel-dir", str(wheels), *requirements],
-         log_file, "building the Python wheels")
-    _run(["chroot", str(root), "python3", "-m", "venv", "--system-site-packages", GUEST_VENV],
-         log_file, "making the guest's venv", env=_chroot_env())
-    _run(["chroot", str(root), f"{GUEST_VENV}/bin/pip", "install", "-q", "--no-index",
-          "--find-links", "/tmp/wheels", *requirements], log_file,
-         "installing the wheels in the guest", env=_chroot_env())
-    shutil.rmtree(wheels)
-    # matplotlib builds its font cache on first import: here, once, not in every boot's
-    # emulated CPU (a run's plots would otherwise pay for it)
-    _run(["chroot", str(root), f"{GUEST_VENV}/bin/python", "-c", "import matplotlib.pyplot"],
-         log_file, "warming matplotlib's font cache", env=_chroot_env())
+def _pip_local_paths() -> list[Path]:
+    """The local files and directories the host's pip configuration names (certificates,
+    constraints, find-links, file:// indexes): the chroot must see them where pip looks."""
+    done = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True,
+                          text=True, check=False)
+    values = [line.partition("=")[2].strip().strip("'\"") for line in done.stdout.splitlines()]
+    values += [v for k, v in os.environ.items() if k.startswith("PIP_")]
+    found = []
+    for value in values:
+        for token in value.split():
+            path = Path(token.removeprefix("file://"))
+            if token.startswith("file://") and path.name == "simple":
+                path = path.parent  # a local index: its pages link to files beside them
+            if path.is_absolute() and path.exists() and path not in found:
+                found.append(path)
+    return found
+
+
+def _mount(argv: list[str], log_file: Path, what: str) -> None:
+    _run(["mount", *argv], log_file, what)
+
+
+def _prepare_chroot(root: Path, log_file: Path) -> None:
+    """What apt and pip need inside: /proc and /dev, the host's name resolution and pip
+    configuration, the local paths that configuration names (read-only), and no service
+    started by a package."""
+    _mount(["-t", "proc", "proc", str(root / "proc")], log_file, "mounting /proc")
+    _mount(["--bind", "/dev", str(root / "dev")], log_file, "binding /dev")
+    (root / "etc" / "resolv.conf").write_text(Path("/etc/resolv.conf").read_text())
+    policy = root / "usr" / "sbin" / "policy-rc.d"
+    policy.write_text(POLICY_RC_D)
+    policy.chmod(0o755)
+    for config in PIP_CONFIG_FILES:
+        if config.is_file():
+            target = root / config.relative_to("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(config, target)
+    for path in _pip_local_paths():
+        target = root / path.relative_to("/")
+        if path.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+            continue
+        target.mkdir(parents=True, exist_ok=True)
+        _mount(["--bind", str(path), str(target)], log_file, f"binding {path}")
+        _mount(["-o", "remount,bind,ro", str(target)], log_file, f"making {path} read-only")
+
+
+def _provision(root: Path, project_root: Path, log_file: Path) -> None:
+    """The project tree at SETUP_TREE and `make setup` run there, as a user runs it."""
+    from cdnlab.vm.boot import copy_project
+
+    copy_project(project_root, root / SETUP_TREE.lstrip("/"))
+    _prepare_chroot(root, log_file)
+    try:
+        env = _chroot_env() | {k: v for k, v in os.environ.items() if k.startswith("PIP_")}
+        _run(["chroot", str(root), *SETUP], log_file, "make setup in the image", env=env)
+        # matplotlib builds its font cache on first import: here, once, not in every boot's
+        # emulated CPU (a run's plots would otherwise pay for it)
+        _run(["chroot", str(root), f"{GUEST_VENV}/bin/python", "-c",
+              "import matplotlib.pyplot"], log_file, "warming matplotlib's font cache",
+             env=_chroot_env())
+    finally:
+        _unmount_under(root)
+        (root / "usr" / "sbin" / "policy-rc.d").unlink(missing_ok=True)
 
 
 def _finish_root(root: Path) -> None:
@@ -250,8 +297,9 @@ def build_image(project_root: Path, cache: Path = DEFAULT_CACHE, rebuild: bool =
             f"their dependencies); log in {log_file}")
         _run(["debootstrap", "--variant=minbase", f"--include={','.join(packages)}",
               suite, str(root), mirror], log_file, "debootstrap")
-        log("guest image: Python dependencies (wheels built here, installed offline)")
-        _install_python(root, project_root, log_file)
+        log(f"guest image: {' '.join(SETUP)} in the image (apt from {mirror}, pip as "
+            "configured here)")
+        _provision(root, project_root, log_file)
         _finish_root(root)
         _small_initrd(root, log_file)
         _take_boot_files(root, building)
@@ -260,6 +308,7 @@ def build_image(project_root: Path, cache: Path = DEFAULT_CACHE, rebuild: bool =
               str(building.rootfs), IMAGE_SIZE], log_file, "mkfs.ext4")
         _remove_tree(root)
         manifest = {"key": key, "suite": suite, "mirror": mirror, "packages": packages,
+                    "provisioned_by": " ".join(SETUP),
                     "python": python_requirements(project_root / "pyproject.toml"),
                     "built_s": round(time.monotonic() - started, 1),
                     "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}

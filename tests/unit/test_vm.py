@@ -89,11 +89,17 @@ def test_host_suite_needs_a_codename(tmp_path: Path) -> None:
         host_suite(release)
 
 
-def test_the_guest_gets_the_kernel_the_emulator_and_the_projects_requirements() -> None:
+def test_the_guest_gets_the_kernel_and_make_setup_brings_the_rest() -> None:
+    """debootstrap adds the kernel and make; the emulator, the servers and Python come from
+    the Makefile's `setup`, the one users run (issue: the users' own entry points)."""
     packages = guest_packages()
-    assert {"linux-image-amd64", "mininet", "openvswitch-switch", "python3-venv"} <= set(
-        packages)
+    assert {"linux-image-amd64", "make"} <= set(packages)
     assert all(" " not in p and not p.startswith("#") for p in packages)
+    assert vm_image.SETUP[:3] == ["make", "-C", vm_image.SETUP_TREE] and "setup" in \
+        vm_image.SETUP
+    makefile = (ROOT / "Makefile").read_text()
+    apt = makefile[makefile.index("APT_PACKAGES :="):].split("\n\n")[0]
+    assert all(name in apt for name in ("mininet", "openvswitch-switch", "python3-venv"))
     requirements = python_requirements(ROOT / "pyproject.toml")
     assert any(r.startswith("os-ken") for r in requirements)
     assert any(r.startswith("pytest") for r in requirements)  # the test extra, for the guest
@@ -120,6 +126,9 @@ def test_the_cache_key_follows_packages_and_requirements_not_other_settings(
     pyproject.write_text(base)
     packages.write_text("mininet\nnginx\n")
     assert image_key(project, "bookworm") != key
+    packages.write_text("mininet\n")
+    (project / "Makefile").write_text("setup:\n\ttrue\n")
+    assert image_key(project, "bookworm") != key, "make setup provisions the image"
 
 
 def test_an_image_is_complete_only_with_all_its_files(tmp_path: Path) -> None:
