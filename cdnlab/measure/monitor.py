@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -44,10 +43,10 @@ from typing import Any, TextIO
 from cdnlab.measure.lateness import lateness_us
 from cdnlab.measure.qdisc import QdiscReader, QueueStats, Target
 from nodes.common.lifecycle import spawn_child
+from nodes.common.procfs import TICKS_PER_S, process_ticks
 
 WAKE_SAMPLES = 20
 INTERVAL_S = 1.0
-TICKS_PER_S = os.sysconf("SC_CLK_TCK")  # the unit of /proc/stat and /proc/PID/stat
 
 
 def cpu_times() -> tuple[list[tuple[int, int]], int]:
@@ -64,15 +63,6 @@ def cpu_times() -> tuple[list[tuple[int, int]], int]:
             elif line.startswith("procs_running"):
                 running = int(line.split()[1])
     return cores, running
-
-
-def process_ticks(pid: int) -> int:
-    """utime + stime of a process, in clock ticks (/proc/PID/stat); 0 once it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return 0
-    return int(fields[11]) + int(fields[12])
 
 
 def cgroup_usage_us(cgroup: Path | None) -> int | None:

@@ -14,11 +14,10 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from pathlib import Path
 
-TICKS = os.sysconf("SC_CLK_TCK")
+from nodes.common.procfs import TICKS_PER_S, process_times
 
 
 def tree(root: int) -> list[int]:
@@ -32,14 +31,6 @@ def tree(root: int) -> list[int]:
                 with contextlib.suppress(OSError):
                     frontier += [int(c) for c in (task / "children").read_text().split()]
     return found
-
-
-def _cpu_ticks(pid: int) -> int | None:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
 
 
 def _memory_kb(pid: int) -> tuple[int, int] | None:
@@ -61,7 +52,7 @@ class TreeUsage:
     def __init__(self, root: int) -> None:
         self.root = root
         self.started = time.monotonic()
-        self.ticks: dict[tuple[int, float], int] = {}  # (pid, start time) → last ticks
+        self.ticks: dict[tuple[int, int], int] = {}  # (pid, start time) → last ticks
         self.pss_peak_kb = 0
         self.rss_peak_kb = 0
         self.processes_peak = 0
@@ -70,9 +61,10 @@ class TreeUsage:
         pids = tree(self.root)
         pss = rss = 0
         for pid in pids:
-            ticks = _cpu_ticks(pid)
-            if ticks is not None:
-                self.ticks[(pid, _start_time(pid))] = ticks
+            times = process_times(pid)
+            if times is not None:
+                ticks, started = times
+                self.ticks[(pid, started)] = ticks
             memory = _memory_kb(pid)
             if memory is not None:
                 pss += memory[0]
@@ -83,17 +75,10 @@ class TreeUsage:
 
     def figures(self) -> dict[str, float | int]:
         wall = time.monotonic() - self.started
-        cpu_s = sum(self.ticks.values()) / TICKS
+        cpu_s = sum(self.ticks.values()) / TICKS_PER_S
         return {"cpu_s": round(cpu_s, 2),
                 "cpu_cores_mean": round(cpu_s / wall, 3) if wall > 0 else 0.0,
                 "pss_peak_mb": round(self.pss_peak_kb / 1024, 1),
                 "rss_peak_mb": round(self.rss_peak_kb / 1024, 1),
                 "processes_peak": self.processes_peak}
 
-
-def _start_time(pid: int) -> float:
-    """A process's start (in ticks since boot), so a reused PID is a new process."""
-    try:
-        return float(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
-    except (OSError, IndexError, ValueError):
-        return 0.0
