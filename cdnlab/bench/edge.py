@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from cdnlab.errors import CdnlabError
+from cdnlab.net.controller import free_port
 from nodes.common.ladder import DEFAULT_LADDER
 from nodes.common.nginx import Nginx, NginxSite
 from nodes.edge.sites import LOG_FIELDS, EdgeSite
@@ -67,12 +67,6 @@ class Phase:
     @property
     def mbps(self) -> float:
         return self.bytes * 8 / 1e6 / self.seconds if self.seconds else 0.0
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _catalog(store: Path, titles: int) -> list[str]:
@@ -117,7 +111,7 @@ def run(seconds: float) -> int:
         titles = (HOT_SET + MISS_REQUESTS) // SEGMENTS_PER_TITLE + 2
         paths = _catalog(work / "store", titles)
         hot, cold = paths[:HOT_SET], paths[HOT_SET:HOT_SET + MISS_REQUESTS]
-        origin_port, edge_port = _free_port(), _free_port()
+        origin_port, edge_port = free_port(), free_port()
         origin = Nginx(NginxSite("origin", f"127.0.0.1:{origin_port}", work / "origin",
                                  work / "origin.jsonl",
                                  origin_site_body((work / "store").resolve())))
