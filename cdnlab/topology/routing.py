@@ -17,7 +17,6 @@ import heapq
 import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from cdnlab.topology.addressing import AddressPlan
 from cdnlab.topology.shape import LinkShape
@@ -69,6 +68,7 @@ class Routing:
         for link in topology.links:
             self.adjacency[link.a].append(link)
             self.adjacency[link.b].append(link)
+        self.segments = {s.index: s for s in plan.segments}
         self.routes: dict[str, dict[int, Route]] = {}
         for node in topology.nodes.values():
             if node.kind != SWITCH:
@@ -157,7 +157,7 @@ class Routing:
     def _l2_path(self, src: str, dst: str, segment: int | None = None) -> list[Hop]:
         """Links from `src` to `dst` across switches only (they share a segment: the one
         given, when `src` and `dst` share more than one)."""
-        allowed = set(self._segment(segment).links) if segment is not None else None
+        allowed = set(self.segments[segment].links) if segment is not None else None
         previous: dict[str, Link] = {}
         frontier = [src]
         seen = {src}
@@ -183,13 +183,10 @@ class Routing:
             node = link.other(node)
         return hops[::-1]
 
-    def _segment(self, index: int) -> Any:
-        return next(s for s in self.plan.segments if s.index == index)
-
     def path(self, src: str, dst: str) -> list[Hop]:
-        """The links a packet from host/router `src` to `dst` (its first address's
-        segment) crosses, in order."""
-        target = min(self.plan.segment_of(dst))
+        """The links a packet from host/router `src` to `dst` crosses, in order: to its
+        address (`plan.address`, its first interface's, on the first of its segments)."""
+        target = self.plan.segment_of(dst)[0]
         hops: list[Hop] = []
         node = src
         for _ in range(len(self.topology.nodes) + 1):
