@@ -206,8 +206,8 @@ def _provision(root: Path, project_root: Path, log_file: Path) -> None:
     from cdnlab.vm.boot import copy_project
 
     copy_project(project_root, root / SETUP_TREE.lstrip("/"))
-    _prepare_chroot(root, log_file)
     try:
+        _prepare_chroot(root, log_file)
         env = _chroot_env() | {k: v for k, v in os.environ.items() if k.startswith("PIP_")}
         _run(["chroot", str(root), *SETUP], log_file, "make setup in the image", env=env)
         # matplotlib builds its font cache on first import: here, once, not in every boot's
