@@ -617,8 +617,12 @@ def parse_scenario(data: Any, source: str, base: Path | None = None,
     _apply_overrides(reader, data, overrides or {})
     top = reader.mapping(data, "", {"name", "description", "topology", "seed", "duration_s",
                                     "content", "cdn", "dns", "probes", "controller",
-                                    "workload", "timeline"})
+                                    "workload", "timeline", "cluster"})
     topology = _topology(reader, top.get("topology"), base)
+    if top.get("cluster") is not None:  # the scenario's machines over the topology's
+        from cdnlab.machines.spec import parse_section
+
+        topology.machines = parse_section(top["cluster"], source, set(topology.nodes))
     if not topology.clusters():
         raise reader.fail("topology", "has no edge cluster", "add a node with role: edge")
     scenario = Scenario(

@@ -87,6 +87,8 @@ class Topology:
     nodes: dict[str, Node]
     links: list[Link]
     description: str = ""
+    # `cluster:`: the machines a run of this topology spreads over (a MachineSet), or None
+    machines: Any = None
 
     def kind(self, name: str) -> str:
         return self.nodes[name].kind
@@ -195,9 +197,15 @@ def parse_topology(data: Any, source: str, base_dir: Path | None = None,
     elif params:
         raise SpecError(source, "params", "parameters given for a topology that has no family",
                         "only parametric topologies (with `family:`) take parameters")
-    _check_keys(data, source, "", {"name", "description", "defaults", "nodes", "links"})
+    _check_keys(data, source, "", {"name", "description", "defaults", "nodes", "links",
+                                   "cluster"})
     builder = _Builder(source, base_dir or Path.cwd())
-    return builder.build(data)
+    topology = builder.build(data)
+    if data.get("cluster") is not None:
+        from cdnlab.machines.spec import parse_section
+
+        topology.machines = parse_section(data["cluster"], source, set(topology.nodes))
+    return topology
 
 
 def _expand_family(data: dict[str, Any], source: str, params: dict[str, Any]) -> dict[str, Any]:
