@@ -16,7 +16,8 @@
     cdnlab bench dns                        redirector queries/s and p99, beside Knot
     cdnlab bench wakeups                    timer lateness, CPUs idle against kept awake
     cdnlab bench scale [--quick]            viewers playing at once until the verdict breaks
-    cdnlab vm build | test | run -- CMD     the real-kernel tier: a Debian guest under QEMU
+    cdnlab vm build | test | run -- CMD | cluster
+                                          the real-kernel tier: Debian guests under QEMU
     cdnlab clean                            remove what interrupted runs recorded and left
 
 User errors (a bad file, a missing feature) print one line naming the problem and the fix,
@@ -261,7 +262,13 @@ def _scenario(args: argparse.Namespace) -> Any:
     overrides = _params(args.set, "--set") if getattr(args, "set", None) else {}
     if getattr(args, "seed", None) is not None:
         overrides["seed"] = args.seed
-    return load_scenario(args.scenario, overrides)
+    scenario = load_scenario(args.scenario, overrides)
+    if getattr(args, "cluster", None):  # the command line's machines over the files'
+        from cdnlab.machines.spec import parse_machines
+
+        scenario.topology.machines = parse_machines(args.cluster).over(
+            scenario.topology.machines)
+    return scenario
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -387,6 +394,11 @@ def cmd_vm(args: argparse.Namespace) -> int:
     cache = Path(args.cache)
     if args.action == "build":
         return tier.build(cache, args.rebuild)
+    if args.action == "cluster":
+        from cdnlab.vm import cluster
+
+        return cluster.run(cache, args.rebuild, max(args.timeout, 1800.0),
+                           echo=not args.quiet)
     command = list(args.after_dashes)
     if args.action == "run" and not command:
         raise CdnlabError("cdnlab vm run: give the command to run in the guest after --, "
@@ -457,6 +469,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="bundle directory (default results/<name>-<time>)")
     run.add_argument("--seed", type=int)
     run.add_argument("--cpu-awake", default="auto", choices=MODES, help=CPU_AWAKE_HELP)
+    run.add_argument("--cluster", metavar="[USER@]HOST[,…]",
+                     help="split the run over these machines too (Mininet Cluster Edition "
+                          "over ssh; --out on storage they all share)")
     run.add_argument("--json", action="store_true",
                      help="print the summary as JSON at the end (see cdnlab/jsonout.py)")
     run.add_argument("--repeat", type=int, default=1,
@@ -532,9 +547,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(func=cmd_bench)
 
     vm = sub.add_parser("vm", help="the real-kernel test tier (QEMU guest with netem, OVS)")
-    vm.add_argument("action", choices=["build", "test", "run"],
+    vm.add_argument("action", choices=["build", "test", "run", "cluster"],
                     help="build: the guest image only; test: build or reuse it and run the "
-                         "tier; run -- CMD: one command in the guest's tree instead")
+                         "tier; run -- CMD: one command in the guest's tree instead; "
+                         "cluster: quick_pull split across two guests (make clustertest)")
     vm.add_argument("--cache", default=str(DEFAULT_VM_CACHE), help="where images are kept")
     vm.add_argument("--rebuild", action="store_true", help="build even if cached")
     vm.add_argument("--timeout", type=float, default=900.0, help="seconds the guest may run")

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 from cdnlab.capabilities import emulated_cpu
 from cdnlab.measure import lateness
+from cdnlab.topology.spec import HOST, ROUTER
 
 TCP_PAYLOAD_EFFICIENCY = 1448 / 1514
 RTT_ABS_TOLERANCE_MS = 1.0
@@ -57,6 +58,9 @@ class RttSample:
     min_ms: float
     sent: int
     received: int
+    # in a split run: whether the path there and back crosses between machines (None on
+    # one machine)
+    crosses: bool | None = None
 
     @property
     def error_ms(self) -> float:
@@ -289,14 +293,26 @@ def rate_remeasured_on_miss(emu: Any, samples: list[RateSample],
 
 
 def check(emu: Any, goodput_samples: int = 2, seconds: float = 3.0) -> FidelityReport:
-    """The bring-up check: RTT client → every edge server and the origin; goodput from the
-    origin or an edge to a sample of clients (one per distinct access bottleneck)."""
+    """The bring-up check: RTT client → every edge server and the origin, and in a split
+    run across every link between machines whose ends are hosts or routers (the tunnel's
+    own RTT against the link's configured delay); goodput from the origin or an edge to a
+    sample of clients (one per distinct access bottleneck)."""
     topology = emu.topology
     targets = [n for n in topology.nodes.values() if n.cluster or n.role == "origin"]
     clients = topology.by_role("client")
     pairs = [(c, t.name) for c in clients for t in targets]
+    placement = getattr(emu, "placement", None)
+    for name in placement.crossing if placement is not None else ():
+        link = next(lk for lk in topology.links if lk.name == name)
+        if all(topology.kind(end) in (HOST, ROUTER) for end in (link.a, link.b)):
+            pairs.append((link.a, link.b))
     report = FidelityReport(emu.shaping, emu.datapath, cpu_awake=emu.awake.describe())
     report.rtt = measure_rtt(emu, pairs)
+    if placement is not None:
+        for sample in report.rtt:
+            hops = emu.routing.path(sample.src, sample.dst) + emu.routing.path(sample.dst,
+                                                                                 sample.src)
+            sample.crosses = any(hop.link.name in placement.crossing for hop in hops)
     seen_bottlenecks: set[tuple[str, float | None]] = set()
     senders = [t.name for t in targets]
     for client in clients:

@@ -25,6 +25,11 @@ the node programs) writes one `sample` line to `events/fidelity.jsonl`:
 
 Judging the samples is `cdnlab.measure.verdict`; the userspace delay processes report
 their own lateness and drops beside it (`queue_stats` in each link's log).
+
+In a split run (`cdnlab.machines`) every other machine runs the same sampler for itself,
+started over ssh under the run's tether, on its own cores, its own run cgroup and the
+queues of its own nodes, into `events/fidelity.<machine>.jsonl`; its samples carry
+`machine`, and the verdict judges each machine's samples apart.
 """
 
 from __future__ import annotations
@@ -84,10 +89,12 @@ class Sampler:
 
     def __init__(self, path: Path, t0: float, cgroup: Path | None,
                  spinners: dict[int, int] | None = None, interval_s: float = INTERVAL_S,
-                 queues: list[Target] | None = None) -> None:
+                 queues: list[Target] | None = None, machine: str | None = None) -> None:
         """`spinners`: CPU → PID of a process whose time counts as idle (`CpuAwake`);
-        `queues`: the shaped links' egress interfaces to read."""
+        `queues`: the shaped links' egress interfaces to read; `machine`: the machine
+        sampled, in a split run (not the head)."""
         self.path, self.t0, self.cgroup, self.interval_s = path, t0, cgroup, interval_s
+        self.machine = machine
         self.spinners = dict(spinners or {})
         self.queues = QdiscReader(queues) if queues else None
         self.stopping = threading.Event()
@@ -143,6 +150,8 @@ class Sampler:
     def _write(self, record: dict[str, Any]) -> None:
         assert self._out is not None
         line = {"t": round(time.time() - self.t0, 3), "node": "monitor"} | record
+        if self.machine:
+            line["machine"] = self.machine
         self._out.write(json.dumps(line, separators=(",", ":")) + "\n")
         self._out.flush()
 
@@ -165,15 +174,19 @@ def queue_figures(before: dict[str, QueueStats], after: dict[str, QueueStats],
     return figures
 
 
-def queue_targets(links: dict[str, Any]) -> list[Target]:
+def queue_targets(links: dict[str, Any], machine: str | None = None) -> list[Target]:
     """The egress interface of every shaped link direction with a rate (an htb class), in
-    its node's namespace (a switch's is the engine's own)."""
+    its node's namespace (a switch's is the root namespace), on one machine: this one, or
+    in a split run the one named (its nodes' PIDs are that machine's)."""
     targets = []
     for name, link in links.items():
         for direction, shape in link.shapes.items():
             if shape.rate is None:
                 continue
             node, intf = link.egress(direction)
+            if (getattr(node, "server", None) if getattr(node, "isRemote", False)
+                    else None) != machine:
+                continue
             pid = node.pid if getattr(node, "inNamespace", True) else None
             targets.append(Target(f"{name}:{direction}", pid, intf))
     return targets
@@ -185,7 +198,10 @@ class RunMonitor:
 
     def __init__(self, path: Path, t0: float, cgroup: Path | None,
                  spinners: dict[int, int] | None = None, interval_s: float = INTERVAL_S,
-                 ledger: Any = None, queues: list[Target] | None = None) -> None:
+                 ledger: Any = None, queues: list[Target] | None = None,
+                 machine: str | None = None, machines: Any = None) -> None:
+        """`machine`, `machines`: sample that other machine of a split run, started there
+        through `machines` (cdnlab.machines.remote.Machines)."""
         queue_file = path.with_suffix(".queues.json")
         if queues:
             queue_file.parent.mkdir(parents=True, exist_ok=True)
@@ -194,14 +210,20 @@ class RunMonitor:
                      "--t0", f"{t0:.6f}", "--interval", f"{interval_s:g}",
                      *(["--cgroup", str(cgroup)] if cgroup else []),
                      *(["--queues", str(queue_file)] if queues else []),
+                     *(["--machine", machine] if machine else []),
                      *(f"--spinner={cpu}={pid}" for cpu, pid in (spinners or {}).items())]
         self.ledger = ledger
+        self.machine, self.machines = machine, machines
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.process = spawn_child(self.argv, stdin=subprocess.DEVNULL)
+        if self.machine:
+            self.process = self.machines.popen(self.machine, self.argv)
+        else:
+            self.process = spawn_child(self.argv, stdin=subprocess.DEVNULL)
         if self.ledger is not None:
-            self.ledger.add_process(self.process.pid, "run monitor")
+            where = f" of {self.machine}" if self.machine else ""
+            self.ledger.add_process(self.process.pid, f"run monitor{where}")
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -222,11 +244,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cgroup", type=Path)
     parser.add_argument("--spinner", action="append", default=[], help="CPU=PID")
     parser.add_argument("--queues", type=Path, help="JSON list of queue targets to read")
+    parser.add_argument("--machine", help="the machine sampled (a split run's other one)")
     args = parser.parse_args(argv)
     spinners = {int(c): int(p) for c, _, p in (s.partition("=") for s in args.spinner)}
     queues = [Target(**t) for t in json.loads(args.queues.read_text())] if args.queues \
         else None
-    sampler = Sampler(args.out, args.t0, args.cgroup, spinners, args.interval, queues)
+    sampler = Sampler(args.out, args.t0, args.cgroup, spinners, args.interval, queues,
+                      args.machine)
     signal.signal(signal.SIGTERM, lambda *_: sampler.stopping.set())
     signal.signal(signal.SIGINT, lambda *_: sampler.stopping.set())
     sampler.run()

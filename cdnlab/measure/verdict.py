@@ -111,12 +111,16 @@ def judge(samples: list[dict[str, Any]], queue_stats: list[dict[str, Any]],
         found.extend(Violation(invariant, where, round(a - offset, 1), round(b - offset, 1),
                                round(worst, 4), limit, unit) for a, b, worst in runs)
 
-    add("cpu_saturated", None, _held([(s["t"], s["cpu_busy_mean"]) for s in samples],
-                                     CPU_BUSY_LIMIT, HOLD_S, interval_s),
-        CPU_BUSY_LIMIT, "busy share")
-    add("timer_late", None, _held([(s["t"], s["wake_p99_us"]) for s in samples],
-                                  WAKE_P99_LIMIT_US, HOLD_S, interval_s),
-        WAKE_P99_LIMIT_US, "µs")
+    by_machine: dict[str | None, list[dict[str, Any]]] = defaultdict(list)
+    for sample in samples:  # a split run's machines each sample themselves
+        by_machine[sample.get("machine")].append(sample)
+    for machine, own in sorted(by_machine.items(), key=lambda kv: kv[0] or ""):
+        add("cpu_saturated", machine, _held([(s["t"], s["cpu_busy_mean"]) for s in own],
+                                            CPU_BUSY_LIMIT, HOLD_S, interval_s),
+            CPU_BUSY_LIMIT, "busy share")
+        add("timer_late", machine, _held([(s["t"], s["wake_p99_us"]) for s in own],
+                                         WAKE_P99_LIMIT_US, HOLD_S, interval_s),
+            WAKE_P99_LIMIT_US, "µs")
     lags: dict[str, list[tuple[float, float]]] = defaultdict(list)
     drops: dict[str, list[tuple[float, int]]] = defaultdict(list)
     for record in queue_stats:
@@ -135,9 +139,10 @@ def judge(samples: list[dict[str, Any]], queue_stats: list[dict[str, Any]],
         if counts and counts[0][1] > 0:
             grew.insert(0, (counts[0][0], float(counts[0][1])))
         add("kernel_drops", where, [(t - interval_s, t, n) for t, n in grew], 0, "packets")
-    for where, points in sorted(shortfalls(samples).items()):
-        add("rate_short", where, _held(points, RATE_SHORT_LIMIT, HOLD_S, interval_s),
-            RATE_SHORT_LIMIT, "share of the rate missing")
+    for own in by_machine.values():
+        for where, points in sorted(shortfalls(own).items()):
+            add("rate_short", where, _held(points, RATE_SHORT_LIMIT, HOLD_S, interval_s),
+                RATE_SHORT_LIMIT, "share of the rate missing")
     lost: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for probe in probe_rounds or []:
         raw = probe.get("raw_ms") or {}
@@ -192,6 +197,8 @@ def describe(violations: list[dict[str, Any]]) -> str:
     for v in violations:
         text = WORDS[v["invariant"]].format(worst=v["worst"], worst_ms=v["worst"] / 1000,
                                             where=v["where"])
+        if v["invariant"] in ("cpu_saturated", "timer_late") and v["where"]:
+            text += f" on {v['where']}"  # another machine of a split run
         if text not in seen:
             seen.append(text)
     more = f" (and {len(seen) - 4} more)" if len(seen) > 4 else ""

@@ -7,12 +7,12 @@ run's ledger before or as it is created."""
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from typing import Any
 
 from cdnlab.errors import EnvironmentProblem
-from cdnlab.net.shaping.base import BuildContext, run_in
+from cdnlab.machines.spec import HEAD
+from cdnlab.net.shaping.base import BuildContext, local_pid, run_in
 from cdnlab.topology.spec import HOST, ROUTER
 from cdnlab.traces import load_trace
 
@@ -23,10 +23,27 @@ class NetworkBuilder:
         self.topology = emu.topology
         self.plan = emu.plan
 
+    def machine(self, node: str) -> str | None:
+        """The machine holding `node` in a split run, None for this one (the head)."""
+        placement = self.emu.placement
+        if placement is None or placement.machine_of[node] == HEAD:
+            return None
+        return str(placement.machine_of[node])
+
+    def node_params(self, name: str, local: Any, remote: Any) -> dict[str, Any]:
+        """`addHost`/`addSwitch` keyword arguments: the class, and in a split run the
+        Cluster Edition class with the node's machine."""
+        if self.emu.placement is None:
+            return {"cls": local}
+        return {"cls": remote, "server": self.emu.placement.machine_of[name],
+                "machines": self.emu.machines}
+
     def refuse_name_clashes(self) -> None:
-        """Never adopt (and later delete) an interface or bridge this run did not make."""
+        """Never adopt (and later delete) an interface or bridge this run did not make
+        (on this machine; another machine's names are checked as they are made)."""
         existing = set(os.listdir("/sys/class/net"))
-        ours = {n for n in self.topology.nodes if self.topology.kind(n) not in (HOST, ROUTER)}
+        ours = {n for n in self.topology.nodes if self.topology.kind(n) not in (HOST, ROUTER)
+                and self.machine(n) is None}
         ours |= {i.name for i in self.plan.interfaces.values() if i.node in ours}
         clash = sorted(existing & ours)
         if clash:
@@ -38,22 +55,35 @@ class NetworkBuilder:
 
         from cdnlab.net.node_classes import EmulatedHost, IpBridge, Router
 
-        assert self.emu.ledger is not None
+        remote: dict[str, Any] = {}
+        if self.emu.placement is not None:
+            from cdnlab.machines import remote as cluster
+
+            remote = {"host": cluster.ClusterHost, "router": cluster.ClusterRouter,
+                      "bridge": cluster.ClusterBridge, "ovs": cluster.ClusterOVSSwitch}
+        ledger = self.emu.ledger
+        assert ledger is not None
         for index, node in enumerate(self.topology.nodes.values(), start=1):
-            if node.kind == HOST:
-                added = self.emu.net.addHost(node.name, cls=EmulatedHost, ip=None)
-                self.emu.ledger.add_process(added.pid, f"host {node.name}")
-            elif node.kind == ROUTER:
-                added = self.emu.net.addHost(node.name, cls=Router, ip=None)
-                self.emu.ledger.add_process(added.pid, f"router {node.name}")
+            machine = self.machine(node.name)
+            if node.kind in (HOST, ROUTER):
+                local = EmulatedHost if node.kind == HOST else Router
+                added = self.emu.net.addHost(
+                    node.name, ip=None, **self.node_params(node.name, local,
+                                                           remote.get(node.kind)))
+                where = f" on {machine}" if machine else ""
+                ledger.add_process(local_pid(added), f"{node.kind} {node.name}{where}")
             elif self.emu.datapath == "bridge":
-                self.emu.ledger.add_linux_bridge(node.name)
-                self.emu.net.addSwitch(node.name, cls=IpBridge, dpid=f"{index:016x}")
+                ledger.add_linux_bridge(node.name, machine)
+                self.emu.net.addSwitch(node.name, dpid=f"{index:016x}",
+                                       **self.node_params(node.name, IpBridge,
+                                                          remote.get("bridge")))
             else:
-                self.emu.ledger.add_ovs_bridge(node.name)
-                self.emu.net.addSwitch(node.name, cls=OVSSwitch, dpid=f"{index:016x}",
+                ledger.add_ovs_bridge(node.name, machine)
+                self.emu.net.addSwitch(node.name, dpid=f"{index:016x}",
                                        failMode="standalone", datapath=self.emu.datapath,
-                                       protocols="OpenFlow13")
+                                       protocols="OpenFlow13",
+                                       **self.node_params(node.name, OVSSwitch,
+                                                          remote.get("ovs")))
 
     def start_controller(self) -> None:
         """With a controller, the switches connect to it over OpenFlow 1.3 (fail mode
@@ -74,12 +104,19 @@ class NetworkBuilder:
         emu = self.emu
         assert emu.ledger is not None
         ctx = BuildContext(emu.net, emu.run_dir, emu.seed, emu.t0, emu.ledger)
+        if emu.placement is not None:
+            from cdnlab.machines import remote as cluster
+
+            ctx.link_class = cluster.LINK_CLASS
+            ctx.box_params = lambda node_a: self.node_params(node_a.name, None,
+                                                             cluster.ClusterLinkBox)
         for link in self.topology.links:
             intf_a = self.plan.interface(link.a, link.index).name
             intf_b = self.plan.interface(link.b, link.index).name
             # switch ports live in the root namespace: record them before they exist
-            emu.ledger.add_interfaces([intf for end, intf in ((link.a, intf_a), (link.b, intf_b))
-                                       if self.topology.kind(end) not in (HOST, ROUTER)])
+            for end, intf in ((link.a, intf_a), (link.b, intf_b)):
+                if self.topology.kind(end) not in (HOST, ROUTER):
+                    emu.ledger.add_interfaces([intf], self.machine(end))
             emu.links[link.name] = emu.backend.connect(
                 ctx, link, emu.net.get(link.a), emu.net.get(link.b), intf_a, intf_b,
                 boxed=link.name in emu.dynamic_links)
@@ -89,14 +126,10 @@ class NetworkBuilder:
         stack instead (TX checksum offload off) on every interface of the run."""
         if self.emu.datapath != "user":
             return
-        for node in self.emu.net.hosts:
+        for node in self.emu.net.hosts + self.emu.net.switches:  # a switch's shell: root ns
             names = [i.name for i in node.intfList() if i.name != "lo"]
             if names:
                 node.cmd("; ".join(f"ethtool -K {n} tx off >/dev/null 2>&1" for n in names))
-        root = [i.name for s in self.emu.net.switches for i in s.intfList() if i.name != "lo"]
-        if root:
-            subprocess.run(["sh", "-c", "; ".join(f"ethtool -K {n} tx off >/dev/null 2>&1"
-                                                   for n in root)], check=False)
 
     def install_addresses_and_routes(self) -> None:
         batches = self.emu.routes_dir

@@ -24,6 +24,9 @@ from typing import Any
 
 from cdnlab.capabilities import Capabilities, detect
 from cdnlab.errors import EnvironmentProblem
+from cdnlab.machines.placement import Placement
+from cdnlab.machines.placement import place as place_machines
+from cdnlab.machines.spec import HEAD, MachineSet
 from cdnlab.net.build import NetworkBuilder
 from cdnlab.net.changes import LinkChanges
 from cdnlab.net.cpu_awake import CpuAwake
@@ -72,7 +75,7 @@ class Emulation:
     def __init__(self, topology: Topology, shaping: str = "auto", datapath: str = "auto",
                  run_dir: Path | None = None, seed: int = 1,
                  dynamic_links: set[str] | None = None, controller: str | None = None,
-                 cpu_awake: str = "auto") -> None:
+                 cpu_awake: str = "auto", machines: MachineSet | None = None) -> None:
         if os.geteuid() != 0:
             raise EnvironmentProblem("bringing up a network needs root: run with sudo")
         self.topology = topology
@@ -89,6 +92,20 @@ class Emulation:
         self.seed = seed
         self.dynamic_links = dynamic_links or set()
         self.run_id = f"{topology.name}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        # a split run (Mininet Cluster Edition): which machine holds each node, and how
+        # the nodes reach their machines; None on one machine
+        self.machine_set = machines
+        self.placement: Placement | None = None
+        self.machines: Any = None  # cdnlab.machines.remote.Machines once started
+        self.tunnels: dict[str, Any] = {}  # per link between machines, its compensation
+        if machines is not None:
+            try:
+                self.placement = place_machines(topology, machines.machines, machines.place)
+            except ValueError as err:
+                raise EnvironmentProblem(str(err)) from None
+            if controller is not None:
+                raise EnvironmentProblem("a controller runs on one machine only: leave out "
+                                         "--controller or --cluster")
         self.ledger: Ledger | None = None
         self.own_run_dir = run_dir is None
         self.run_dir = run_dir or Path()  # a temporary one is made by start()
@@ -116,13 +133,15 @@ class Emulation:
 
     def start(self) -> None:
         from mininet.log import setLogLevel
-        from mininet.net import Mininet
 
         setLogLevel(os.environ.get("CDNLAB_MININET_LOG", "error"))
         self._previous_sigterm = signal.signal(signal.SIGTERM, self._on_sigterm)
         self.t0 = time.time()
         self.ledger = Ledger(self.run_id)
         if self.own_run_dir:
+            if self.machine_set is not None:
+                raise EnvironmentProblem("a split run needs its run directory on storage "
+                                         "every machine shares: give one (--out)")
             self.run_dir = Path(tempfile.mkdtemp(prefix="cdnlab-"))
             self.ledger.add_directory(self.run_dir)
         try:
@@ -130,8 +149,7 @@ class Emulation:
             self.awake.start(self.ledger)  # `auto` measures first, on a still quiet machine
             build = NetworkBuilder(self)
             build.refuse_name_clashes()
-            self.net = Mininet(topo=None, build=False, controller=None, autoSetMacs=False,
-                               waitConnected=False)
+            self.net = self._mininet()
             build.add_nodes()
             build.add_links()
             build.start_controller()
@@ -142,10 +160,38 @@ class Emulation:
             build.configure_interfaces()
             build.install_addresses_and_routes()
             self.route_differences = build.read_back_routes()
+            if self.placement is not None:  # before any shape: the tunnels' own delay
+                from cdnlab.machines.tunnels import compensate
+
+                self.tunnels = compensate(self)
             build.start_shaping()
         except BaseException:
             self.stop()
             raise
+
+    def _mininet(self) -> Any:
+        """Mininet's network object: its own on one machine; across machines Mininet
+        Cluster Edition's, after the machines are checked and the run opened on each."""
+        options = {"topo": None, "build": False, "controller": None, "autoSetMacs": False,
+                   "waitConnected": False}
+        if self.machine_set is None:
+            from mininet.net import Mininet
+
+            return Mininet(**options)
+        from mininet.examples.cluster import MininetCluster, RemoteMixin
+
+        from cdnlab.machines import session
+        from cdnlab.machines.remote import LINK_CLASS, Machines
+
+        assert self.ledger is not None
+        self.machines = Machines(session.shells_for(self.machine_set, self.run_id))
+        session.precheck(self.machines, self.run_dir)
+        session.open_machines(self.machines, self.run_id, self.ledger)
+        servers = self.machine_set.machines
+        return MininetCluster(servers=servers, precheck=False, link=LINK_CLASS,
+                              user=next(iter(self.machines.shells.values())).user,
+                              serverIP={s: RemoteMixin.findServerIP(s) for s in servers},
+                              **options)
 
     def stop(self) -> None:
         """Remove everything this run created; safe to call more than once."""
@@ -184,6 +230,20 @@ class Emulation:
         if name not in self.topology.nodes:
             raise KeyError(f"unknown node {name!r}")
         return self.net.get(name)
+
+    def namespace_pid(self, name: str) -> int:
+        """A PID on this machine whose network namespace reaches host `name` as the
+        emulated network does: its own, or in a split run with `name` on another machine,
+        the first host (by name) on this one."""
+        node = self.node(name)
+        if not getattr(node, "isRemote", False):
+            return int(node.pid)
+        assert self.placement is not None
+        local = sorted(h for h in self.topology.hosts() if self.placement.machine_of[h] == HEAD)
+        if not local:
+            raise EnvironmentProblem(f"no host on this machine reaches {name}: pin one here "
+                                     "(cluster.place)")
+        return int(self.node(local[0]).pid)
 
     def ip(self, name: str) -> str:
         return str(self.plan.address(name))

@@ -23,9 +23,11 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cdnlab.net.cgroup import RunCgroup
 
@@ -72,6 +74,9 @@ class LedgerRecord:
     directories: list[str] = field(default_factory=list)
     boot: str = ""  # boot_id() when written; "" in ledgers of older versions
     cgroup: str | None = None  # the run's cgroup directory, if it has one
+    # the other machines of a split run (cdnlab.machines): per machine its ssh user and
+    # connection directory, the run's cgroup there, and its bridges and interfaces
+    machines: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def this_boot(self) -> bool:
@@ -124,16 +129,31 @@ class Ledger:
                                       "what": what})
         self.save()
 
-    def add_ovs_bridge(self, name: str) -> None:
-        self.record.ovs_bridges.append(name)
+    def add_ovs_bridge(self, name: str, machine: str | None = None) -> None:
+        self._list("ovs_bridges", machine).append(name)
         self.save()
 
-    def add_linux_bridge(self, name: str) -> None:
-        self.record.linux_bridges.append(name)
+    def add_linux_bridge(self, name: str, machine: str | None = None) -> None:
+        self._list("linux_bridges", machine).append(name)
         self.save()
 
-    def add_interfaces(self, names: list[str]) -> None:
-        self.record.interfaces.extend(names)
+    def add_interfaces(self, names: list[str], machine: str | None = None) -> None:
+        self._list("interfaces", machine).extend(names)
+        self.save()
+
+    def _list(self, kind: str, machine: str | None) -> list[str]:
+        if machine is None:
+            return getattr(self.record, kind)  # type: ignore[no-any-return]
+        return self.record.machines[machine].setdefault(kind, [])  # type: ignore[no-any-return]
+
+    def add_machine(self, server: str, user: str, control_dir: str) -> None:
+        """Another machine of the run, before anything is made there."""
+        self.record.machines[server] = {"user": user, "control_dir": control_dir,
+                                        "cgroup": None}
+        self.save()
+
+    def set_machine_cgroup(self, server: str, cgroup: str | None) -> None:
+        self.record.machines[server]["cgroup"] = cgroup
         self.save()
 
     def add_directory(self, path: Path) -> None:
@@ -155,9 +175,8 @@ class Ledger:
             return []  # undone and deleted by another cleaner
         try:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            if self.record.this_boot:
-                return self._end_processes() + self._remove_network_and_files()
-            return self._remove_network_and_files()
+            removed = self._end_processes() if self.record.this_boot else []
+            return removed + self._undo_machines() + self._remove_network_and_files()
         finally:
             os.close(lock)
 
@@ -174,7 +193,35 @@ class Ledger:
         for pid, start in killed:
             _wait_gone(pid, start)
         if self.cgroup is not None:
+            existed = self.cgroup.path.is_dir()
             removed += [f"process {pid} (forked inside the run)" for pid in self.cgroup.remove()]
+            if existed and not self.cgroup.path.is_dir():
+                removed.append(f"cgroup {self.cgroup.path}")
+        return removed
+
+    def _undo_machines(self) -> list[str]:
+        """Each other machine's share, undone there by the agent over ssh (after this
+        machine's processes, whose ssh sessions ending already stops the programs there)."""
+        if not self.record.machines:
+            return []
+        from cdnlab.machines.ssh import MachineShell
+
+        removed: list[str] = []
+        for server, entry in self.record.machines.items():
+            shell = MachineShell(server, entry["user"], entry["control_dir"])
+            record = {"run_id": self.record.run_id, **entry}
+            try:
+                done = shell.run([sys.executable, "-m", "cdnlab.machines.agent", "undo"],
+                                 json.dumps(record), timeout_s=60)
+            except (OSError, subprocess.TimeoutExpired) as err:
+                done = subprocess.CompletedProcess([], 255, "", str(err))
+            if done.returncode != 0:
+                self.unfinished = True
+                removed.append(f"machine {server}: NOT undone ({done.stderr.strip()[-200:]});"
+                               " the ledger stays for `cdnlab clean` to retry")
+                continue
+            removed += [f"{server}: {line}" for line in done.stdout.splitlines() if line]
+            shell.close()
         return removed
 
     def _remove_network_and_files(self) -> list[str]:
@@ -194,8 +241,11 @@ class Ledger:
         return removed
 
     def close(self) -> list[str]:
+        """Undo, and delete the ledger unless another machine could not be reached."""
+        self.unfinished = False
         removed = self.undo()
-        self.path.unlink(missing_ok=True)
+        if not self.unfinished:
+            self.path.unlink(missing_ok=True)
         return removed
 
 

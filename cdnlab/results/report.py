@@ -109,10 +109,27 @@ def write_report(root: Path) -> dict[str, Any]:
                   f"{_text(browsers['pss_peak_mb_mean'])} MB at its peak (PSS, max "
                   f"{_text(browsers['pss_peak_mb_max'])} MB); Chromium took "
                   f"{_text(browsers['launch_s_mean'])} s to start dash.js."]
+    lines += _machines_section(run.get("placement"))
     lines += ["", "## Plots", ""]
     lines += [f"![{p.stem}](plots/{p.name})" for p in plots]
     (root / "report.md").write_text("\n".join(lines) + "\n")
     return summary
+
+
+def _machines_section(placement: dict[str, Any] | None) -> list[str]:
+    """A split run's placement and its tunnels (run.json), for the report."""
+    if not placement:
+        return []
+    lines = ["", "## Machines", "", "Split with Mininet Cluster Edition; links between "
+             f"machines (GRE tunnels): {', '.join(placement['crossing_links']) or 'none'}.",
+             ""]
+    lines += [f"- {machine}: {' '.join(nodes)}"
+              for machine, nodes in placement["machines"].items()]
+    for link, tunnel in (placement.get("tunnels") or {}).items():
+        lines.append(f"- tunnel {link}: RTT {_text(tunnel['rtt_ms'])} ms unshaped against "
+                     f"{_text(tunnel['baseline_rtt_ms'])} ms on one machine; each direction's "
+                     f"delay less {_text(tunnel['compensation_ms'])} ms")
+    return lines
 
 
 def _fidelity_words(fidelity: dict[str, Any] | None) -> str:

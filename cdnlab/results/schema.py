@@ -168,7 +168,9 @@ SCHEMA: dict[str, Any] = {
         "violations": [VIOLATION],
         "verdict": f(str, "the verdict in words"),
         "monitor": Maybe({
-            "samples": f(int, "monitor samples (one a second)"),
+            "samples": f(int, "monitor samples (one a second per machine)"),
+            "machines": f(int, "machines sampled: 1, or a split run's machines "
+                               "(cdnlab/machines)"),
             "cpu_busy_mean_max": f(Maybe(NUM), "highest mean busy share of the cores"),
             "runnable_max": f(Maybe(int), "longest run queue"),
             "run_cpu_share_mean": f(Maybe(NUM), "mean CPU share of the run's processes"),

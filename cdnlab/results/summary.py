@@ -340,13 +340,15 @@ def violations_of(bundle: Bundle) -> list[verdict.Violation]:
 def fidelity_summary(bundle: Bundle, rtt: dict[str, Any] | None) -> dict[str, Any]:
     """The end-of-run RTT check and the run monitor's verdict, together: `ok` only when the
     RTTs were right and no invariant broke (`cdnlab.measure.verdict`)."""
-    samples = [e for e in bundle.lines("fidelity.jsonl") if e.get("event") == "sample"]
+    samples = [e for e in bundle.lines("fidelity*.jsonl") if e.get("event") == "sample"
+               and e.get("node") == "monitor"]  # every machine's, in a split run
     queues = [e for e in bundle.lines("*.jsonl") if e.get("event") == "queue_stats"]
     violations = [v.to_dict() for v in violations_of(bundle)]
     lags = [q["lag_max_us"] for e in queues for q in e["queues"].values()
             if q.get("lag_max_us") is not None]
     monitor = {
         "samples": len(samples),
+        "machines": len({s.get("machine") for s in samples}),
         "cpu_busy_mean_max": max((s["cpu_busy_mean"] for s in samples), default=None),
         "runnable_max": max((s["runnable"] for s in samples), default=None),
         "run_cpu_share_mean": _mean([s["run_cpu_share"] for s in samples

@@ -114,7 +114,8 @@ class Run:
             with Emulation(scenario.topology, shaping=self.shaping, run_dir=run_dir,
                            seed=scenario.seed,
                            dynamic_links=scenario.dynamic_links(),
-                           controller=scenario.controller, cpu_awake=self.cpu_awake) as emu:
+                           controller=scenario.controller, cpu_awake=self.cpu_awake,
+                           machines=scenario.topology.machines) as emu:
                 meta |= {"shaping": emu.shaping, "datapath": emu.datapath, "epoch": emu.t0,
                          "cpu_awake": emu.awake.describe(),
                          "route_differences": emu.route_differences,
@@ -122,7 +123,9 @@ class Run:
                                            scenario.topology.clusters().items()
                                            for s in servers},
                          "modes": {c: scenario.cdn.mode_of(c)
-                                   for c in scenario.topology.clusters()}}
+                                   for c in scenario.topology.clusters()},
+                         "placement": emu.placement.describe() | {
+                             "tunnels": emu.tunnels} if emu.placement else None}
                 try:
                     self._run(emu, meta)
                 except KeyboardInterrupt:
@@ -143,11 +146,24 @@ class Run:
         log = EventLog(Path(emu.run_dir) / "events" / "engine.jsonl", "engine", emu.t0)
         self.say(f"network up: {self.scenario.topology.name} "
                  f"({fidelity.setup_text(emu.shaping, emu.datapath, emu.awake.describe())})")
+        if emu.placement is not None:
+            self.say(f"placement on {len(emu.placement.machines)} machines "
+                     "(Mininet Cluster Edition):")
+            for line in emu.placement.lines():
+                self.say(line)
         cgroup = emu.ledger.cgroup if emu.ledger is not None else None
         monitor = RunMonitor(Path(emu.run_dir) / "events" / "fidelity.jsonl", emu.t0,
                              cgroup.path if cgroup is not None else None, emu.awake.pinned,
                              ledger=emu.ledger, queues=queue_targets(emu.links))
-        monitor.start()
+        monitors = [monitor] + [  # a split run's other machines, each sampled there
+            RunMonitor(Path(emu.run_dir) / "events" / f"fidelity.{server}.jsonl", emu.t0,
+                       Path(emu.machines.cgroups[server]) if emu.machines.cgroups.get(server)
+                       else None, ledger=emu.ledger,
+                       queues=queue_targets(emu.links, server), machine=server,
+                       machines=emu.machines)
+            for server in (emu.machines.shells if emu.machines is not None else ())]
+        for each in monitors:
+            each.start()
         try:
             store = self._content(emu)
             origin = self._origin(emu, store, log)
@@ -161,9 +177,10 @@ class Run:
             try:
                 self._wait(emu, timeline, epoch, watchers)
             finally:
-                self._results(emu, meta, timeline, watchers, log, monitor)
+                self._results(emu, meta, timeline, watchers, log, monitors)
         finally:
-            monitor.stop()
+            for each in monitors:
+                each.stop()
 
     # -- the stages --------------------------------------------------------------------------
     def _content(self, emu: Emulation) -> Path:
@@ -320,10 +337,11 @@ class Run:
         self.interrupted = "timed out"
 
     def _results(self, emu: Emulation, meta: dict[str, Any], timeline: Timeline,
-                 watchers: Watchers, log: EventLog, monitor: RunMonitor) -> None:
+                 watchers: Watchers, log: EventLog, monitors: list[RunMonitor]) -> None:
         """Everything stopped; the monitor's watch ended; fidelity (RTT) measured on the
         network as it ends."""
-        monitor.stop()
+        for monitor in monitors:
+            monitor.stop()
         timeline.stopping.set()
         watchers.health.stopping.set()
         self._stop_players()

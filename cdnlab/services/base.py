@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from cdnlab.errors import CdnlabError
-from cdnlab.net.shaping.base import run_in
+from cdnlab.net.shaping.base import node_argv, run_in
 
 
 class ServiceError(CdnlabError):
@@ -91,7 +91,7 @@ def run_program(emu: Any, host: str, module: str, args: list[str], what: str,
     """Run node program `module` on `host` to completion (recorded in the ledger while it
     runs); its standard output. A non-zero exit raises, with the end of its stderr."""
     program = subprocess.Popen(
-        ["mnexec", "-a", str(emu.node(host).pid), sys.executable, "-m", module, *args],
+        node_argv(emu.node(host), [sys.executable, "-m", module, *args]),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     emu.ledger.add_process(program.pid, f"{what} on {host}")
     try:

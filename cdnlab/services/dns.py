@@ -117,13 +117,15 @@ class DnsService(NodeProgram):
 
     def rest(self, method: str, path: str, body: dict[str, Any] | None = None
              ) -> tuple[int, dict[str, Any]]:
-        """Call the REST API from the DNS host's own network; (status, JSON answer)."""
+        """Call the REST API from the DNS host's own network (in a split run with the DNS
+        host on another machine, from a host on this one); (status, JSON answer)."""
         headers = {"Authorization": f"Bearer {self.token}"}
         data = None
         if body is not None:
             data = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
-        connection = HostHTTPConnection(self.emu.node(self.host).pid, self.address, REST_PORT)
+        connection = HostHTTPConnection(self.emu.namespace_pid(self.host), self.address,
+                                        REST_PORT)
         try:
             connection.request(method, path, body=data, headers=headers)
             response = connection.getresponse()

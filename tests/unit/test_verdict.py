@@ -87,3 +87,19 @@ def test_a_backlogged_queue_that_sends_under_its_rate() -> None:
     assert verdict.judge(untold, [], [], 0.0) == [], "no rate told, nothing to fall short of"
     steady = queue_samples([(17.0, 20.0, 9000)] * 5)
     assert verdict.judge(steady, [], [], 0.0) == [], "15 % short is within the limit"
+
+
+def test_each_machine_of_a_split_run_is_judged_on_its_own() -> None:
+    """A saturated machine is found even with another machine's idle samples between its
+    own (mixed, the idle ones would break every run), and the words name the machine."""
+    head = samples([0.99] * 5)
+    other = [s | {"t": s["t"] + 0.5, "machine": "10.0.9.2", "cpu_busy_mean": 0.2}
+             for s in samples([0.2] * 5)]
+    mixed = sorted(head + other, key=lambda s: s["t"])
+    (found,) = verdict.judge(mixed, [], [], 0.0)
+    assert (found.invariant, found.where) == ("cpu_saturated", None)
+    hot = [s | {"cpu_busy_mean": 1.0} for s in other]
+    (found,) = verdict.judge(sorted(samples([0.2] * 5) + hot, key=lambda s: s["t"]), [], [],
+                             0.0)
+    assert found.where == "10.0.9.2"
+    assert verdict.describe([found.to_dict()]).endswith("CPU saturated (busy 100%) on 10.0.9.2")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import subprocess
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,14 +21,29 @@ from cdnlab.topology.spec import Link
 DIRECTIONS = ("a_to_b", "b_to_a")
 
 
+def node_argv(node: Any, argv: list[str]) -> list[str]:
+    """The local argv that runs `argv` in a Mininet node's namespace (the root namespace
+    for switches), on the node's machine: through ssh for a node of another machine of a
+    split run (`cdnlab.machines.remote`)."""
+    if getattr(node, "inNamespace", True):
+        argv = ["mnexec", "-a", str(node.pid), *argv]
+    if getattr(node, "isRemote", False):
+        return node.remote_argv(argv)  # type: ignore[no-any-return]
+    return argv
+
+
+def local_pid(node: Any) -> int:
+    """The PID on this machine that holds a node: its shell, or for a node on another
+    machine the ssh session its shell runs in (what this machine's ledger records)."""
+    return int(node.shell.pid if getattr(node, "isRemote", False) else node.pid)
+
+
 def run_in(node: Any, command: str) -> str:
     """Run a shell command in a Mininet node's namespace (the root namespace for switches)
     as its own process, so threads (trace replay) never share the node's shell; raise on
     failure with what the command printed."""
-    argv = ["sh", "-c", command]
-    if getattr(node, "inNamespace", True):
-        argv = ["mnexec", "-a", str(node.pid), *argv]
-    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    done = subprocess.run(node_argv(node, ["sh", "-c", command]), capture_output=True,
+                          text=True, check=False)
     if done.returncode:
         raise RuntimeError(f"{node.name}: `{command}` failed: "
                            f"{(done.stderr or done.stdout).strip()}")
@@ -43,6 +59,18 @@ class BuildContext:
     seed: int
     t0: float
     ledger: Any  # cdnlab.net.ledger.Ledger
+    # Mininet's link class: its plain Link on one machine, Mininet Cluster Edition's
+    # RemoteGRELink across machines (a tunnel where the two ends' machines differ)
+    link_class: Any = None
+    # how to add the namespace in the middle of a boxed link next to node a
+    # (`addHost` keyword arguments: its class, and its machine in a split run)
+    box_params: Callable[[Any], dict[str, Any]] | None = None
+
+    def link(self, node_a: Any, node_b: Any, intf_a: str, intf_b: str) -> Any:
+        from mininet.link import Link as MininetLink
+
+        return self.net.addLink(node_a, node_b, intfName1=intf_a, intfName2=intf_b,
+                                cls=self.link_class or MininetLink)
 
 
 class ShapedLink(ABC):
@@ -52,10 +80,19 @@ class ShapedLink(ABC):
         self.intfs = {"a_to_b": intf_a, "b_to_a": intf_b}
         self.shapes = {"a_to_b": spec.a_to_b, "b_to_a": spec.b_to_a}
         self.segmentation_off = False
+        # delay the path itself adds one way (a tunnel between machines), taken off the
+        # configured delay when installed: `applied` (cdnlab.machines.tunnels)
+        self.compensation_ms = 0.0
 
     @property
     def name(self) -> str:
         return self.spec.name
+
+    def applied(self, shape: LinkShape) -> LinkShape:
+        """The shape as installed: its delay less the path's own (never below zero)."""
+        if not self.compensation_ms:
+            return shape
+        return shape.with_changes(delay=max(0.0, shape.delay - self.compensation_ms))
 
     def segment_for_loss(self) -> None:
         """A drop must cost one packet, not a 64 KB GSO super-packet: once any direction has

@@ -15,8 +15,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from mininet.link import Link as MininetLink
-
 from cdnlab.net.shaping import htb
 from cdnlab.net.shaping.base import Backend, BuildContext, ShapedLink, run_in
 from cdnlab.topology.shape import MAX_RATE_MBPS, LinkShape
@@ -44,7 +42,8 @@ class NetemLink(ShapedLink):
     def start(self) -> None:
         for direction, shape in self.shapes.items():
             node, intf = self.egress(direction)
-            htb.install(node, intf, shape.rate or MAX_RATE_MBPS, f"netem {netem_args(shape)}")
+            htb.install(node, intf, shape.rate or MAX_RATE_MBPS,
+                        f"netem {netem_args(self.applied(shape))}")
         self.segment_for_loss()
 
     def set_shape(self, direction: str, shape: LinkShape) -> None:
@@ -57,7 +56,7 @@ class NetemLink(ShapedLink):
         if (shape.delay, shape.jitter, shape.loss, shape.queue) != (
                 old.delay, old.jitter, old.loss, old.queue) or shape.rate != old.rate:
             run_in(node, f"tc qdisc change dev {intf} parent {htb.CLASS} handle {htb.LEAF} "
-                         f"netem {netem_args(shape)}")
+                         f"netem {netem_args(self.applied(shape))}")
 
     def stop(self) -> None:
         """The qdiscs go with the interfaces."""
@@ -68,5 +67,5 @@ class NetemBackend(Backend):
 
     def connect(self, ctx: BuildContext, spec: Link, node_a: Any, node_b: Any,
                 intf_a: str, intf_b: str, boxed: bool) -> ShapedLink:
-        ctx.net.addLink(node_a, node_b, intfName1=intf_a, intfName2=intf_b, cls=MininetLink)
+        ctx.link(node_a, node_b, intf_a, intf_b)
         return NetemLink(spec, node_a, node_b, intf_a, intf_b)

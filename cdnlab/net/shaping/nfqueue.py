@@ -22,11 +22,9 @@ import sys
 import time
 from typing import Any
 
-from mininet.link import Link as MininetLink
-
 from cdnlab.net.node_classes import LinkBox
 from cdnlab.net.shaping import htb
-from cdnlab.net.shaping.base import DIRECTIONS, Backend, BuildContext, ShapedLink, run_in
+from cdnlab.net.shaping.base import DIRECTIONS, Backend, BuildContext, ShapedLink, local_pid, run_in
 from cdnlab.topology.shape import LinkShape
 from cdnlab.topology.spec import Link
 
@@ -64,7 +62,7 @@ class NfqueueLink(ShapedLink):
 
     # -- delay process ---------------------------------------------------------------------
     def _write_config(self) -> None:
-        queues = {str(QUEUE_OF[d]): {"delay_ms": s.delay, "jitter_ms": s.jitter,
+        queues = {str(QUEUE_OF[d]): {"delay_ms": self.applied(s).delay, "jitter_ms": s.jitter,
                                      "loss_pct": s.loss} for d, s in self.shapes.items()}
         payload = {"seed": self.ctx.seed * 1000 + self.spec.index, "queues": queues}
         tmp = self.config_path.with_suffix(".tmp")
@@ -152,13 +150,11 @@ class NfqueueBackend(Backend):
     def connect(self, ctx: BuildContext, spec: Link, node_a: Any, node_b: Any,
                 intf_a: str, intf_b: str, boxed: bool) -> ShapedLink:
         if not (boxed or spec.a_to_b.impaired or spec.b_to_a.impaired):
-            ctx.net.addLink(node_a, node_b, intfName1=intf_a, intfName2=intf_b,
-                            cls=MininetLink)
+            ctx.link(node_a, node_b, intf_a, intf_b)
             return NfqueueLink(spec, node_a, node_b, intf_a, intf_b, None, ctx)
-        box = ctx.net.addHost(f"L{spec.index}", cls=LinkBox, ip=None)
-        ctx.ledger.add_process(box.pid, f"link namespace {box.name}")
-        ctx.net.addLink(node_a, box, intfName1=intf_a, intfName2=f"{box.name}-a",
-                        cls=MininetLink)
-        ctx.net.addLink(box, node_b, intfName1=f"{box.name}-b", intfName2=intf_b,
-                        cls=MininetLink)
+        params = ctx.box_params(node_a) if ctx.box_params else {"cls": LinkBox}
+        box = ctx.net.addHost(f"L{spec.index}", ip=None, **params)
+        ctx.ledger.add_process(local_pid(box), f"link namespace {box.name}")
+        ctx.link(node_a, box, intf_a, f"{box.name}-a")
+        ctx.link(box, node_b, f"{box.name}-b", intf_b)
         return NfqueueLink(spec, node_a, node_b, intf_a, intf_b, box, ctx)
