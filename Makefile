@@ -10,10 +10,10 @@ STAMPS := .setup
 # Debian/Ubuntu packages: the emulator (Mininet, Open vSwitch, iproute2, iptables),
 # measurement tools, and what the node programs run (ffmpeg, nginx, BIND's dig/nsupdate, dnsperf;
 # Knot's kdig, and Knot itself as the DNS benchmark's peer in the same run; wrk, the load of
-# bench edge).
+# bench edge; ssh, with which a split run's head reaches its other machines).
 APT_PACKAGES := mininet openvswitch-switch iproute2 iptables ethtool bridge-utils \
 	iputils-ping iperf3 tcpdump kmod procps ffmpeg nginx bind9-dnsutils dnsperf knot-dnsutils knot unbound wrk \
-	python3 python3-venv python3-dev
+	openssh-client python3 python3-venv python3-dev
 # Browser viewers (nodes/browser): Debian's Chromium, and Node with npm (Debian's, unless a
 # node and npm are already installed); dash.js and puppeteer-core come from npm at the
 # versions nodes/browser/package-lock.json pins (npm ci), and work offline after.
@@ -21,6 +21,10 @@ BROWSER_APT_PACKAGES := chromium $(if $(and $(shell command -v node),$(shell com
 # The real-kernel tier (make vmtest) adds QEMU, debootstrap and mkfs.ext4 (e2fsprogs), on a
 # machine whose kernel lacks sch_netem or the openvswitch module (elsewhere it boots nothing).
 VM_APT_PACKAGES := qemu-system-x86 debootstrap e2fsprogs
+# The other machines of a split run (Mininet Cluster Edition, `--cluster`) answer the head's
+# ssh (sshd, started by its package) and run its commands as root (sudo, for a login other
+# than root).
+CLUSTER_APT_PACKAGES := openssh-server sudo
 
 # Install the Debian packages of $(1) that are missing (root only).
 define apt_install
@@ -35,19 +39,28 @@ endef
 
 DEMO_SCENARIO ?= youtube_pull
 
-.PHONY: setup browser demo test check vmtest vm-packages unit lint services clean-run help
+.PHONY: setup browser cluster-packages demo test check vmtest clustertest vm-packages unit lint \
+	services clean-run help
 help:
 	@echo "sudo make demo    set up if needed, then run the default scenario"
-	@echo "sudo make test    set up if needed, then run the whole test suite (check + vmtest)"
+	@echo "sudo make test    set up if needed, then run the whole test suite (check, vmtest, clustertest)"
 	@echo "sudo make check   lint and pytest on this machine's kernel"
 	@echo "sudo make vmtest  the real-kernel tier: root tests in a QEMU guest with netem and OVS"
+	@echo "sudo make clustertest  a run split across two QEMU guests with Mininet Cluster Edition"
 	@echo "sudo make vm-packages  QEMU and the image tools alone (vmtest installs them where it boots)"
 	@echo "sudo make browser  Chromium, Node and the pinned dash.js for browser viewers (setup runs it)"
 
 # SETUP_BROWSER=no leaves the browser viewers out (the real-kernel tier's image does: no
 # browser test runs in its guest)
 SETUP_BROWSER ?= yes
-setup: $(STAMPS)/apt $(STAMPS)/venv $(if $(filter yes,$(SETUP_BROWSER)),$(STAMPS)/browser)
+# SETUP_CLUSTER=yes adds sshd and sudo: a machine a split run's head can use (the
+# Vagrantfile's machines and the cluster tier's guest image ask for it)
+SETUP_CLUSTER ?= no
+setup: $(STAMPS)/apt $(STAMPS)/venv $(if $(filter yes,$(SETUP_BROWSER)),$(STAMPS)/browser) \
+	$(if $(filter yes,$(SETUP_CLUSTER)),cluster-packages)
+
+cluster-packages:
+	$(call apt_install,$(CLUSTER_APT_PACKAGES))
 
 browser: $(STAMPS)/browser
 
@@ -85,8 +98,9 @@ services: setup
 demo: services
 	$(CDNLAB) run $(DEMO_SCENARIO)
 
-# The whole suite: this machine's kernel first, then the guest's.
-test: check vmtest
+# The whole suite: this machine's kernel first, then the guest's, then two guests as one
+# split run.
+test: check vmtest clustertest
 
 check: services
 	$(VENV)/bin/ruff check cdnlab nodes topologies tests
@@ -96,6 +110,12 @@ check: services
 # image is cached in /var/cache/cdnlab/vm, keyed on its packages and our dependencies).
 vmtest: setup $(STAMPS)/vm-apt
 	$(CDNLAB) vm test
+
+# quick_pull split across two QEMU guests joined by a virtual network (Mininet Cluster
+# Edition over ssh and GRE tunnels); the same cached image as vmtest, and QEMU on any kernel
+# (two machines are the point here, not the kernel's features).
+clustertest: setup vm-packages
+	$(CDNLAB) vm cluster
 
 unit: $(STAMPS)/venv
 	$(VENV)/bin/pytest tests/unit

@@ -99,11 +99,14 @@ def pack_project(project_root: Path, archive: Path) -> int:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def qemu_command(image: GuestImage, share: Path, cpus: int, memory_mb: int) -> list[str]:
+def qemu_command(image: GuestImage, share: Path, cpus: int, memory_mb: int,
+                 devices: list[str] | None = None) -> list[str]:
+    """QEMU's argv; `devices` replaces `-nic none` (the cluster tier's network and second
+    share)."""
     return ["qemu-system-x86_64", "-accel", "tcg,thread=multi", "-cpu", GUEST_CPU,
             "-smp", str(cpus), "-m", str(memory_mb),
             "-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot",
-            "-nic", "none",
+            *(devices if devices is not None else ["-nic", "none"]),
             "-kernel", str(image.kernel), "-initrd", str(image.initrd),
             "-append", "root=/dev/vda rw console=ttyS0 panic=-1 init=/sbin/cdnlab-init "
                        "net.ifnames=0 quiet loglevel=4 mitigations=off fsck.mode=skip "
@@ -113,29 +116,35 @@ def qemu_command(image: GuestImage, share: Path, cpus: int, memory_mb: int) -> l
                        "id=host"]
 
 
-def _pump(stream: TextIO, log: TextIO, echo: bool, started: float) -> None:
+def _pump(stream: TextIO, log: TextIO, echo: bool, started: float, name: str) -> None:
     """Console lines to the log and, stamped with seconds since boot, to this terminal."""
     for line in stream:
         log.write(line)
         log.flush()
         if echo:
-            print(f"  guest {time.monotonic() - started:6.1f}| {line.rstrip()}", flush=True)
+            print(f"  {name} {time.monotonic() - started:6.1f}| {line.rstrip()}", flush=True)
 
 
-def _run_qemu(argv: list[str], console_path: Path, timeout_s: float, echo: bool) -> bool:
-    """QEMU until the guest powers off; True if it had to be killed at `timeout_s`."""
+def run_qemu(argv: list[str], console_path: Path, timeout_s: float, echo: bool,
+             name: str = "guest", stop: threading.Event | None = None) -> bool:
+    """QEMU until the guest powers off; True if it had to be killed at `timeout_s` (or
+    when `stop` is set: the cluster tier's other guest is gone)."""
     started = time.monotonic()
     with console_path.open("w") as console:
         qemu = spawn_child(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True, errors="replace")
         assert qemu.stdout is not None
-        pump = threading.Thread(target=_pump, args=(qemu.stdout, console, echo, started),
-                                daemon=True)
+        pump = threading.Thread(target=_pump, args=(qemu.stdout, console, echo, started,
+                                                    name), daemon=True)
         pump.start()
+        deadline = time.monotonic() + timeout_s
         try:
-            qemu.wait(timeout=timeout_s)
-            return False
-        except subprocess.TimeoutExpired:
+            while time.monotonic() < deadline and not (stop is not None and stop.is_set()):
+                try:
+                    qemu.wait(timeout=1.0)
+                    return False
+                except subprocess.TimeoutExpired:
+                    continue
             return True
         finally:  # also on Ctrl-C: QEMU never outlives the call
             if qemu.poll() is None:
@@ -164,9 +173,9 @@ def boot(image: GuestImage, project_root: Path, keep_root: Path, timeout_s: floa
             (share / "out" / "command.json").write_text(json.dumps(command))
         print(f"vmtest: {copied} project files copied in; booting the guest "
               f"(TCG, {cpus} CPUs, {memory_mb} MiB, no network device)", flush=True)
-        timed_out = _run_qemu(qemu_command(image, share, cpus, memory_mb),
+        timed_out = run_qemu(qemu_command(image, share, cpus, memory_mb),
                               share / "console.log", timeout_s, echo)
-        run = GuestRun(_read_status(share), time.monotonic() - started, timed_out)
+        run = GuestRun(read_status(share), time.monotonic() - started, timed_out)
         result_file = share / "out" / "result.json"
         if result_file.is_file():
             run.result = json.loads(result_file.read_text())
@@ -186,7 +195,7 @@ def boot(image: GuestImage, project_root: Path, keep_root: Path, timeout_s: floa
         shutil.rmtree(share, ignore_errors=True)
 
 
-def _read_status(share: Path) -> int | None:
+def read_status(share: Path) -> int | None:
     status = share / "out" / "status"
     try:
         return int(status.read_text().strip())

@@ -21,6 +21,24 @@ for module in sch_netem sch_htb openvswitch br_netfilter nfnetlink_queue; do
     modprobe "$module" || echo "guest-init: modprobe $module failed"
 done
 echo "guest-init: kernel $(uname -r), $(nproc) CPUs; modules: $(lsmod | awk 'NR>1 {print $1}' | grep -E '^(sch_netem|openvswitch)$' | tr '\n' ' ')"
+# The cluster tier (make clustertest): this guest is one of two machines on a virtual network.
+# cluster.env names its address, host name and role; both guests mount the same second share
+# at /srv/cdnlab (the run directory every machine must share), trust the run's one ssh key,
+# and answer ssh.
+if [ -f /mnt/host/cluster.env ]; then
+    . /mnt/host/cluster.env
+    hostname "$CLUSTER_NAME"
+    echo "127.0.0.1 localhost $CLUSTER_NAME" > /etc/hosts
+    modprobe virtio_net; modprobe ip_gre
+    ip link set eth0 up && ip addr add "$CLUSTER_ADDRESS" dev eth0
+    mkdir -p /srv/cdnlab /root/.ssh /run/sshd
+    mount -t 9p -o trans=virtio,version=9p2000.L,msize=524288 shared /srv/cdnlab ||
+        echo "guest-init: the shared run directory did not mount"
+    install -m 600 /mnt/host/ssh/id_ed25519 /root/.ssh/id_ed25519
+    install -m 644 /mnt/host/ssh/id_ed25519.pub /root/.ssh/authorized_keys
+    /usr/sbin/sshd || echo "guest-init: sshd did not start"
+    echo "guest-init: cluster machine $CLUSTER_NAME at $CLUSTER_ADDRESS ($CLUSTER_ROLE)"
+fi
 # The tree runs from the guest's own memory, with the bytecode the host compiled (times kept
 # by tar, so it stays valid): every node program of a run is a new Python process, and on
 # an emulated CPU reading over 9p and compiling each time is slow. One archive, because

@@ -9,7 +9,8 @@ the project tree itself is copied in afresh at every boot.
 
 The recipe: `debootstrap --variant=minbase` of the host's own suite from the host's own
 mirror (`cdnlab.vm.mirror`), with the distribution kernel; the project tree copied to
-`/opt/cdnlab/src` and `make setup SETUP_BROWSER=no` run there in a chroot (Debian packages
+`/opt/cdnlab/src` and `make setup SETUP_BROWSER=no SETUP_CLUSTER=yes` (no browser; sshd and
+sudo for the two-guest cluster tier) run there in a chroot (Debian packages
 through apt from the same mirror, the venv at `/opt/cdnlab/src/.venv` from PyPI; the host's
 pip configuration and any local package indexes it names are made visible read-only, and
 services are kept from starting); an initrd rewritten to hold only what mounts the root
@@ -43,7 +44,7 @@ PACKAGES_FILE = HERE / "guest-packages.txt"
 DEFAULT_CACHE = Path("/var/cache/cdnlab/vm")
 SETUP_TREE = "/opt/cdnlab/src"  # the project as `make setup` provisioned it in the image
 GUEST_VENV = f"{SETUP_TREE}/.venv"
-SETUP = ["make", "-C", SETUP_TREE, "setup", "SETUP_BROWSER=no"]
+SETUP = ["make", "-C", SETUP_TREE, "setup", "SETUP_BROWSER=no", "SETUP_CLUSTER=yes"]
 # apt starts no service in the chroot (invoke-rc.d asks this; 101: action forbidden)
 POLICY_RC_D = "#!/bin/sh\nexit 101\n"
 IMAGE_SIZE = "6G"  # sparse: the file takes only what the root file system holds
