@@ -5,20 +5,29 @@ split across both machines and judges it; the worker serves until the head is do
     python -m cdnlab.vm.cluster_guest worker --shared /srv/cdnlab
 
 The head runs `cdnlab run quick_pull --cluster PEER` with its bundle in the shared
-directory, then prints the tier's line and exits 0 only if it holds:
+directory and one timeline event added (`EVENT`: the link between the machines reshaped
+mid-run, from the head, at its far end too), then prints the tier's line and exits 0 only
+if it holds:
 
     cluster: machines=2 viewers_ok=<completed>/<sessions> rtt_err_max=<x>%
 
 machines is the placement's count of machines holding nodes (from run.json), viewers_ok the
-summary's completed sessions of all sessions, rtt_err_max the largest RTT error (% of the
-configured RTT, `events/fidelity.json`) of the run's fidelity pairs whose path crosses
-between the machines: client to origin, and across each link between machines. A second
-line gives the same figure for the pairs on one machine, the like-for-like reference (a
-guest without acceleration adds its own per-hop cost to every RTT). It passes with 2
-machines, at least one link between them, every viewer done, the crossing pairs' RTT
-error within `RTT_ERR_MAX_PCT`, both machines sampled by the run monitor, and nothing of
-the run left on either machine (no cgroup of the run, no ledger, no tunnel interface in a
-root namespace). Then a second split run's engine is killed (SIGKILL) once its workload
+summary's completed sessions of all sessions, rtt_err_max the largest error of the base
+RTT (the minimum of each pair's 20 pings, `min_ms` in `events/fidelity.json`), in % of the
+configured RTT, over the run's fidelity pairs whose path crosses between the machines:
+client to origin, and across each link between machines. The base RTT, because these
+guests' emulated CPUs also queue packets behind every busy process (the mean RTT of pairs
+on one machine is 8-20 % over in this tier, and the README's real-kernel tier judges
+paths measured under load the same way); the tunnels' own delay is in the minimum as in
+the mean. A second line gives the mean-RTT figures of both kinds of pair, and the base
+figure on one machine, the like-for-like reference.
+
+It passes with 2 machines, at least one link between them, every viewer done, the event
+applied, the crossing pairs' RTT error within `RTT_ERR_MAX_PCT` (a run that misses only
+that bound and whose own verdict says the emulator did not keep up is made once more, as
+`run_scenario(faithful=True)` does), both machines sampled by the run monitor, and nothing
+of the run left on either machine (no cgroup of the run, no ledger, no tunnel interface
+in a root namespace). Then a second split run's engine is killed (SIGKILL) once its workload
 starts, and `cdnlab clean` must undo it on both machines, leaving nothing there either.
 """
 
@@ -33,12 +42,18 @@ from pathlib import Path
 from typing import Any
 
 SCENARIO = "quick_pull"
+# the link between the machines (isp1--cloud, 10 ms each way) made 14 ms each way at 6 s:
+# the fidelity check at the end expects the new delay
+EVENT = "timeline=[{at: 6, set_link: {a: isp1, b: cloud, delay: 14}}]"
 RTT_ERR_MAX_PCT = 10.0
 DONE = "head-done"
 
 
-def _err_max_pct(samples: list[dict[str, Any]], crosses: bool) -> float | None:
-    errors = [abs(s["measured_ms"] - s["expected_ms"]) / s["expected_ms"] * 100.0
+def _err_max_pct(samples: list[dict[str, Any]], crosses: bool,
+                 which: str = "min_ms") -> float | None:
+    """The largest |RTT − configured| in % over the pairs that cross (or not), by the
+    base (`min_ms`) or mean (`measured_ms`) RTT."""
+    errors = [abs(s[which] - s["expected_ms"]) / s["expected_ms"] * 100.0
               for s in samples if s.get("crosses") is crosses and s["expected_ms"] > 0
               and s["received"] > 0]
     return max(errors, default=None)
@@ -48,8 +63,9 @@ def _shown(value: float | None) -> str:
     return "null" if value is None else f"{value:.1f}"
 
 
-def cluster_lines(bundle: Path) -> tuple[list[str], list[str]]:
-    """The tier's lines, and what fails its bounds (empty when it passes)."""
+def cluster_lines(bundle: Path) -> tuple[list[str], list[str], bool]:
+    """The tier's lines, what fails its bounds (empty when it passes), and whether the
+    run's own verdict says the emulator kept up."""
     meta = json.loads((bundle / "run.json").read_text())
     summary = json.loads((bundle / "summary.json").read_text())
     samples = json.loads((bundle / "events" / "fidelity.json").read_text())["rtt"]
@@ -63,9 +79,11 @@ def cluster_lines(bundle: Path) -> tuple[list[str], list[str]]:
     monitored = (fidelity.get("monitor") or {}).get("machines")
     lines = [f"cluster: machines={machines} viewers_ok={completed}/{sessions} "
              f"rtt_err_max={shown}%",
-             f"cluster: one machine's pairs rtt_err_max={_shown(_err_max_pct(samples, False))}%"
-             f"; machines monitored {monitored}; tunnels {json.dumps(placement.get('tunnels'))}"
-             f"; run verdict: {fidelity.get('verdict')}"]
+             f"cluster: base RTT one machine {_shown(_err_max_pct(samples, False))}%; mean "
+             f"RTT across {_shown(_err_max_pct(samples, True, 'measured_ms'))}%, one machine "
+             f"{_shown(_err_max_pct(samples, False, 'measured_ms'))}%; machines monitored "
+             f"{monitored}; tunnels {json.dumps(placement.get('tunnels'))}; run verdict: "
+             f"{fidelity.get('verdict')}"]
     failed = []
     if machines != 2:
         failed.append(f"{machines} machines held nodes, not 2")
@@ -77,7 +95,10 @@ def cluster_lines(bundle: Path) -> tuple[list[str], list[str]]:
         failed.append(f"RTT error {shown} % is not within {RTT_ERR_MAX_PCT:g} %")
     if monitored != machines:
         failed.append(f"the run monitor sampled {monitored} machines of {machines}")
-    return lines, failed
+    events = summary.get("events") or {}
+    if events.get("applied") != ["set_link"] or events.get("failed"):
+        failed.append(f"the timeline event was not applied: {events}")
+    return lines, failed, str(fidelity.get("verdict", "")).startswith("faithful")
 
 
 def leftovers(peer: str) -> list[str]:
@@ -122,21 +143,31 @@ def killed_and_cleaned(peer: str, shared: Path) -> list[str]:
     return problems + [f"left behind by the killed run: {item}" for item in leftovers(peer)]
 
 
+def split_run(peer: str, bundle: Path) -> int:
+    return subprocess.run([sys.executable, "-m", "cdnlab.cli", "run", SCENARIO, "--cluster",
+                           peer, "--set", EVENT, "--out", str(bundle)], check=False).returncode
+
+
 def head(peer: str, shared: Path) -> int:
     bundle = shared / "runs" / SCENARIO
     try:
-        done = subprocess.run([sys.executable, "-m", "cdnlab.cli", "run", SCENARIO,
-                               "--cluster", peer, "--out", str(bundle)], check=False)
+        status = split_run(peer, bundle)
         if not (bundle / "summary.json").is_file():
-            print(f"cluster: the run wrote no summary (exit {done.returncode})", flush=True)
+            print(f"cluster: the run wrote no summary (exit {status})", flush=True)
             return 1
-        lines, failed = cluster_lines(bundle)
+        lines, failed, faithful = cluster_lines(bundle)
+        if failed and all(f.startswith("RTT error") for f in failed) and not faithful:
+            # as `run_scenario(faithful=True)`: a run whose own verdict says the emulator
+            # did not keep up (a guest's CPU, not the tunnels) is made once more
+            print(f"{lines[0]}: {lines[1].split('run verdict: ')[-1]}; once more", flush=True)
+            status = split_run(peer, bundle.with_name(f"{SCENARIO}-again"))
+            lines, failed, faithful = cluster_lines(bundle.with_name(f"{SCENARIO}-again"))
         failed += [f"left behind: {item}" for item in leftovers(peer)]
         failed += killed_and_cleaned(peer, shared)
         print("\n".join(lines), flush=True)
         for problem in failed:
             print(f"cluster: FAIL: {problem}", flush=True)
-        return 0 if not failed and done.returncode == 0 else 1
+        return 0 if not failed and status == 0 else 1
     finally:
         (shared / DONE).write_text("done\n")
 
