@@ -106,6 +106,9 @@ class Emulation:
             if controller is not None:
                 raise EnvironmentProblem("a controller runs on one machine only: leave out "
                                          "--controller or --cluster")
+            if run_dir is None:
+                raise EnvironmentProblem("a split run needs its run directory on storage "
+                                         "every machine shares: give one (--out)")
         self.ledger: Ledger | None = None
         self.own_run_dir = run_dir is None
         self.run_dir = run_dir or Path()  # a temporary one is made by start()
@@ -139,9 +142,6 @@ class Emulation:
         self.t0 = time.time()
         self.ledger = Ledger(self.run_id)
         if self.own_run_dir:
-            if self.machine_set is not None:
-                raise EnvironmentProblem("a split run needs its run directory on storage "
-                                         "every machine shares: give one (--out)")
             self.run_dir = Path(tempfile.mkdtemp(prefix="cdnlab-"))
             self.ledger.add_directory(self.run_dir)
         try:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 from cdnlab.machines.remote import tethered
 from cdnlab.net.ledger import process_start_time
@@ -75,7 +76,7 @@ def test_the_program_ends_when_the_session_dies() -> None:
         """)], stdout=subprocess.PIPE, text=True)
     assert session.stdout is not None
     tether_pid = int(session.stdout.readline())
-    children = open(f"/proc/{tether_pid}/task/{tether_pid}/children").read().split()
+    children = Path(f"/proc/{tether_pid}/task/{tether_pid}/children").read_text().split()
     program, started = int(children[0]), process_start_time(int(children[0]))
     tether_started = process_start_time(tether_pid)
     os.kill(session.pid, signal.SIGKILL)

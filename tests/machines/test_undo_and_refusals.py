@@ -13,8 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from cdnlab.errors import EnvironmentProblem
+from cdnlab.machines.spec import parse_machines
 from cdnlab.net.cgroup import RunCgroup
+from cdnlab.net.emulation import Emulation
 from cdnlab.net.ledger import Ledger, process_start_time
+from cdnlab.topology import load_topology
 from tests.net.conftest import machine_state
 
 UNREACHABLE = "127.0.0.2"  # loopback, where no ssh server listens
@@ -60,6 +64,18 @@ def test_the_agent_undoes_a_machines_share() -> None:
         sleeper.wait()
         subprocess.run(["ip", "link", "del", bridge], capture_output=True, check=False)
         cgroup.remove()
+    assert machine_state() == before
+
+
+@pytest.mark.root
+def test_a_split_emulation_without_a_shared_run_directory_is_refused() -> None:
+    before = machine_state()
+    machines = parse_machines(UNREACHABLE)
+    with pytest.raises(EnvironmentProblem, match=r"give one \(--out\)"):
+        Emulation(load_topology("minimal"), machines=machines)
+    with pytest.raises(EnvironmentProblem, match="controller runs on one machine only"):
+        Emulation(load_topology("minimal"), machines=machines, controller="os-ken",
+                  run_dir=Path("/srv/x"))
     assert machine_state() == before
 
 
