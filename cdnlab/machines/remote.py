@@ -55,11 +55,29 @@ def _signal_through_stdin(popen: subprocess.Popen[Any], signum: int) -> None:
             os.kill(popen.pid, signal.SIGTERM)
 
 
+KILL_GRACE_S = 2.0
+
+
+def _kill(popen: subprocess.Popen[Any]) -> None:
+    """`kill` of a tethered program: SIGKILL through the tether, and the session itself
+    if it is still there after `KILL_GRACE_S` (a machine that stopped answering must not
+    hold the caller's `wait()`; the run's cgroup there is ended at teardown in any case)."""
+    _signal_through_stdin(popen, signal.SIGKILL)
+
+    def end_session() -> None:
+        if popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(popen.pid, signal.SIGKILL)
+    timer = threading.Timer(KILL_GRACE_S, end_session)
+    timer.daemon = True
+    timer.start()
+
+
 def tethered(popen: subprocess.Popen[Any]) -> subprocess.Popen[Any]:
     """The local `Popen` of a remote program, with its signals sent through the tether."""
     popen.send_signal = lambda signum: _signal_through_stdin(popen, signum)  # type: ignore[method-assign]
     popen.terminate = lambda: _signal_through_stdin(popen, signal.SIGTERM)  # type: ignore[method-assign]
-    popen.kill = lambda: _signal_through_stdin(popen, signal.SIGKILL)  # type: ignore[method-assign]
+    popen.kill = lambda: _kill(popen)  # type: ignore[method-assign]
     return popen
 
 

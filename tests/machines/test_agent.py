@@ -60,6 +60,19 @@ def test_remote_popen_signals_go_through_the_tether() -> None:
     assert process.wait(10) == 7
 
 
+def test_kill_ends_a_session_whose_far_end_does_not_answer() -> None:
+    """A session that ignores the KILL line (a wedged machine) is itself ended."""
+    process = tethered(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
+                                        stdin=subprocess.PIPE))
+    try:
+        process.kill()
+        assert process.wait(10) == -9
+    finally:
+        if process.poll() is None:  # the check failed: end it here, as nothing else will
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait()
+
+
 def test_the_program_ends_when_the_session_dies() -> None:
     """The tether's parent stands for the ssh session: SIGKILL it, and the tether ends
     the program (SIGTERM) by the kernel's parent-death signal."""
