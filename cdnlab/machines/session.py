@@ -33,10 +33,11 @@ def control_dir(run_id: str) -> str:
     return f"/tmp/cdnlab-ssh-{run_id[-6:]}"
 
 
-def shells_for(spec: MachineSet, run_id: str) -> dict[str, MachineShell]:
-    """One shell per other machine; the connections' directory belongs to whoever runs
-    ssh here (the user who ran sudo)."""
+def shells_for(spec: MachineSet, run_id: str, ledger: Any) -> dict[str, MachineShell]:
+    """One shell per other machine; the connections' directory (in the ledger before it
+    exists) belongs to whoever runs ssh here (the user who ran sudo)."""
     directory = Path(control_dir(run_id))
+    ledger.add_directory(directory)
     directory.mkdir(mode=0o700, exist_ok=True)
     if local_user() != "root":
         shutil.chown(directory, local_user())
@@ -94,7 +95,6 @@ def precheck(machines: Machines, run_dir: Path) -> None:
 def open_machines(machines: Machines, run_id: str, ledger: Any) -> None:
     """The run's cgroup on every other machine, recorded in the head's ledger first (as
     the machine; its cgroup once made)."""
-    ledger.add_directory(Path(control_dir(run_id)))
     for server, shell in machines.shells.items():
         ledger.add_machine(server, shell.user, control_dir(run_id))
         done = _agent(shell, ["open", run_id])

@@ -184,7 +184,8 @@ class Emulation:
         from cdnlab.machines.remote import LINK_CLASS, Machines
 
         assert self.ledger is not None
-        self.machines = Machines(session.shells_for(self.machine_set, self.run_id))
+        self.machines = Machines(session.shells_for(self.machine_set, self.run_id,
+                                                    self.ledger))
         session.precheck(self.machines, self.run_dir)
         session.open_machines(self.machines, self.run_id, self.ledger)
         servers = self.machine_set.machines

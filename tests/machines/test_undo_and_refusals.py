@@ -82,6 +82,7 @@ def test_a_split_emulation_without_a_shared_run_directory_is_refused() -> None:
 @pytest.mark.root
 def test_a_machine_ssh_cannot_reach_is_refused_and_nothing_is_left(tmp_path: Path) -> None:
     before = machine_state()
+    connections = set(Path("/tmp").glob("cdnlab-ssh-*"))
     done = subprocess.run([sys.executable, "-m", "cdnlab.cli", "run", "quick_pull",
                            "--cluster", UNREACHABLE, "--out", str(tmp_path / "run")],
                           capture_output=True, text=True, check=False, timeout=120)
@@ -89,3 +90,5 @@ def test_a_machine_ssh_cannot_reach_is_refused_and_nothing_is_left(tmp_path: Pat
     assert done.returncode != 0
     assert f"cannot ssh to root@{UNREACHABLE}" in said and "fix:" in said, said[-600:]
     assert machine_state() == before
+    assert set(Path("/tmp").glob("cdnlab-ssh-*")) == connections, \
+        "the ssh connections' directory stayed"
