@@ -1,5 +1,6 @@
 """What the engine runs on the other machines of a split run, over ssh (`python -m
-cdnlab.machines.agent …`; the standard library and the ledger's code only).
+cdnlab.machines.agent …`; the standard library, the ledger's code and
+`nodes.common.lifecycle` only).
 
     open RUN_ID          make the run's cgroup on this machine; print its path ("" if none)
     check FILE           print this machine's view: Python, project root, FILE's content
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import json
 import os
 import signal
@@ -32,11 +32,11 @@ import tempfile
 import threading
 from pathlib import Path
 
+from nodes.common.lifecycle import die_with_parent
+
 GRACE_S = 5.0
 PASSED_SIGNALS = {"TERM": signal.SIGTERM, "HUP": signal.SIGHUP, "KILL": signal.SIGKILL,
                   "INT": signal.SIGINT, "USR1": signal.SIGUSR1, "USR2": signal.SIGUSR2}
-_PR_SET_PDEATHSIG = 1
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
 def join_prefix(cgroup: str | None) -> list[str]:
@@ -54,7 +54,7 @@ def _join(cgroup: str) -> None:
 
 def tether(cgroup: str, argv: list[str]) -> int:
     _join(cgroup)
-    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)  # the ssh session went: end the program
+    die_with_parent(signal.SIGTERM)  # the ssh session went: end the program (gracefully)
     child = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
 
     def end_child() -> None:

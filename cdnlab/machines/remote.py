@@ -90,6 +90,13 @@ def _detached_child() -> None:
     die_with_parent()
 
 
+def _session_preexec() -> Any:
+    """What an ssh session's child runs before exec: the parent-death signal follows the
+    forking thread, so only sessions started from the main thread get it."""
+    return _detached_child if threading.current_thread() is threading.main_thread() \
+        else os.setpgrp
+
+
 class Machines:
     """The run's machines as its nodes reach them: a shell and the run's cgroup on each
     machine other than the head."""
@@ -104,8 +111,7 @@ class Machines:
         tether = [sys.executable, "-m", "cdnlab.machines.agent", "tether",
                   self.cgroups.get(server, ""), "--", *argv]
         params["stdin"] = subprocess.PIPE
-        params.setdefault("preexec_fn", _detached_child if threading.current_thread() is
-                          threading.main_thread() else os.setpgrp)
+        params.setdefault("preexec_fn", _session_preexec())
         return tethered(subprocess.Popen(self.shells[server].argv(tether), **params))
 
 
@@ -136,8 +142,7 @@ class ClusterMixin(RemoteMixin):
             cmd = cmd.split()
         if not self.isRemote:
             return super(RemoteMixin, self)._popen(cmd, **params)
-        params["preexec_fn"] = _detached_child if threading.current_thread() is \
-            threading.main_thread() else os.setpgrp
+        params["preexec_fn"] = _session_preexec()
         if tt:  # a shell or a short command (rcmd): Mininet's -tt session
             return super(RemoteMixin, self)._popen(self.remote_argv(cmd, tty=True), **params)
         params.pop("preexec_fn")

@@ -19,9 +19,10 @@ _PR_SET_PDEATHSIG = 1
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-def die_with_parent() -> None:
-    """In a child, between fork and exec: get SIGKILL when the parent thread exits."""
-    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+def die_with_parent(signum: int = signal.SIGKILL) -> None:
+    """In a child, between fork and exec: get `signum` (SIGKILL) when the parent thread
+    exits."""
+    _libc.prctl(_PR_SET_PDEATHSIG, signum)
 
 
 def spawn_child(argv: Sequence[str], nice: int = 0, **popen: Any) -> subprocess.Popen[Any]:
