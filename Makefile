@@ -85,10 +85,11 @@ vm-packages:
 	$(call apt_install,$(VM_APT_PACKAGES))
 
 # A venv from the distribution's Python, seeing Debian's mininet through --system-site-packages.
-$(STAMPS)/venv: pyproject.toml $(STAMPS)/apt
+$(STAMPS)/venv: pyproject.toml cdnlab/net/shaping/delayd.c $(STAMPS)/apt
 	@test -x $(PY) || /usr/bin/python3 -m venv --system-site-packages $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m cdnlab.net.shaping.helper build
 	@touch $@
 
 # Services the emulator needs that a fresh machine (or CI) has not started.

@@ -215,7 +215,11 @@ def test_a_bad_config_reload_keeps_the_link_delaying(pair: Emulation) -> None:
     link = pair.link("src", "dst")
     good = link.config_path.read_text()
     try:
-        link.config_path.write_text('{"queues": {"0": {"delay_ms": 1}, "1": {"loss_pct": 250}}}')
+        # the first queue's line is good, the second's loss out of range: neither applies
+        bad = good.replace("queue 0 15 ", "queue 0 1 ").replace("queue 1 15 0 0",
+                                                                "queue 1 15 0 250")
+        assert bad.count("queue") == good.count("queue") and bad != good
+        link.config_path.write_text(bad)
         link.process.send_signal(signal.SIGHUP)
         time.sleep(0.3)
         sample = fidelity.measure_rtt(pair, [("dst", "src")])[0]

@@ -1,59 +1,59 @@
-"""The delay process's per-direction queue: delay, order-keeping jitter, seeded loss."""
+"""The delay server's per-direction queue (`cdnlab/net/shaping/delayd.c`, driven through
+its `--replay` mode, so the code under test is the code that serves links): delay from
+arrival, order-keeping jitter, seeded loss."""
 
 from __future__ import annotations
 
-import random
+import subprocess
 
 import pytest
 
-from cdnlab.net.shaping.delayd import QueueState, parse_impairment
+from cdnlab.net.shaping import helper
 
 
-def queue(delay: float = 0, jitter: float = 0, loss: float = 0, seed: int = 1) -> QueueState:
-    state = QueueState(0, rng=random.Random(seed))
-    state.configure(parse_impairment({"delay_ms": delay, "jitter_ms": jitter, "loss_pct": loss}))
-    return state
+def replay(lines: list[str]) -> list[str]:
+    done = subprocess.run([str(helper.ensure_built()), "--replay"], input="\n".join(lines),
+                          capture_output=True, text=True, check=True)
+    return done.stdout.splitlines()
 
 
-@pytest.mark.parametrize("values", [{"delay_ms": -1}, {"loss_pct": 100}, {"jitter_ms": "x"}])
-def test_bad_impairments_are_refused(values: dict[str, object]) -> None:
-    with pytest.raises(ValueError):
-        parse_impairment(values)
+def queue(delay: float = 0, jitter: float = 0, loss: float = 0, seed: int = 1) -> str:
+    return f"queue {delay} {jitter} {loss} {seed}"
+
+
+@pytest.mark.parametrize("values", [(-1, 0, 0), (0, 0, 100), (0, -2, 0)])
+def test_bad_impairments_are_refused(values: tuple[float, float, float]) -> None:
+    assert replay([queue(*values)])[0] == "error impairment out of range"
 
 
 def test_packets_are_held_for_their_delay_from_arrival() -> None:
-    state = queue(delay=20)
-    assert state.admit(now=10.001, arrived=10.0, packet_id=1)
-    assert state.due(10.019, 10.019) is None
-    assert state.due(10.020, 10.020) == 1
-    assert not state.held
+    out = replay([queue(delay=20), "admit 10.001 10.0 1", "due 10.019 10.019",
+                  "due 10.020 10.020", "due 10.030 10.030"])
+    assert out == ["ok", "keep 10.020000000", "none", "last 1", "none"]
 
 
 def test_jitter_never_reorders_and_stays_in_bounds() -> None:
-    state = queue(delay=20, jitter=10)
-    releases = []
-    for i in range(2000):
-        t = i * 0.0005
-        state.admit(t, t, i)
-        releases.append(state.held[-1][0] - t)
-    ordered = [r for r, _ in state.held]
-    assert ordered == sorted(ordered)
-    assert min(releases) >= 0.010 - 1e-9 and max(releases) <= 0.030 + 0.011
-    assert state.due(10.0, 10.0) == 1999
+    lines = [queue(delay=20, jitter=10)]
+    lines += [f"admit {i * 0.0005:.4f} {i * 0.0005:.4f} {i}" for i in range(2000)]
+    out = replay([*lines, "due 10 10"])
+    releases = [float(line.split()[1]) for line in out[1:-1]]
+    assert releases == sorted(releases)
+    held = [r - i * 0.0005 for i, r in enumerate(releases)]
+    assert min(held) >= 0.010 - 1e-9 and max(held) <= 0.030 + 0.011
+    assert max(held) - min(held) > 0.015  # the jitter spreads releases over its range
+    assert out[-1] == "last 1999"
 
 
 @pytest.mark.parametrize("loss", [1.0, 5.0, 30.0])
 def test_loss_rate_follows_the_setting(loss: float) -> None:
-    state = queue(loss=loss)
-    kept = sum(state.admit(0.0, 0.0, i) for i in range(20000))
-    assert state.dropped == 20000 - kept
-    assert 100.0 * state.dropped / 20000 == pytest.approx(loss, abs=0.5)
+    out = replay([queue(loss=loss)] + [f"admit 0 0 {i}" for i in range(20000)])
+    dropped = out.count("drop")
+    assert 100.0 * dropped / 20000 == pytest.approx(loss, abs=0.5)
 
 
 def test_same_seed_drops_the_same_packets() -> None:
-    first, second = queue(loss=10, seed=7), queue(loss=10, seed=7)
-    assert [first.admit(0, 0, i) for i in range(500)] == [second.admit(0, 0, i)
-                                                          for i in range(500)]
-    third = queue(loss=10, seed=8)
-    assert [first.admit(0, 0, i) for i in range(500)] != [third.admit(0, 0, i)
-                                                          for i in range(500)]
+    def run(seed: int) -> list[str]:
+        return replay([queue(loss=10, seed=seed)] + [f"admit 0 0 {i}" for i in range(500)])
+
+    assert run(7) == run(7)
+    assert run(7) != run(8)

@@ -7,14 +7,15 @@ charges held packets to the sender's socket (see shared notes, "Where to hook"):
     node_a:intf ⇄ veth ⇄ [link ns L<i>: bridge; FORWARD → NFQUEUE 0 / 1] ⇄ veth ⇄ node_b:intf
 
 iptables sends packets entering from a's side to queue 0 (a_to_b) and from b's side to
-queue 1 (b_to_a); one `delayd` process per link namespace serves both. A link whose two
-directions have no delay, jitter or loss gets no link namespace (a plain veth) unless asked
-for one, so unimpaired links cost nothing extra.
+queue 1 (b_to_a). One compiled delay server per machine (`delayd.c`, `DelayServer` here)
+serves the queues of every link namespace on that machine with one timer, so a wake-up
+releases what is due on all links at once. A link whose two directions have no delay,
+jitter or loss gets no link namespace (a plain veth) unless asked for one, so unimpaired
+links cost nothing extra.
 """
 
 from __future__ import annotations
 
-import json
 import select
 import signal
 import subprocess
@@ -23,7 +24,7 @@ import time
 from typing import Any
 
 from cdnlab.net.node_classes import LinkBox
-from cdnlab.net.shaping import htb
+from cdnlab.net.shaping import helper, htb
 from cdnlab.net.shaping.base import DIRECTIONS, Backend, BuildContext, ShapedLink, local_pid, run_in
 from cdnlab.topology.shape import LinkShape
 from cdnlab.topology.spec import Link
@@ -32,19 +33,123 @@ QUEUE_OF = {"a_to_b": 0, "b_to_a": 1}
 READY_TIMEOUT_S = 15.0
 
 
+def machine_of(node: Any) -> str | None:
+    """The machine a node runs on in a split run; None for this one."""
+    return getattr(node, "server", None) if getattr(node, "isRemote", False) else None
+
+
+class DelayServer:
+    """The delay server of one machine: its config (every link namespace there and the
+    impairment of each direction), its process and its log. Started once every link is
+    known (the first `launch`), stopped when the last of its links stops."""
+
+    def __init__(self, ctx: BuildContext, machine: str | None) -> None:
+        self.ctx = ctx
+        self.machine = machine
+        suffix = f".{machine}" if machine else ""
+        self.config_path = ctx.run_dir / "links" / f"delayd{suffix}.conf"
+        self.log_path = ctx.run_dir / "events" / f"delayd{suffix}.jsonl"
+        self.links: list[NfqueueLink] = []
+        self.active: set[str] = set()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.ready = False
+
+    def config_text(self) -> str:
+        lines = ["# cdnlab-delayd: link NAME PID SEED / queue NUMBER DELAY_MS JITTER_MS LOSS_PCT"]
+        for link in self.links:
+            assert link.box is not None
+            lines.append(f"link {link.box.name} {link.box.pid} "
+                         f"{self.ctx.seed * 1000 + link.spec.index}")
+            lines += [f"queue {QUEUE_OF[d]} {link.applied(s).delay:g} {s.jitter:g} {s.loss:g}"
+                      for d, s in link.shapes.items()]
+        return "\n".join(lines) + "\n"
+
+    def write_config(self) -> None:
+        self.config_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.config_path.with_suffix(".tmp")
+        tmp.write_text(self.config_text())
+        tmp.replace(self.config_path)
+
+    def launch(self) -> None:
+        if self.process is not None or not self.links:
+            return
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.write_config()
+        args = ["--config", str(self.config_path), "--log", str(self.log_path),
+                "--t0", repr(self.ctx.t0)]
+        argv = ([sys.executable, "-m", "cdnlab.net.shaping.helper", "exec", "--", *args]
+                if self.machine else [str(helper.ensure_built()), *args])
+        # started in the first link's namespace; it enters every other one by PID
+        box = self.links[0].box
+        assert box is not None
+        self.process = box.popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        where = f" on {self.machine}" if self.machine else ""
+        self.ctx.ledger.add_process(self.process.pid,
+                                    f"delay server{where} ({len(self.links)} links)")
+
+    def wait_ready(self, deadline: float) -> None:
+        if self.ready or self.process is None:
+            return
+        assert self.process.stdout is not None and self.process.stderr is not None
+        ready, _, _ = select.select([self.process.stdout], [], [],
+                                    max(0.0, deadline - time.monotonic()))
+        line = self.process.stdout.readline() if ready else b""
+        if line.strip() != b"ready":
+            self.process.kill()
+            self.process.wait()
+            problem = self.process.stderr.read().decode(errors="replace").strip()
+            raise RuntimeError(f"the delay server{f' on {self.machine}' if self.machine else ''}"
+                               f" did not start: {problem or 'no ready line'}")
+        self.ready = True
+
+    def reload(self) -> None:
+        """New impairments in force for packets that arrive from now on."""
+        self.write_config()
+        if self.process is not None:
+            self.process.send_signal(signal.SIGHUP)
+
+    def release(self, link: NfqueueLink) -> None:
+        """`link` no longer needs serving; the last one stops the server (it accepts what
+        it holds, then exits)."""
+        self.active.discard(link.name)
+        if self.active or self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+
 class NfqueueLink(ShapedLink):
     def __init__(self, spec: Link, node_a: Any, node_b: Any, intf_a: str, intf_b: str,
-                 box: LinkBox | None, ctx: BuildContext) -> None:
+                 box: LinkBox | None, server: DelayServer | None) -> None:
         super().__init__(spec, node_a, node_b, intf_a, intf_b)
         self.box = box
-        self.ctx = ctx
-        self.process: subprocess.Popen[bytes] | None = None
+        self.server = server
         self.rules: list[str] = []
         self.htb_on: set[str] = set()
-        if box is not None:
+        if box is not None and server is not None:
             self.ports = {"a_to_b": f"{box.name}-a", "b_to_a": f"{box.name}-b"}
-            self.config_path = ctx.run_dir / "links" / f"{box.name}.json"
-            self.log_path = ctx.run_dir / "events" / f"{box.name}.jsonl"
+            server.links.append(self)
+            server.active.add(self.name)
+
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        """The delay server serving this link (shared with every delayed link of its
+        machine)."""
+        return self.server.process if self.server else None
+
+    @property
+    def config_path(self) -> Any:
+        return self.server.config_path if self.server else None
+
+    @property
+    def log_path(self) -> Any:
+        return self.server.log_path if self.server else None
 
     # -- rate ----------------------------------------------------------------------------
     def _apply_rate(self, direction: str, rate: float | None) -> None:
@@ -60,41 +165,16 @@ class NfqueueLink(ShapedLink):
         htb.install(node, intf, rate, htb.fifo(self.shapes[direction].queue))
         self.htb_on.add(direction)
 
-    # -- delay process ---------------------------------------------------------------------
-    def _write_config(self) -> None:
-        queues = {str(QUEUE_OF[d]): {"delay_ms": self.applied(s).delay, "jitter_ms": s.jitter,
-                                     "loss_pct": s.loss} for d, s in self.shapes.items()}
-        payload = {"seed": self.ctx.seed * 1000 + self.spec.index, "queues": queues}
-        tmp = self.config_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(payload))
-        tmp.replace(self.config_path)
-
+    # -- delay server ----------------------------------------------------------------------
     def launch(self) -> None:
-        """Start the delay process (does not wait for it: see `wait_ready`)."""
-        if self.box is None:
-            return
-        self.config_path.parent.mkdir(parents=True, exist_ok=True)
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._write_config()
-        argv = [sys.executable, "-m", "cdnlab.net.shaping.delayd", "--config",
-                str(self.config_path), "--log", str(self.log_path), "--node", self.box.name,
-                "--t0", repr(self.ctx.t0)]
-        self.process = self.box.popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        self.ctx.ledger.add_process(self.process.pid, f"delayd {self.box.name}")
+        """Start the machine's delay server if no link did yet (does not wait)."""
+        if self.server is not None:
+            self.server.launch()
 
     def wait_ready(self, deadline: float) -> None:
-        if self.process is None or self.box is None:
+        if self.server is None or self.box is None:
             return
-        assert self.process.stdout is not None and self.process.stderr is not None
-        ready, _, _ = select.select([self.process.stdout], [], [],
-                                    max(0.0, deadline - time.monotonic()))
-        line = self.process.stdout.readline() if ready else b""
-        if line.strip() != b"ready":
-            self.process.kill()
-            self.process.wait()
-            problem = self.process.stderr.read().decode(errors="replace").strip()
-            raise RuntimeError(f"delay process of {self.name} did not start: "
-                               f"{problem or 'no ready line'}")
+        self.server.wait_ready(deadline)
         for direction, port in self.ports.items():
             rule = (f"-t mangle -A FORWARD -m physdev --physdev-in {port} "
                     f"-j NFQUEUE --queue-num {QUEUE_OF[direction]}")
@@ -121,24 +201,17 @@ class NfqueueLink(ShapedLink):
         elif shape.queue != old.queue and direction in self.htb_on:
             node, intf = self.egress(direction)
             run_in(node, htb.change_queue_command(intf, shape.queue))
-        if self.process is not None and (shape.delay, shape.jitter, shape.loss) != (
+        if self.server is not None and (shape.delay, shape.jitter, shape.loss) != (
                 old.delay, old.jitter, old.loss):
-            self._write_config()
-            self.process.send_signal(signal.SIGHUP)
+            self.server.reload()
 
     def stop(self) -> None:
         if self.box is not None:
             for rule in self.rules:
                 self.box.cmd(f"iptables -w {rule}")
             self.rules.clear()
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=3)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
+        if self.server is not None:
+            self.server.release(self)
 
     def extra_processes(self) -> list[int]:
         return [self.process.pid] if self.process else []
@@ -147,14 +220,22 @@ class NfqueueLink(ShapedLink):
 class NfqueueBackend(Backend):
     name = "nfqueue"
 
+    def __init__(self) -> None:
+        helper.ensure_built()  # a missing compiler is said before any network is built
+        self.servers: dict[str | None, DelayServer] = {}
+
     def connect(self, ctx: BuildContext, spec: Link, node_a: Any, node_b: Any,
                 intf_a: str, intf_b: str, boxed: bool) -> ShapedLink:
         if not (boxed or spec.a_to_b.impaired or spec.b_to_a.impaired):
             ctx.link(node_a, node_b, intf_a, intf_b)
-            return NfqueueLink(spec, node_a, node_b, intf_a, intf_b, None, ctx)
+            return NfqueueLink(spec, node_a, node_b, intf_a, intf_b, None, None)
         params = ctx.box_params(node_a) if ctx.box_params else {"cls": LinkBox}
         box = ctx.net.addHost(f"L{spec.index}", ip=None, **params)
         ctx.ledger.add_process(local_pid(box), f"link namespace {box.name}")
         ctx.link(node_a, box, intf_a, f"{box.name}-a")
         ctx.link(box, node_b, f"{box.name}-b", intf_b)
-        return NfqueueLink(spec, node_a, node_b, intf_a, intf_b, box, ctx)
+        machine = machine_of(box)
+        server = self.servers.get(machine)
+        if server is None or server.ctx is not ctx:
+            server = self.servers[machine] = DelayServer(ctx, machine)
+        return NfqueueLink(spec, node_a, node_b, intf_a, intf_b, box, server)
