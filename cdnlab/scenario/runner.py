@@ -57,7 +57,7 @@ from nodes.common.events import EventLog
 
 # A bound on waiting for the first RTT of every (client network, cluster) pair, not a
 # pause: a run goes on as soon as they are in (a few seconds here; slower on the QEMU
-# tier's emulated CPU, where every probe process starts scapy at a tenth of the speed).
+# tier's emulated CPU, where every process starts at a tenth of the speed).
 WARM_UP_LIMIT_S = 90.0
 ORIGIN_HOST = "origin"
 
