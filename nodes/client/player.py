@@ -113,7 +113,7 @@ class Session:
             return self.server
 
     async def fetch(self, path: str, http: HttpClient | None = None,
-                    attempts: int = 6) -> tuple[Any, str]:
+                    attempts: int = 6, keep_body: bool = True) -> tuple[Any, str]:
         """GET `path` (with its query) from the current server; on failure ask DNS again
         and retry, backing off (0.25, 0.5, 1, 2, 4 s) as players do while their buffer
         lasts. Logs and errors name the path without its query."""
@@ -125,7 +125,8 @@ class Session:
                 await asyncio.sleep(0.25 * 2 ** (attempt - 1))
             server = await self._server()
             try:
-                response = await http.get(server, self.port, path, self.service)
+                response = await http.get(server, self.port, path, self.service,
+                                          keep_body)
             except (OSError, TimeoutError, HttpError, asyncio.IncompleteReadError) as err:
                 last = err
             else:
@@ -207,14 +208,14 @@ class Session:
                 return got
             response, server, asked = got
             level = buffer.level_of(VIDEO)
-            throughput = seen.downloaded(choice.quality, len(response.body), response.seconds,
+            throughput = seen.downloaded(choice.quality, response.size, response.seconds,
                                          level, clock())
             self._last_kbps = throughput
             chosen.append(bitrates[choice.quality])
             self.log.emit(
                 "segment", session=self.spec.id, segment=index, quality=choice.quality,
                 rule=choice.rule, representation=rep.id,
-                bitrate_kbps=bitrates[choice.quality], bytes=len(response.body),
+                bitrate_kbps=bitrates[choice.quality], bytes=response.size,
                 start_s=round(asked, 4), download_s=round(response.seconds, 4),
                 throughput_kbps=round(throughput, 1), buffer_s=round(level, 3),
                 **self._delivery(response, server),
@@ -238,7 +239,7 @@ class Session:
             response, server, asked = got
             self.log.emit(
                 "audio_segment", session=self.spec.id, segment=index, representation=rep.id,
-                bitrate_kbps=rep.bandwidth / 1000, bytes=len(response.body),
+                bitrate_kbps=rep.bandwidth / 1000, bytes=response.size,
                 start_s=round(asked, 4), download_s=round(response.seconds, 4),
                 buffer_s=round(buffer.level_of(AUDIO), 3), **self._delivery(response, server))
         return None
@@ -269,7 +270,9 @@ class Session:
             "d": round(rep.segment_duration_s * 1000), "su": not buffer.playing,
             "nor": rep.segment_path(rep.start_number + index + 1)})
         try:
-            response, server = await self.fetch(f"{path}?{cmcd.query(data)}", http)
+            # a segment's size and timing are what a player needs: its bytes are not kept
+            response, server = await self.fetch(f"{path}?{cmcd.query(data)}", http,
+                                                keep_body=False)
         except (SessionError, ResolveError) as err:
             self._stopped = True
             return str(err)
