@@ -14,14 +14,20 @@ the node programs) writes one `sample` line to `events/fidelity.jsonl`:
     run_cpu_share     CPU time of the run's own processes (its cgroup's cpu.stat, less
                       the spinners) over the interval times the cores: what the emulation
                       itself took; None without a run cgroup
+    cpu_by_part       the same share for each part of the run (`cdnlab.net.cgroup.PARTS`:
+                      each child cgroup's cpu.stat; `engine` is what the run cgroup's own
+                      processes took, less the spinners); absent without a run cgroup
+    interval_s        the seconds the sample covers
     wake_p99_us, wake_max_us
                       how late `WAKE_SAMPLES` sleeps of 1 ms woke in this process (the
                       figure `bench wakeups` measures), p99 and max over the interval
     queues            per shaped link direction with a rate (`<link>:<direction>`), its
                       kernel queue (`cdnlab.measure.qdisc`, htb over a FIFO or netem):
                       sent_mbps (what left it over the interval), told_mbps (its htb
-                      class's rate now), backlog (bytes) and qlen (packets) now, and the
-                      drops and overlimits of the interval
+                      class's rate now), backlog (bytes) and qlen (packets) now,
+                      backlog_min (the least backlog of `QUEUE_CHECKS` + 1 readings spread
+                      over the interval, its start included: > 0 means the queue stayed
+                      backlogged), and the drops and overlimits of the interval
 
 Judging the samples is `cdnlab.measure.verdict`; the userspace delay processes report
 their own lateness and drops beside it (`queue_stats` in each link's log).
@@ -47,11 +53,13 @@ from typing import Any, TextIO
 
 from cdnlab.measure.lateness import lateness_us
 from cdnlab.measure.qdisc import QdiscReader, QueueStats, Target
+from cdnlab.net.cgroup import ENGINE, RunCgroup
 from nodes.common.lifecycle import spawn_child
 from nodes.common.procfs import TICKS_PER_S, process_ticks
 
 WAKE_SAMPLES = 20
 INTERVAL_S = 1.0
+QUEUE_CHECKS = 4  # readings of each queue's backlog within an interval, besides its ends
 
 
 def cpu_times() -> tuple[list[tuple[int, int]], int]:
@@ -68,6 +76,28 @@ def cpu_times() -> tuple[list[tuple[int, int]], int]:
             elif line.startswith("procs_running"):
                 running = int(line.split()[1])
     return cores, running
+
+
+def part_usage_us(cgroup: Path | None) -> dict[str, int]:
+    """Each child cgroup's (part's) usage_usec so far."""
+    if cgroup is None:
+        return {}
+    found = {}
+    for part in RunCgroup(cgroup).parts():
+        usage = cgroup_usage_us(part)
+        if usage is not None:
+            found[part.name] = usage
+    return found
+
+
+def part_shares(before: dict[str, int], after: dict[str, int], total_us: int,
+                spinning_s: float, capacity_s: float) -> dict[str, float]:
+    """Each part's share of all cores over an interval; `engine` takes the run's own rest
+    (its total less its parts, less the spinners)."""
+    used = {part: max(after[part] - before.get(part, 0), 0) / 1e6 for part in after}
+    used[ENGINE] = max(total_us / 1e6 - sum(used.values()) - spinning_s, 0.0)
+    return {part: round(seconds / capacity_s, 4) for part, seconds in used.items()
+            if capacity_s > 0}
 
 
 def cgroup_usage_us(cgroup: Path | None) -> int | None:
@@ -99,6 +129,7 @@ class Sampler:
         self.queues = QdiscReader(queues) if queues else None
         self.stopping = threading.Event()
         self._out: TextIO | None = None
+        self._lowest: dict[str, int] = {}
 
     def run(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -107,12 +138,14 @@ class Sampler:
             cores, _ = cpu_times()
             spun = self._spun()
             usage, at = cgroup_usage_us(self.cgroup), time.monotonic()
+            parts = part_usage_us(self.cgroup)
             queued = self._queues()
-            while not self.stopping.wait(max(0.0, self.interval_s - WAKE_SAMPLES * 0.0012)):
+            while not self._wait_reading_backlogs(queued):
                 late = lateness_us(WAKE_SAMPLES)
                 now_cores, runnable = cpu_times()
                 now_spun = self._spun()
                 now_usage, now = cgroup_usage_us(self.cgroup), time.monotonic()
+                now_parts = part_usage_us(self.cgroup)
                 busy = [round(max(busy1 - busy0 - (now_spun.get(cpu, 0) - spun.get(cpu, 0)),
                                   0) / max(total1 - total0, 1), 4)
                         for cpu, ((busy0, total0), (busy1, total1))
@@ -123,18 +156,41 @@ class Sampler:
                     ((now - at) * max(len(busy), 1)), 4)
                 late.sort()
                 now_queued = self._queues()
+                by_queue = queue_figures(queued, now_queued, now - at)
+                by_part = {} if usage is None or now_usage is None else {
+                    "cpu_by_part": part_shares(parts, now_parts, now_usage - usage, spinning_s,
+                                               (now - at) * max(len(busy), 1))}
+                for label, low in self._lowest.items():
+                    if label in now_queued:
+                        low = min(low, now_queued[label].backlog)
+                    if label in by_queue:
+                        by_queue[label]["backlog_min"] = low
                 self._write({"event": "sample", "cpu_busy": busy,
                              "cpu_busy_mean": round(sum(busy) / max(len(busy), 1), 4),
                              "runnable": runnable, "run_cpu_share": share,
+                             "interval_s": round(now - at, 3)} | by_part | {
                              "wake_p99_us": round(late[int(0.99 * (len(late) - 1))], 1),
                              "wake_max_us": round(late[-1], 1)}
-                            | ({"queues": queue_figures(queued, now_queued, now - at)}
-                               if self.queues is not None else {}))
-                cores, usage, at, spun = now_cores, now_usage, now, now_spun
+                            | ({"queues": by_queue} if self.queues is not None else {}))
+                cores, usage, at, spun, parts = now_cores, now_usage, now, now_spun, now_parts
                 queued = now_queued
             if self.queues is not None:
                 self.queues.close()
         self._out = None
+
+    def _wait_reading_backlogs(self, start: dict[str, QueueStats]) -> bool:
+        """Wait out the interval (less the wake-up sampling), reading every queue's backlog
+        `QUEUE_CHECKS` times on the way; the least of each, from `start` on, goes to
+        `_lowest`. True once stopping."""
+        self._lowest = {label: stats.backlog for label, stats in start.items()}
+        step = max(0.0, self.interval_s - WAKE_SAMPLES * 0.0012) / (
+            QUEUE_CHECKS + 1 if self.queues is not None else 1)
+        for _ in range(QUEUE_CHECKS if self.queues is not None else 0):
+            if self.stopping.wait(step):
+                return True
+            for label, stats in self._queues().items():
+                self._lowest[label] = min(self._lowest.get(label, stats.backlog), stats.backlog)
+        return self.stopping.wait(step)
 
     def _queues(self) -> dict[str, QueueStats]:
         if self.queues is None:
@@ -224,6 +280,7 @@ class RunMonitor:
         if self.ledger is not None:
             where = f" of {self.machine}" if self.machine else ""
             self.ledger.add_process(self.process.pid, f"run monitor{where}")
+            self.ledger.join_part(self.process.pid, "monitor")
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:

@@ -6,18 +6,22 @@ limits, in one place:
 
     cpu_saturated   mean busy share of all cores ≥ 0.95 for ≥ 3 s: no headroom left, so
                     forwarding, delays and players wait for CPU (Mininet-HiFi's first
-                    invariant is the CPU the emulation gets)
+                    invariant is the CPU the emulation gets); it names the parts of the
+                    run that took most of its CPU in that window (`parts`, from the
+                    monitor's `cpu_by_part`)
     timer_late      a 1 ms sleep's p99 lateness in the monitor over 1000 µs for ≥ 3 s: a
                     timer is then late by as much as the shortest link delay
     delay_late      a userspace delay queue (nfqueue backend) releasing packets a mean of
                     over 500 µs late for ≥ 3 s
     kernel_drops    the kernel dropped packets queued for the delay process (the queue
                     was full or the process could not take them): at once
-    rate_short      a shaped link's kernel queue (htb) held packets at both ends of each
-                    interval yet sent under 80 % of the rate its class is told, for ≥ 3 s:
-                    the shaper, not the link, set the rate (a queue that drains between
-                    two samples is not backlogged, so a link idle part of the time is
-                    not judged)
+    rate_short      a shaped link's kernel queue (htb) held packets at every reading of
+                    an interval (its ends and `QUEUE_CHECKS` between: the monitor's
+                    `backlog_min`) yet sent under 80 % of the rate its class is told, for
+                    ≥ 3 s: the shaper, not the link, set the rate (a queue that drains
+                    within the interval is not backlogged, so bursts of traffic that leave
+                    the link idle part of the time are not judged; samples without
+                    `backlog_min` are judged at the two ends alone)
     event_late      a timeline event applied over 0.5 s after its second: at once
     probe_loss      a cluster's RTT probes unanswered for over 20 % of the networks they
                     measure, round after round for ≥ 3 s, while no timeline event has a
@@ -36,6 +40,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from cdnlab.net.cgroup import PARTS
 
 HOLD_S = 3.0
 CPU_BUSY_LIMIT = 0.95
@@ -56,9 +62,28 @@ class Violation:
     worst: float
     limit: float
     unit: str
+    parts: dict[str, float] | None = None  # cpu_saturated: part → share of the run's CPU
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+TOP_PARTS = 3
+
+
+def top_parts(samples: list[dict[str, Any]], start: float, end: float) -> dict[str, float] | None:
+    """The parts that took most of the run's CPU in samples ending in (start, end], as
+    shares of the run's CPU there (`TOP_PARTS` of them, largest first); None unmeasured."""
+    totals: dict[str, float] = defaultdict(float)
+    for sample in samples:
+        if start < sample["t"] <= end + 1e-9:
+            for part, share in (sample.get("cpu_by_part") or {}).items():
+                totals[part] += share
+    whole = sum(totals.values())
+    if whole <= 0:
+        return None
+    ranked = sorted(totals.items(), key=lambda kv: -kv[1])[:TOP_PARTS]
+    return {part: round(value / whole, 3) for part, value in ranked}
 
 
 def _held(points: Iterable[tuple[float, float]], limit: float, hold_s: float,
@@ -115,9 +140,11 @@ def judge(samples: list[dict[str, Any]], queue_stats: list[dict[str, Any]],
     for sample in samples:  # a split run's machines each sample themselves
         by_machine[sample.get("machine")].append(sample)
     for machine, own in sorted(by_machine.items(), key=lambda kv: kv[0] or ""):
-        add("cpu_saturated", machine, _held([(s["t"], s["cpu_busy_mean"]) for s in own],
-                                            CPU_BUSY_LIMIT, HOLD_S, interval_s),
-            CPU_BUSY_LIMIT, "busy share")
+        for a, b, worst in _held([(s["t"], s["cpu_busy_mean"]) for s in own], CPU_BUSY_LIMIT,
+                                 HOLD_S, interval_s):
+            found.append(Violation("cpu_saturated", machine, round(a - offset, 1),
+                                   round(b - offset, 1), round(worst, 4), CPU_BUSY_LIMIT,
+                                   "busy share", top_parts(own, a, b)))
         add("timer_late", machine, _held([(s["t"], s["wake_p99_us"]) for s in own],
                                          WAKE_P99_LIMIT_US, HOLD_S, interval_s),
             WAKE_P99_LIMIT_US, "µs")
@@ -163,16 +190,18 @@ def judge(samples: list[dict[str, Any]], queue_stats: list[dict[str, Any]],
 
 
 def shortfalls(samples: list[dict[str, Any]]) -> dict[str, list[tuple[float, float]]]:
-    """Per queue, (t, share of the told rate not sent) over the intervals it was backlogged
-    at both ends; 0 for the others, so they end a run."""
+    """Per queue, (t, share of the told rate not sent) over the intervals it stayed
+    backlogged (every reading, or both ends where the sample has no `backlog_min`); 0 for
+    the others, so they end a run."""
     found: dict[str, list[tuple[float, float]]] = defaultdict(list)
     backlogged: dict[str, bool] = {}
     for sample in samples:
         for where, queue in (sample.get("queues") or {}).items():
             now = queue["backlog"] > 0
             told = queue.get("told_mbps")
-            short = 1.0 - queue["sent_mbps"] / told if told and now and \
-                backlogged.get(where) else 0.0
+            stayed = queue["backlog_min"] > 0 if "backlog_min" in queue else \
+                now and backlogged.get(where, False)
+            short = 1.0 - queue["sent_mbps"] / told if told and stayed else 0.0
             found[where].append((sample["t"], short))
             backlogged[where] = now
     return found
@@ -197,6 +226,9 @@ def describe(violations: list[dict[str, Any]]) -> str:
     for v in violations:
         text = WORDS[v["invariant"]].format(worst=v["worst"], worst_ms=v["worst"] / 1000,
                                             where=v["where"])
+        if v["invariant"] == "cpu_saturated" and v.get("parts"):
+            text += ": " + ", ".join(f"{PARTS.get(part, part)} {share:.0%}"
+                                     for part, share in v["parts"].items())
         if v["invariant"] in ("cpu_saturated", "timer_late") and v["where"]:
             text += f" on {v['where']}"  # another machine of a split run
         if text not in seen:

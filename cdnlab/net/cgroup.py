@@ -8,6 +8,13 @@ their descendants) is born inside. At teardown the engine ends every other membe
 goes back to the cgroup it came from. If the engine was killed, `cdnlab clean` writes
 `cgroup.kill` (Linux ≥ 5.14), which ends the whole tree in one step. Nothing is found by
 name: membership is the kernel's record of who descends from the run.
+
+Each kind of process also has a child cgroup of its own, a *part* (`PARTS`): a node
+program is moved into its part right after it starts, before it forks anything, so its
+children (nginx workers, ffmpeg) are born there too. No controller is enabled, so the
+parts only account: each has its `cpu.stat`, which the run monitor reads to say where the
+CPU went. What stays in the run's own cgroup (the engine, Mininet's shells, the CPU-awake
+spinners) is the `engine` part.
 """
 
 from __future__ import annotations
@@ -19,6 +26,12 @@ import time
 from pathlib import Path
 
 PARENT = "cdnlab"
+# the parts of a run, in the order reports list them: child cgroup name → words
+PARTS = {"delay": "delay path", "probes": "probes", "players": "players",
+         "browsers": "browsers", "edges": "edges", "origin": "origin", "fill": "fill",
+         "dns": "DNS", "resolvers": "resolvers", "monitor": "monitor",
+         "controller": "controller", "engine": "engine"}
+ENGINE = "engine"  # not a child cgroup: the run cgroup's own processes
 
 
 def cgroup2_mount() -> Path | None:
@@ -77,12 +90,34 @@ class RunCgroup:
         with contextlib.suppress(OSError):
             (back / "cgroup.procs").write_text(f"{os.getpid()}\n")
 
-    def members(self) -> list[int]:
+    def join(self, pid: int, part: str) -> bool:
+        """Move process `pid` into the run's child cgroup `part` (made if need be); False
+        if it could not be moved (it exited already, or no such cgroup can be made)."""
+        if part not in PARTS or part == ENGINE:
+            raise ValueError(f"unknown part {part!r}: one of {', '.join(PARTS)}")
         try:
-            text = (self.path / "cgroup.procs").read_text()
+            (self.path / part).mkdir(exist_ok=True)
+            (self.path / part / "cgroup.procs").write_text(f"{pid}\n")
+        except OSError:
+            return False
+        return True
+
+    def parts(self) -> list[Path]:
+        """The child cgroups made so far."""
+        try:
+            return sorted(p for p in self.path.iterdir() if p.is_dir())
         except OSError:
             return []
-        return [int(line) for line in text.split()]
+
+    def members(self) -> list[int]:
+        """Every process of the run: in its cgroup and in its parts."""
+        found: list[int] = []
+        for group in (self.path, *self.parts()):
+            try:
+                found += [int(line) for line in (group / "cgroup.procs").read_text().split()]
+            except OSError:
+                continue
+        return found
 
     def end_all(self, timeout_s: float = 10.0) -> list[int]:
         """SIGKILL every member (this process must have left); their PIDs. `cgroup.kill`
@@ -110,6 +145,9 @@ class RunCgroup:
         if os.getpid() in self.members():
             self.leave()
         ended = self.end_all()
+        for part in self.parts():
+            with contextlib.suppress(OSError):
+                part.rmdir()
         with contextlib.suppress(OSError):
             self.path.rmdir()
         return ended

@@ -71,6 +71,7 @@ class Controller:
                 stderr=errors, env=os.environ | {"CDNLAB_CONTROLLER_CONFIG": str(self.config),
                                                  "PYTHONWARNINGS": "ignore"})
         self.emu.ledger.add_process(self.process.pid, "os-ken controller")
+        self.emu.ledger.join_part(self.process.pid, "controller")
         deadline = time.monotonic() + 20
         while True:
             if self.process.poll() is not None:

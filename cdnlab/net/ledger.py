@@ -119,6 +119,12 @@ class Ledger:
             return False
         return True
 
+    def join_part(self, pid: int, part: str) -> None:
+        """Account process `pid` (started a moment ago, before it forked) to `part` of
+        the run's CPU (`cdnlab.net.cgroup.PARTS`); nothing where the run has no cgroup."""
+        if self.cgroup is not None:
+            self.cgroup.join(pid, part)
+
     def save(self) -> None:
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(asdict(self.record), indent=1))

@@ -17,6 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from cdnlab.measure import verdict
+from cdnlab.net.cgroup import PARTS
 from cdnlab.results.bundle import Bundle
 from cdnlab.results.summary import violations_of
 
@@ -181,17 +182,20 @@ def utilisation(bundle: Bundle, out: Path) -> list[Path]:
 
 
 def fidelity_over_time(bundle: Bundle, out: Path) -> list[Path]:
-    """The run monitor's samples (CPU busy, the run's own share, timer lateness) on the
-    scenario's time axis, with the verdict's limits, its violations shaded and the
-    timeline's events marked."""
+    """The run monitor's samples (CPU busy, the run's own share, where that CPU went by
+    part, timer lateness) on the scenario's time axis, with the verdict's limits, its
+    violations shaded and the timeline's events marked."""
     samples = [e for e in bundle.lines("fidelity.jsonl") if e.get("event") == "sample"]
     if not samples:
         return []
     times = [s["t"] - bundle.scenario_t for s in samples]
     with_queues = any(s.get("queues") for s in samples)
-    figure, panels = plt.subplots(3 if with_queues else 2, 1, sharex=True,
-                                  figsize=(9, 7 if with_queues else 5))
-    cpu, late = panels[0], panels[1]
+    with_parts = any(s.get("cpu_by_part") for s in samples)
+    rows = 2 + with_queues + with_parts
+    figure, panels = plt.subplots(rows, 1, sharex=True, figsize=(9, 2.5 + 2.25 * rows))
+    cpu, late = panels[0], panels[1 + with_parts]
+    if with_parts:
+        _parts_panel(panels[1], samples, times)
     cpu.plot(times, [s["cpu_busy_mean"] for s in samples], label="CPU busy (mean of cores)")
     cpu.plot(times, [s["run_cpu_share"] for s in samples], label="the run's own share")
     cpu.axhline(verdict.CPU_BUSY_LIMIT, color="red", linestyle=":", linewidth=1,
@@ -203,7 +207,7 @@ def fidelity_over_time(bundle: Bundle, out: Path) -> list[Path]:
                  label="limit")
     late.set_ylabel("timer lateness (ms)")
     if with_queues:
-        _queue_panel(panels[2], samples, times)
+        _queue_panel(panels[-1], samples, times)
     panels[-1].set_xlabel("scenario time (s)")
     violations = violations_of(bundle)
     for axes in panels:
@@ -213,6 +217,17 @@ def fidelity_over_time(bundle: Bundle, out: Path) -> list[Path]:
         axes.legend(fontsize=7, loc="upper right")
     cpu.set_title("emulator invariants (shaded: violations; dashed: timeline events)")
     return [_save(figure, out / "fidelity.png")]
+
+
+def _parts_panel(axes: Any, samples: list[dict[str, Any]], times: list[float]) -> None:
+    """The run's CPU by part (its child cgroups, `cdnlab.net.cgroup.PARTS`), stacked, as
+    shares of all cores."""
+    parts = [p for p in PARTS if any((s.get("cpu_by_part") or {}).get(p) for s in samples)]
+    axes.stackplot(times, *[[(s.get("cpu_by_part") or {}).get(p, 0.0) for s in samples]
+                            for p in parts], labels=[PARTS[p] for p in parts], alpha=0.8)
+    axes.axhline(verdict.CPU_BUSY_LIMIT, color="red", linestyle=":", linewidth=1)
+    axes.set_ylim(0, 1.05)
+    axes.set_ylabel("the run's CPU by part")
 
 
 def _queue_panel(axes: Any, samples: list[dict[str, Any]], times: list[float]) -> None:

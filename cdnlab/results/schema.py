@@ -70,7 +70,9 @@ VIOLATION = {"invariant": f(str, "cpu_saturated, timer_late, delay_late, kernel_
              "where": f(Maybe(str), "a delay queue, an event kind or a probing cluster"),
              "from_s": f(NUM, "scenario second it began"), "to_s": f(NUM, "and ended"),
              "worst": f(NUM, "the worst value"), "limit": f(NUM, "the limit"),
-             "unit": f(str, "of worst and limit")}
+             "unit": f(str, "of worst and limit"),
+             "parts?": f(Maybe(dict), "cpu_saturated: the parts that took most of the run's "
+                                      "CPU in that window, part → share of it")}
 
 SCHEMA: dict[str, Any] = {
     "scenario": f(Maybe(str), "the scenario's name"),
@@ -180,6 +182,10 @@ SCHEMA: dict[str, Any] = {
                                     "(cdnlab/measure/qdisc.py)"),
             "queue_drops": f(Maybe(int), "packets those queues dropped (a full bottleneck "
                                          "buffer: the emulated network's loss)"),
+            "cpu_by_part": Maybe({"*": {
+                "cpu_s": f(NUM, "CPU seconds this part of the run took (its child cgroup's "
+                                "cpu.stat; cdnlab/net/cgroup.py PARTS), on the head machine"),
+                "peak_share": f(NUM, "its largest share of all cores in one sample")}}),
         }),
     }),
     "events": {"applied": [f(str, "timeline events applied, by kind")],

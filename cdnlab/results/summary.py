@@ -337,6 +337,22 @@ def violations_of(bundle: Bundle) -> list[verdict.Violation]:
         probe_rounds=[e for e in events if e.get("event") == "probe_round"])
 
 
+def cpu_by_part(samples: list[dict[str, Any]]) -> dict[str, dict[str, float]] | None:
+    """Per part of the run, its CPU seconds and its largest share of all cores in one
+    sample, from the monitor's `cpu_by_part`; None where no sample had them."""
+    seconds: dict[str, float] = defaultdict(float)
+    peak: dict[str, float] = defaultdict(float)
+    for sample in samples:
+        cores = len(sample.get("cpu_busy") or []) or 1
+        for part, share in (sample.get("cpu_by_part") or {}).items():
+            seconds[part] += share * sample.get("interval_s", 1.0) * cores
+            peak[part] = max(peak[part], share)
+    if not seconds:
+        return None
+    return {part: {"cpu_s": round(seconds[part], 2), "peak_share": round(peak[part], 4)}
+            for part in sorted(seconds, key=lambda p: -seconds[p])}
+
+
 def fidelity_summary(bundle: Bundle, rtt: dict[str, Any] | None) -> dict[str, Any]:
     """The end-of-run RTT check and the run monitor's verdict, together: `ok` only when the
     RTTs were right and no invariant broke (`cdnlab.measure.verdict`)."""
@@ -358,6 +374,7 @@ def fidelity_summary(bundle: Bundle, rtt: dict[str, Any] | None) -> dict[str, An
         "queues": len({q for s in samples for q in s.get("queues") or {}}) or None,
         "queue_drops": sum(q["drops"] for s in samples for q in (s.get("queues") or {}).values())
         if any(s.get("queues") for s in samples) else None,
+        "cpu_by_part": cpu_by_part([s for s in samples if not s.get("machine")]),
     } if samples else None
     rtt_ok = rtt.get("ok") if rtt else None
     return (rtt or {}) | {

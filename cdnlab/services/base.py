@@ -24,6 +24,8 @@ class ServiceError(CdnlabError):
 
 
 class NodeProgram:
+    part = "engine"  # where its CPU is accounted (cdnlab.net.cgroup.PARTS); set by each kind
+
     def __init__(self, emu: Any, host: str, module: str, args: list[str], name: str) -> None:
         self.emu = emu
         self.host = host
@@ -47,6 +49,8 @@ class NodeProgram:
             self.process = node.popen(argv, stdin=subprocess.DEVNULL,
                                       stdout=subprocess.DEVNULL, stderr=errors)
         self.emu.ledger.add_process(self.process.pid, f"{self.name} on {self.host}")
+        if self.part != "engine":
+            self.emu.ledger.join_part(self.process.pid, self.part)
         self.emu.add_service(self)
 
     def stderr_tail(self, chars: int = 600) -> str:

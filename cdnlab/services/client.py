@@ -24,6 +24,8 @@ def cluster_args(emu: Any) -> list[str]:
 class PlayerProgram(NodeProgram):
     """A node program that plays sessions and ends with a summary of them."""
 
+    part = "players"
+
     summary_path: Path
     events_path: Path
 
@@ -46,6 +48,8 @@ class PlayerProgram(NodeProgram):
 
 class BrowserService(PlayerProgram):
     """dash.js viewers in headless Chromium on one host, resolving through `resolv_conf`."""
+
+    part = "browsers"
 
     def __init__(self, emu: Any, host: str, service: str, sessions: list[dict[str, Any]],
                  resolv_conf: Path, tag: str = "") -> None:

@@ -58,6 +58,8 @@ def client_networks(emu: Any) -> dict[str, str]:
 
 
 class DnsService(NodeProgram):
+    part = "dns"
+
     def __init__(self, emu: Any, host: str = "dns", service: str = SERVICE_LABEL,
                  policy: str = DNS_POLICY, ttl: int = DNS_TTL_S,
                  stale_after_s: float = STALE_AFTER_S,

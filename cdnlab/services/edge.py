@@ -14,6 +14,8 @@ FILL_PORT = 8081
 
 
 class EdgeService(NodeProgram):
+    part = "edges"
+
     def __init__(self, emu: Any, host: str, mode: str = "pull", parent: str | None = None,
                  redirect_to: str | None = None, miss: str = "redirect",
                  cache_size_mb: int = 1024, capacity_mbps: float = 1000.0,

@@ -13,6 +13,8 @@ from cdnlab.services.edge import EdgeService
 
 
 class FillService(NodeProgram):
+    part = "fill"
+
     def __init__(self, emu: Any, store: Path, edges: list[EdgeService], ranking: list[str],
                  start_s: float, end_s: float, rate_mbps: float, capacity_mb: float,
                  host: str = "origin", name: str = "fill") -> None:

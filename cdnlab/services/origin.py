@@ -14,6 +14,8 @@ INGEST_PORT = ORIGIN_INGEST_PORT
 
 
 class OriginService(NodeProgram):
+    part = "origin"
+
     def __init__(self, emu: Any, store: Path, host: str = "origin",
                  spec_file: Path | None = None) -> None:
         self.store = store

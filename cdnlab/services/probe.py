@@ -12,6 +12,8 @@ from nodes.common.conventions import HTTP_PORT, PROBE_INTERVAL_S, PROBE_METHOD, 
 
 
 class ProbeService(NodeProgram):
+    part = "probes"
+
     def __init__(self, emu: Any, dns: DnsService, cluster: str,
                  interval_s: float = PROBE_INTERVAL_S, method: str = PROBE_METHOD,
                  count: int = 5, alpha: float = 0.5, load: bool = False) -> None:

@@ -17,6 +17,8 @@ STUB_OPTIONS = "options timeout:1 attempts:2"
 
 
 class ResolverService(NodeProgram):
+    part = "resolvers"
+
     def __init__(self, emu: Any, host: str, authority: str, ecs: bool) -> None:
         self._again = (emu, host, authority, ecs)
         self.address = emu.ip(host)

@@ -103,3 +103,30 @@ def test_each_machine_of_a_split_run_is_judged_on_its_own() -> None:
                              0.0)
     assert found.where == "10.0.9.2"
     assert verdict.describe([found.to_dict()]).endswith("CPU saturated (busy 100%) on 10.0.9.2")
+
+
+def test_a_queue_that_drained_within_the_interval_is_not_judged() -> None:
+    """With the monitor's readings between the ends (`backlog_min`), a queue backlogged at
+    both ends of each second but empty at a reading in between is bursty traffic, not a
+    shaper falling short; one that never drained is judged as before."""
+    points = [(20.0, 20.0, 9000)] + [(10.0, 20.0, 9000)] * 4
+    drained = queue_samples(points)
+    for sample in drained:
+        sample["queues"]["l7:a_to_b"]["backlog_min"] = 0
+    assert verdict.judge(drained, [], [], 0.0) == []
+    stayed = queue_samples(points)
+    for sample in stayed:
+        sample["queues"]["l7:a_to_b"]["backlog_min"] = 3000
+    (found,) = verdict.judge(stayed, [], [], 0.0)
+    assert (found.invariant, found.from_s, found.worst) == ("rate_short", 10.0, 0.5)
+
+
+def test_a_saturated_cpu_names_the_parts_that_took_it() -> None:
+    saturated = samples([0.99] * 5)
+    for sample in saturated:
+        sample["cpu_by_part"] = {"players": 0.6, "delay": 0.2, "edges": 0.1, "dns": 0.05}
+    (found,) = verdict.judge(saturated, [], [], 0.0)
+    assert found.parts == {"players": 0.632, "delay": 0.211, "edges": 0.105}
+    assert "CPU saturated (busy 99%): players 63%, delay path 21%, edges 10%" in \
+        verdict.describe([found.to_dict()])
+    assert verdict.judge(samples([0.99] * 5), [], [], 0.0)[0].parts is None, "unmeasured"

@@ -86,6 +86,7 @@ class DelayServer:
         where = f" on {self.machine}" if self.machine else ""
         self.ctx.ledger.add_process(self.process.pid,
                                     f"delay server{where} ({len(self.links)} links)")
+        self.ctx.ledger.join_part(self.process.pid, "delay")
 
     def wait_ready(self, deadline: float) -> None:
         if self.ready or self.process is None:
