@@ -16,6 +16,7 @@
     cdnlab bench dns                        redirector queries/s and p99, beside Knot
     cdnlab bench wakeups                    timer lateness, CPUs idle against kept awake
     cdnlab bench scale [--quick]            viewers playing at once until the verdict breaks
+    cdnlab bench shaping                    CPU per packet of a delayed hop, against forwarding
     cdnlab vm build | test | run -- CMD | cluster
                                           the real-kernel tier: Debian guests under QEMU
     cdnlab clean                            remove what interrupted runs recorded and left
@@ -233,6 +234,10 @@ def _bench(args: argparse.Namespace) -> int:
         from cdnlab.bench import edge as bench_edge
 
         return bench_edge.run(args.seconds or 5.0)
+    if args.what == "shaping":
+        from cdnlab.bench import shaping as bench_shaping
+
+        return bench_shaping.run(args.rounds, args.seconds or 5.0)
     if args.what == "wakeups":
         from cdnlab.bench import wakeups as bench_wakeups
 
@@ -527,15 +532,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="benchmarks")
     bench.add_argument("what", choices=["fidelity", "transcode", "dns", "wakeups", "scale",
-                                        "edge"])
+                                        "edge", "shaping"])
     bench.add_argument("--quick", action="store_true", help="a subset, under a minute")
     bench.add_argument("--shaping", default="all",
                        help="fidelity: all, netem or nfqueue; scale: auto, netem or nfqueue")
     bench.add_argument("--seconds", type=float,
                        help="transcode: master length (6); dns: dnsperf time per server (10); "
-                            "edge: seconds a phase (5)")
+                            "edge: seconds a phase (5); shaping: seconds a transfer (5)")
     bench.add_argument("--rounds", type=int, default=3,
-                       help="dns: rounds, each server in turn; medians are reported (3)")
+                       help="dns: rounds, each server in turn; medians are reported (3); "
+                            "shaping: transfers on each path (3)")
     bench.add_argument("--size", default="1280x720", help="transcode: master size")
     bench.add_argument("--profiles", default="avc,vp9,hevc", help="transcode: profiles")
     bench.add_argument("--cpu-awake", default="auto", choices=MODES,
