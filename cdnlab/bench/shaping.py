@@ -2,20 +2,23 @@
 against the kernel's own forwarding of the same traffic on an unshaped path, measured in
 the same run.
 
-Two two-host networks carry the same iperf3 TCP stream (a fixed rate, so both move about
-the same packets): one over a plain veth pair (the baseline), one over a link whose
-namespace holds the delay (10 ms each way, `cdnlab-delayd`). Figures, each the mean of
+Two two-host networks carry the same iperf3 UDP stream (a fixed rate of 1400-byte
+datagrams, so both move the same MTU-sized packets): one over a plain veth pair (the
+baseline), one over a link whose namespace holds the delay (10 ms each way,
+`cdnlab-delayd`). Figures, each the mean of
 `rounds` transfers with its range:
 
     baseline_us_per_packet  the whole machine's busy CPU over the baseline transfer (both
                             hosts' stacks, iperf3, the veth), per packet that crossed it
     us_per_packet           the delay server's own CPU (its /proc/PID/stat time) over the
-                            delayed transfer, per packet it passed (one delayed hop)
-    extra_us_per_packet     the whole machine's busy CPU per packet, delayed less baseline
+                            delayed transfer, per packet it passed (one delayed hop),
+                            including the rest of each packet's path that the kernel runs
+                            when the verdict reinjects it
 
-Packets are counted by the receiving host's interface (received and sent: data and ACKs
-both cross the hop), the same way on both paths. GSO keeps most data packets large, so a
-"packet" is what the kernel handles as one (a socket buffer), as the delay server sees it.
+Packets are counted by the receiving host's interface (received and sent), the same way
+on both paths. UDP, not TCP: GSO would merge TCP's segments into a few large socket
+buffers, and the delay server's per-packet figure would then hide in the receiving stack's
+work on each of them, which the kernel runs in the verdict's context and charges to it.
 The run ends `shaping: backend=nfqueue us_per_packet=<x> baseline_us_per_packet=<y>`.
 """
 
@@ -68,7 +71,7 @@ def _packets(emu: Emulation) -> int:
 
 
 def transfer(emu: Emulation, seconds: float) -> Transfer:
-    """One iperf3 TCP stream src → dst at RATE_MBPS for `seconds`, its packets and CPU."""
+    """One iperf3 UDP stream src → dst at RATE_MBPS for `seconds`, its packets and CPU."""
     server = emu.node("dst").popen(["iperf3", "-s", "-1", "-p", "5203"],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     emu.ledger.add_process(server.pid, "iperf3 server on dst")
@@ -78,8 +81,8 @@ def transfer(emu: Emulation, seconds: float) -> Transfer:
     packets, busy = _packets(emu), _busy_s()
     served = process_ticks(pid) if pid else None
     try:
-        run_in(emu.node("src"), f"iperf3 -c {emu.ip('dst')} -p 5203 -b {RATE_MBPS:g}M "
-                                f"-t {seconds:g} >/dev/null")
+        run_in(emu.node("src"), f"iperf3 -c {emu.ip('dst')} -p 5203 -u -l 1400 "
+                                f"-b {RATE_MBPS:g}M -t {seconds:g} >/dev/null")
     finally:
         if server.poll() is None:
             server.wait(10)
@@ -111,9 +114,6 @@ def measure(rounds: int, seconds: float) -> dict[str, Any]:
         "packets": _figure([float(d.packets) for _b, d in rows]),
         "baseline_us_per_packet": _figure([b.per_packet_us(b.busy_s) for b, _d in rows]),
         "us_per_packet": _figure([d.per_packet_us(d.server_s) for _b, d in rows]),
-        "extra_us_per_packet": _figure([
-            None if not (b.packets and d.packets) else
-            d.busy_s * 1e6 / d.packets - b.busy_s * 1e6 / b.packets for b, d in rows]),
     }
 
 
@@ -125,9 +125,9 @@ def closing_line(result: dict[str, Any]) -> str:
 def run(rounds: int = 3, seconds: float = 5.0) -> int:
     result = measure(rounds, seconds)
     print(f"nfqueue delayed hop ({DELAY_MS:g} ms each way) against an unshaped veth, "
-          f"iperf3 TCP at {RATE_MBPS:g} Mbit/s for {seconds:g} s, {rounds} rounds "
+          f"iperf3 UDP at {RATE_MBPS:g} Mbit/s for {seconds:g} s, {rounds} rounds "
           "(mean, min–max):")
-    for key in ("packets", "baseline_us_per_packet", "us_per_packet", "extra_us_per_packet"):
+    for key in ("packets", "baseline_us_per_packet", "us_per_packet"):
         f = result[key]
         print(f"  {key:24s} {f['mean']}  ({f['min']}–{f['max']})")
     print(closing_line(result))

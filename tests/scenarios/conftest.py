@@ -3,10 +3,24 @@ registered for every user through the `pytest11` entry point)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from cdnlab.pytest_plugin import RunScenario
 
 pytestmark = pytest.mark.root
 
-__all__ = ["RunScenario"]
+__all__ = ["RunScenario", "assert_faithful"]
+
+
+def assert_faithful(summary: dict[str, Any]) -> None:
+    """The run's own verdict: RTTs right and no invariant broken all along (a run judged
+    emulator-limited was made once more: `run_scenario(..., faithful=True)`), and where the
+    CPU went, by part of the run."""
+    fidelity = summary["fidelity"]
+    assert fidelity["ok"], summary.get("verdicts")
+    parts = fidelity["monitor"]["cpu_by_part"]
+    assert parts and {"edges", "engine"} <= parts.keys(), parts
+    assert parts.keys() & {"players", "browsers"}, parts
+    assert all(p["cpu_s"] >= 0 and 0 <= p["peak_share"] <= 1 for p in parts.values()), parts

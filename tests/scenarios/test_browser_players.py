@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.scenarios.conftest import RunScenario
+from tests.scenarios.conftest import RunScenario, assert_faithful
 
 pytestmark = pytest.mark.root
 
@@ -29,7 +29,9 @@ def lines(path: Path) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("mode", ["pull", "push"])
 def test_dashjs_plays_to_its_end_through_the_edges(run_scenario: RunScenario,
                                                    mode: str) -> None:
-    summary = run_scenario("browser_mix", {"cdn.mode": mode}, out=f"browser-{mode}")
+    summary = run_scenario("browser_mix", {"cdn.mode": mode}, out=f"browser-{mode}",
+                           faithful=True)
+    assert_faithful(summary)
     bundle = Path(summary["bundle"])
     raws = raw_logs(bundle)
     assert len(raws) == 2, raws.keys()

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.scenarios.conftest import RunScenario
+from tests.scenarios.conftest import RunScenario, assert_faithful
 
 pytestmark = pytest.mark.root
 
@@ -19,7 +19,8 @@ def lines(path: Path) -> list[dict[str, Any]]:
 
 
 def test_failover_moves_every_viewer_within_a_ttl(run_scenario: RunScenario) -> None:
-    summary = run_scenario("failover")
+    summary = run_scenario("failover", faithful=True)
+    assert_faithful(summary)
     bundle = Path(summary["bundle"])
     ttl = 3
     engine = lines(bundle / "events" / "engine.jsonl")
@@ -72,7 +73,8 @@ def test_the_spill_controller_holds_the_threshold_and_follows_demand(
     threshold of 0.5, then a surge raises that to 0.9. The controller holds edge_a within
     ±10 % of its threshold, before and after the surge, spills a larger share after it,
     mostly to edge_x (7 ms further), and never to a cluster over its own threshold."""
-    summary = run_scenario("load_spill")
+    summary = run_scenario("load_spill", faithful=True)
+    assert_faithful(summary)
     bundle = Path(summary["bundle"])
     threshold, surge = 0.5, 30.0
     before = utilisation(bundle, "edge_a", 2, 10.0, 8, surge)

@@ -9,7 +9,7 @@ import pytest
 
 from cdnlab.capabilities import detect, emulated_cpu
 from cdnlab.measure.fidelity import rtt_tolerance_ms
-from tests.scenarios.conftest import RunScenario
+from tests.scenarios.conftest import RunScenario, assert_faithful
 
 pytestmark = pytest.mark.root
 
@@ -20,6 +20,8 @@ def test_quick_pull_end_to_end_on_this_kernels_paths(run_scenario: RunScenario) 
     # where fidelity.ok is asserted (not on the guest's emulated CPU), a run the emulator
     # could not keep up with is made once more
     summary = run_scenario("quick_pull", faithful=not emulated_cpu())
+    if not emulated_cpu():
+        assert_faithful(summary)
     bundle = Path(summary["bundle"])
     run = json.loads((bundle / "run.json").read_text())
     caps = detect()  # the bundle names the paths this kernel gave: netem and OVS in the guest

@@ -13,7 +13,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from tests.scenarios.conftest import RunScenario
+from tests.scenarios.conftest import RunScenario, assert_faithful
 
 
 def events(bundle: Path, pattern: str) -> list[dict[str, Any]]:
@@ -23,6 +23,7 @@ def events(bundle: Path, pattern: str) -> list[dict[str, Any]]:
 
 def test_resolvers_decide_what_the_redirector_sees(run_scenario: RunScenario) -> None:
     summary = run_scenario("resolver_ecs", faithful=True)
+    assert_faithful(summary)
     bundle, dns = Path(summary["bundle"]), summary["dns"]
     # mapping is judged from probe RTTs, which an overloaded emulator inflates: the run must
     # vouch for itself first (it is made once more when it does not: a busy moment of a

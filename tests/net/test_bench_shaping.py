@@ -1,0 +1,24 @@
+"""`cdnlab bench shaping` on real networks: both paths carry the same packets, both
+per-packet figures are measured, and the closing line says what the table says."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from cdnlab.bench import shaping
+
+pytestmark = pytest.mark.root
+
+
+def test_the_delayed_hop_and_its_baseline_are_measured_in_one_run() -> None:
+    result = shaping.measure(rounds=1, seconds=2.0)
+    expected = shaping.RATE_MBPS * 1e6 * 2.0 / 8 / 1400  # datagrams sent
+    assert result["packets"]["mean"] >= 0.9 * expected, result
+    assert result["baseline_us_per_packet"]["mean"] > 0, result
+    assert result["us_per_packet"]["mean"] > 0, result
+    line = shaping.closing_line(result)
+    assert re.fullmatch(r"shaping: backend=nfqueue us_per_packet=[\d.]+ "
+                        r"baseline_us_per_packet=[\d.]+", line), line
+    assert f"us_per_packet={result['us_per_packet']['mean']} " in line
