@@ -22,7 +22,8 @@ limits, in one place:
                     within the interval is not backlogged, so bursts of traffic that leave
                     the link idle part of the time are not judged; samples without
                     `backlog_min` are judged at the two ends alone)
-    event_late      a timeline event applied over 0.5 s after its second: at once
+    event_late      a timeline event begun over 0.5 s after its second: at once (the time
+                    applying it takes, `apply_s`, is the event's own, not lateness)
     probe_loss      a cluster's RTT probes unanswered for over 20 % of the networks they
                     measure, round after round for ≥ 3 s, while no timeline event has a
                     link or cluster down (then loss is the emulated network's, not the
@@ -211,7 +212,7 @@ WORDS = {"cpu_saturated": "CPU saturated (busy {worst:.0%})",
          "timer_late": "timer lateness p99 {worst_ms:.1f} ms",
          "delay_late": "delay queue {where} releasing {worst_ms:.1f} ms late",
          "kernel_drops": "kernel dropped {worst:.0f} packets queued at {where}",
-         "event_late": "event {where} applied {worst:.1f} s late",
+         "event_late": "event {where} begun {worst:.1f} s late",
          "probe_loss": "{where}'s RTT probes {worst:.0%} unanswered",
          "rate_short": "link {where} sent {worst:.0%} under its rate while backlogged"}
 
