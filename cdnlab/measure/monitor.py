@@ -54,6 +54,7 @@ from typing import Any, TextIO
 from cdnlab.measure.lateness import lateness_us
 from cdnlab.measure.qdisc import QdiscReader, QueueStats, Target
 from cdnlab.net.cgroup import ENGINE, RunCgroup
+from cdnlab.net.shaping.base import machine_of
 from nodes.common.lifecycle import spawn_child
 from nodes.common.procfs import TICKS_PER_S, process_ticks
 
@@ -240,8 +241,7 @@ def queue_targets(links: dict[str, Any], machine: str | None = None) -> list[Tar
             if shape.rate is None:
                 continue
             node, intf = link.egress(direction)
-            if (getattr(node, "server", None) if getattr(node, "isRemote", False)
-                    else None) != machine:
+            if machine_of(node) != machine:
                 continue
             pid = node.pid if getattr(node, "inNamespace", True) else None
             targets.append(Target(f"{name}:{direction}", pid, intf))

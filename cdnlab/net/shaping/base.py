@@ -38,6 +38,11 @@ def local_pid(node: Any) -> int:
     return int(node.shell.pid if getattr(node, "isRemote", False) else node.pid)
 
 
+def machine_of(node: Any) -> str | None:
+    """The machine a node runs on in a split run; None for this one."""
+    return getattr(node, "server", None) if getattr(node, "isRemote", False) else None
+
+
 def run_in(node: Any, command: str) -> str:
     """Run a shell command in a Mininet node's namespace (the root namespace for switches)
     as its own process, so threads (trace replay) never share the node's shell; raise on

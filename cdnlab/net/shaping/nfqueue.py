@@ -25,17 +25,20 @@ from typing import Any
 
 from cdnlab.net.node_classes import LinkBox
 from cdnlab.net.shaping import helper, htb
-from cdnlab.net.shaping.base import DIRECTIONS, Backend, BuildContext, ShapedLink, local_pid, run_in
+from cdnlab.net.shaping.base import (
+    DIRECTIONS,
+    Backend,
+    BuildContext,
+    ShapedLink,
+    local_pid,
+    machine_of,
+    run_in,
+)
 from cdnlab.topology.shape import LinkShape
 from cdnlab.topology.spec import Link
 
 QUEUE_OF = {"a_to_b": 0, "b_to_a": 1}
 READY_TIMEOUT_S = 15.0
-
-
-def machine_of(node: Any) -> str | None:
-    """The machine a node runs on in a split run; None for this one."""
-    return getattr(node, "server", None) if getattr(node, "isRemote", False) else None
 
 
 class DelayServer:
