@@ -34,6 +34,7 @@ import yaml
 from nodes.browser.records import convert
 from nodes.browser.usage import TreeUsage, tree
 from nodes.client.__main__ import parse_clusters, report_sessions
+from nodes.client.failures import OTHER
 from nodes.common.conventions import BATCH_NICE, BROWSER_ABR, MAX_BUFFER_S
 from nodes.common.events import EventLog, stderr_line
 
@@ -127,7 +128,8 @@ class Viewer:
             "launch_s": round(page["wall"] - launched, 3) if page else None,
             "usage": usage.figures(), "driver_exit": self.process.returncode}
         if self.process.returncode and metrics["completed"]:
-            metrics |= {"completed": False, "error": f"driver exit {self.process.returncode}"}
+            metrics |= {"completed": False, "error": f"driver exit {self.process.returncode}",
+                        "failure": OTHER}
         self.log.emit("session_end", **metrics)
         shutil.rmtree(self.work / f"chromium-{self.id}", ignore_errors=True)
         return metrics

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from nodes.client.failures import reason_of_message
 from nodes.client.qoe import session_metrics
 
 ENDS = ("ended", "limit_reached", "error", "driver_error")
@@ -139,6 +140,7 @@ def convert(raw: list[dict[str, Any]], session: str, title: str, algo: str,
         (end or {}).get("message") or "the session ended without dash.js's end event")
     metrics |= {"session": session, "title": title, "algo": algo, "player": "dashjs",
                 "completed": error is None, "error": error,
+                "failure": None if error is None else reason_of_message(error, end is not None),
                 "ended_by": end["kind"] if end else None,
                 "stalls_by_track": _by_track(dry),
                 "downloads": sum(1 for e in raw if e["kind"] == "fragment"

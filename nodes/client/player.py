@@ -6,7 +6,9 @@ server → two tracks at once, as a browser fetches them: video (per segment: wa
 buffer is full, ask the ABR, re-resolve if the TTL expired, download over a kept-alive
 connection, following redirects) and, when the MPD has audio, audio on a second
 connection; playback stalls when either buffer runs dry. A failed request marks the answer
-stale and re-resolves before retrying. Every segment is logged (`segment` for video,
+stale and re-resolves before retrying; a re-resolution that fails keeps the last answer
+(`resolve_kept`) and asks again after a back-off. A failed session records why (`failure`,
+`nodes/client/failures.py`). Every segment is logged (`segment` for video,
 `audio_segment`): time, representation, bitrate, bytes, download time, buffer, server,
 cluster and the edge's cache-status header; video segments also the ABR rule and
 throughput. Every request carries Common Media Client Data in query mode (CTA-5004, as
@@ -24,10 +26,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from nodes.client import failures
 from nodes.client.abr import Observations
 from nodes.client.algorithms import make_abr
 from nodes.client.buffer import AUDIO, VIDEO, PlaybackBuffer
 from nodes.client.dnsclient import Resolution, ResolveError, StubConfig, resolve
+from nodes.client.failures import Failure
 from nodes.client.http import HttpClient, HttpError
 from nodes.client.qoe import session_metrics
 from nodes.common import cmcd
@@ -58,7 +62,14 @@ class SessionSpec:
 
 
 class SessionError(Exception):
-    pass
+    def __init__(self, message: str, reason: str = failures.OTHER) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+# after a failed re-resolution the last answer is kept and asked again this much later,
+# doubling per failure up to the last (a stub resolver's back-off; serve-stale, RFC 8767
+# section 4, keeps an expired answer in use while the authority cannot be reached)
+RESOLVE_RETRY_S = (1.0, 2.0, 4.0, 8.0)
 
 
 class Session:
@@ -83,10 +94,25 @@ class Session:
         self._resolving = asyncio.Lock()
         self._stopped = False  # a track failed: the other stops too
         self._last_kbps: float | None = None  # the last video segment's throughput
+        self._resolve_failures = 0  # re-resolutions failed in a row (the last answer kept)
 
     # -- name resolution -------------------------------------------------------------------
     async def resolve(self, why: str) -> str:
-        resolution = await resolve(self.service, self.stub, self._resolver_failed)
+        """The service's addresses asked for afresh; a server among them. When that fails
+        and an earlier answer exists, that answer is kept (`resolve_kept`) and asked again
+        after a back-off, as a stub resolver with a cache keeps serving it."""
+        try:
+            resolution = await resolve(self.service, self.stub, self._resolver_failed)
+        except ResolveError as err:
+            if self.server is None:
+                raise
+            retry_s = RESOLVE_RETRY_S[min(self._resolve_failures, len(RESOLVE_RETRY_S) - 1)]
+            self._resolve_failures += 1
+            self.expires = time.monotonic() + retry_s
+            self.log.emit("resolve_kept", session=self.spec.id, why=why, error=str(err),
+                          server=self.server, retry_s=retry_s)
+            return self.server
+        self._resolve_failures = 0
         self.resolution = resolution
         self.expires = time.monotonic() + resolution.ttl
         # the connections to a server DNS no longer names stay open: the other track may be
@@ -116,14 +142,21 @@ class Session:
                     attempts: int = 6, keep_body: bool = True) -> tuple[Any, str]:
         """GET `path` (with its query) from the current server; on failure ask DNS again
         and retry, backing off (0.25, 0.5, 1, 2, 4 s) as players do while their buffer
-        lasts. Logs and errors name the path without its query."""
+        lasts (a resolution that fails with no earlier answer is retried the same way).
+        Logs and errors name the path without its query."""
         http = http or self.http
         named = path.partition("?")[0]
         last: Exception | None = None
         for attempt in range(attempts):
             if attempt:
                 await asyncio.sleep(0.25 * 2 ** (attempt - 1))
-            server = await self._server()
+            try:
+                server = await self._server()
+            except ResolveError as err:  # no answer yet to fall back on: retried the same
+                last = err
+                self.log.emit("request_failed", session=self.spec.id, path=named,
+                              server=None, error=str(err), attempt=attempt + 1)
+                continue
             try:
                 response = await http.get(server, self.port, path, self.service,
                                           keep_body)
@@ -137,7 +170,7 @@ class Session:
                           error=str(last), attempt=attempt + 1)
             http.forget(server, self.port)
             self._server_failed = True  # ask DNS again before retrying
-        raise SessionError(f"{named}: {last}")
+        raise SessionError(f"{named}: {last}", failures.reason_of(last))
 
     # -- playback --------------------------------------------------------------------------
     async def run(self) -> dict[str, Any]:
@@ -153,10 +186,11 @@ class Session:
             response, _ = await self.fetch(f"/{self.spec.title}/manifest.mpd?"
                                            + cmcd.query(self._cmcd({"ot": "m"})))
             if response.status != 200:
-                raise SessionError(f"MPD: HTTP {response.status}")
+                raise SessionError(f"MPD: HTTP {response.status}",
+                                   failures.reason_of(None, response.status))
             presentation = parse_mpd(response.body)
         except (SessionError, ResolveError, ManifestError) as err:
-            return self._end(clock, None, [], str(err))
+            return self._end(clock, None, [], _failure(err))
         sets = [a for a in presentation.sets("video") if a.codec_family == self.spec.codec] \
             or presentation.sets("video")
         reps: list[Representation] = sorted(sets[0].representations, key=lambda r: r.bandwidth)
@@ -181,7 +215,7 @@ class Session:
         return self._end(clock, buffer, chosen, errors[0] if errors else None)
 
     async def _video(self, reps: list[Representation], count: int, buffer: PlaybackBuffer,
-                     clock: Callable[[], float], chosen: list[float]) -> str | None:
+                     clock: Callable[[], float], chosen: list[float]) -> Failure | None:
         """The video track: per segment, room in the buffer, the ABR's choice (it sees the
         video buffer, as dash.js's rules do), the download; the error that ended it."""
         abr = make_abr(self.spec.algo, **(self.spec.abr_params or {}))
@@ -204,7 +238,7 @@ class Session:
             got = await self._download(rep, index, buffer, VIDEO, clock, self.http, {
                 "ot": "v", "br": round(rep.bandwidth / 1000), "tb": round(bitrates[-1]),
                 "mtp": self._last_kbps and round(self._last_kbps, -2), "bs": starved})
-            if isinstance(got, str):
+            if isinstance(got, Failure):
                 return got
             response, server, asked = got
             level = buffer.level_of(VIDEO)
@@ -223,7 +257,7 @@ class Session:
         return None
 
     async def _audio(self, rep: Representation, count: int, buffer: PlaybackBuffer,
-                     clock: Callable[[], float]) -> str | None:
+                     clock: Callable[[], float]) -> Failure | None:
         """The audio track, fetched alongside video on its own connection (as a browser
         fetches each SourceBuffer's segments): its one representation (the lowest-bandwidth
         one when the MPD offers several), whenever its buffer has room."""
@@ -234,7 +268,7 @@ class Session:
             await self._room(buffer, AUDIO, seg, clock)
             got = await self._download(rep, index, buffer, AUDIO, clock, self.audio_http,
                                        {"ot": "a", "br": round(rep.bandwidth / 1000)})
-            if isinstance(got, str):
+            if isinstance(got, Failure):
                 return got
             response, server, asked = got
             self.log.emit(
@@ -275,10 +309,11 @@ class Session:
                                                 keep_body=False)
         except (SessionError, ResolveError) as err:
             self._stopped = True
-            return str(err)
+            return _failure(err)
         if response.status != 200:
             self._stopped = True
-            return f"{path}: HTTP {response.status}"
+            return Failure(failures.reason_of(None, response.status),
+                           f"{path}: HTTP {response.status}")
         buffer.add(rep.segment_duration_s, clock(), track)
         return response, server, asked
 
@@ -293,16 +328,22 @@ class Session:
                 "redirects": response.redirects or None}
 
     def _end(self, clock: Any, buffer: PlaybackBuffer | None, chosen: list[float],
-             error: str | None) -> dict[str, Any]:
+             error: Failure | None) -> dict[str, Any]:
         self.http.close()
         self.audio_http.close()
         stalls = buffer.stalls if buffer else []
         metrics = session_metrics(chosen, stalls, buffer.started_at if buffer else None,
                                   self.segment_s, self.ladder_kbps)
         metrics |= {"session": self.spec.id, "title": self.spec.title, "algo": self.spec.algo,
-                    "completed": error is None, "error": error,
+                    "completed": error is None, "error": error and error.detail,
+                    "failure": error and error.reason,
                     "stalls_by_track": buffer.stalls_by_track() if buffer else {},
                     "wall_s": round(clock(), 3)}
         self.metrics = metrics
         self.log.emit("session_end", **metrics)
         return metrics
+
+
+def _failure(error: Exception) -> Failure:
+    reason = error.reason if isinstance(error, SessionError) else failures.reason_of(error)
+    return Failure(reason, str(error))
