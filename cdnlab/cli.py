@@ -349,6 +349,7 @@ def _run_repeated(args: argparse.Namespace) -> int:
 
 
 def _run_once(args: argparse.Namespace, out: Path | None) -> int:
+    from cdnlab.results.faults import fault_lines
     from cdnlab.results.report import table, write_report
     from cdnlab.scenario.runner import Run
 
@@ -362,6 +363,8 @@ def _run_once(args: argparse.Namespace, out: Path | None) -> int:
             summary = write_report(run.bundle)
             print(table([(scenario.name, summary)]))
             print(f"fidelity: {(summary.get('fidelity') or {}).get('verdict', 'not measured')}")
+            for line in fault_lines(summary.get("faults")):
+                print(f"fault: {line}")
             print(f"results: {run.bundle}")
     if run.interrupted == "interrupted":
         return 130

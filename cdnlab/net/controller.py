@@ -53,6 +53,8 @@ class Controller:
         self.interval_s = interval_s
         self.process: subprocess.Popen[bytes] | None = None
         self._reported = False
+        self.stop_requested = False  # for the run's program watch: an exit asked for
+        self.injected: str | None = None  # ... or one a timeline fault event caused
         self._read_to = 0  # how far port_stats() has read the event file
         self._port_stats: list[dict[str, Any]] = []
 
@@ -122,6 +124,7 @@ class Controller:
             self.process.wait()
 
     def stop(self) -> None:
+        self.stop_requested = True
         if self.alive:
             assert self.process is not None
             self.process.terminate()

@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt
 from cdnlab.measure import verdict
 from cdnlab.net.cgroup import PARTS
 from cdnlab.results.bundle import Bundle
+from cdnlab.results.faults import faults_summary
 from cdnlab.results.summary import violations_of
 
 MAX_VIEWERS = 24
@@ -32,13 +33,19 @@ def _save(figure: Any, path: Path) -> Path:
 
 
 def mark_events(axes: Any, bundle: Bundle, label: bool = True) -> None:
-    """The timeline's applied events as dashed lines, named at the top of the axes."""
-    for event in bundle.engine("event_applied"):
-        axes.axvline(event["at"], color="grey", linestyle="--", linewidth=0.8)
+    """The timeline's applied events as dashed grey lines and the run's faults (program
+    exits and pauses, `cdnlab.results.faults`) as solid red ones, named at the top."""
+    marks = [(float(e["at"]), str(e["kind"]), "grey", "--")
+             for e in bundle.engine("event_applied")]
+    faults = faults_summary(bundle)
+    marks += [(float(f["t_s"]), f"{f['program']} {f['how']}", "red", "-")
+              for f in (faults or {}).get("list", [])]
+    for at, name, colour, style in marks:
+        axes.axvline(at, color=colour, linestyle=style, linewidth=0.8)
         if label:
-            axes.annotate(event["kind"], (event["at"], 1.0), xycoords=("data", "axes fraction"),
+            axes.annotate(name, (at, 1.0), xycoords=("data", "axes fraction"),
                           xytext=(2, -2), textcoords="offset points", fontsize=6,
-                          rotation=90, va="top", color="grey")
+                          rotation=90, va="top", color=colour)
 
 
 def viewers(bundle: Bundle, out: Path) -> list[Path]:

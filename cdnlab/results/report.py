@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from cdnlab.results.faults import fault_lines
 from cdnlab.results.plots import make_plots
 from cdnlab.results.summary import build_summary
 
@@ -84,6 +85,7 @@ def write_report(root: Path) -> dict[str, Any]:
                                         if summary["interrupted"] else ""), "",
              "## Key figures", "", "```", table([(summary["scenario"] or "run", summary)]),
              "```", "", "## Fidelity", "", _fidelity_words(summary.get("fidelity")), "",
+             "## Faults", "", *_faults_section(summary), "",
              "## DNS", "",
              f"Reasons: {summary['dns'].get('reasons')}; answers by cluster: "
              f"{summary['dns'].get('answers_by_cluster')}.", "",
@@ -114,6 +116,22 @@ def write_report(root: Path) -> dict[str, Any]:
     lines += [f"![{p.stem}](plots/{p.name})" for p in plots]
     (root / "report.md").write_text("\n".join(lines) + "\n")
     return summary
+
+
+def _faults_section(summary: dict[str, Any]) -> list[str]:
+    faults = summary.get("faults")
+    if faults is None:
+        return ["Programs were not watched in this run."]
+    failures = summary["players"].get("failures_by_reason") or {}
+    lines = [f"- {line}" for line in fault_lines(faults)] or [
+        "No program exited unasked and no fault was injected."]
+    for fault in faults["list"]:
+        if fault["stderr"]:
+            lines.append(f"  - {fault['program']}'s last stderr: `{fault['stderr'][-1]}`")
+    if failures:
+        lines += ["", "Failed sessions by reason: " + ", ".join(
+            f"{reason} {n}" for reason, n in sorted(failures.items())) + "."]
+    return lines
 
 
 def _machines_section(placement: dict[str, Any] | None) -> list[str]:

@@ -34,6 +34,8 @@ SESSION = {k: f(Any, "a session's metrics, as nodes/client/qoe.py defines them")
                      "avg_bitrate_kbps", "switches", "switch_kbps_mean", "qoe",
                      "qoe_per_segment", "qoe_per_s", "rebuffer_penalty", "session", "title",
                      "algo", "completed", "error", "stalls_by_track", "wall_s")}
+SESSION["failure?"] = f(Maybe(str), "why a session failed, one of nodes/client/failures.py "
+                                    "REASONS (null when it completed)")
 SESSION |= {f"{k}?": f(Any, "a browser viewer's own, as nodes/browser/records.py and "
                            "__main__.py define them")
             for k in ("player", "ended_by", "downloads", "browser", "dashjs", "launch_s",
@@ -148,6 +150,9 @@ SCHEMA: dict[str, Any] = {
                           "qoe_per_s": f(Maybe(NUM), "their mean QoE per media second")}},
         "jain_fairness_mean": f(Maybe(NUM), "mean of the per-ISP indices"),
         "browsers": BROWSERS,
+        "failures_by_reason": {"*": f(int, "sessions that failed (or started and never ended: "
+                                           "'did not end'), by reason "
+                                           "(nodes/client/failures.py)")},
         "per_session": [SESSION],
     },
     "cmcd": {
@@ -187,6 +192,27 @@ SCHEMA: dict[str, Any] = {
                                 "cpu.stat; cdnlab/net/cgroup.py PARTS), on the head machine"),
                 "peak_share": f(NUM, "its largest share of all cores in one sample")}}),
         }),
+    }),
+    "faults": Maybe({
+        "unplanned": f(int, "program exits nobody asked for (cdnlab/scenario/watch.py)"),
+        "injected": f(int, "exits and pauses timeline fault events caused"),
+        "events_applied": f(int, "timeline events on programs applied (kill_program, "
+                                 "stop_program, pause_program, resume_program, "
+                                 "restart_program)"),
+        "list": [{
+            "t_s": f(NUM, "scenario second of the exit (or pause)"),
+            "program": f(str, "the program's name"), "host": f(Maybe(str), "its host"),
+            "part": f(Maybe(str), "its part (cdnlab/net/cgroup.py PARTS)"),
+            "what": f(str, "exit or pause"), "how": f(str, "on SIGNAL or with code N"),
+            "signal": f(Maybe(str), "the signal that ended it"),
+            "code": f(Maybe(int), "its exit code"),
+            "cause": f(str, "unplanned or injected"),
+            "injected_by": f(Maybe(str), "the timeline event kind that caused it"),
+            "stderr": [f(str, "the last lines of its stderr")],
+            "restarted_after_s": f(Maybe(NUM), "seconds from the exit until it was healthy "
+                                               "again under supervise"),
+            "sessions_failed_after": {"*": f(int, "sessions that failed from this fault "
+                                                  "until the next, by reason")}}],
     }),
     "events": {"applied": [f(str, "timeline events applied, by kind")],
                "failed": [f(str, "timeline events that failed, by kind")]},

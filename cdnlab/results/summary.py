@@ -19,6 +19,9 @@
               (and stalls by the track that ran dry: video, audio), video bitrate,
               switches, and Jain's fairness of average bitrate among viewers
               behind the same ISP
+    faults    program exits nobody asked for and those the timeline injected, each with
+              its sessions failed after it by reason (`cdnlab.results.faults`); players
+              also count every failed session by reason
     fidelity  configured against measured RTT, checked before teardown, and the run
               monitor's verdict over the whole run: ok, violations (invariant, where,
               from/to in scenario seconds, worst, limit), the verdict in words, and the
@@ -37,6 +40,7 @@ from typing import Any
 from cdnlab.measure import verdict
 from cdnlab.results.bundle import Bundle
 from cdnlab.results.cmcd import cmcd_summary
+from cdnlab.results.faults import failed_sessions, faults_summary
 from cdnlab.results.resolvers import resolvers_summary
 from cdnlab.results.truth import RttTruth
 
@@ -302,6 +306,7 @@ def players_summary(bundle: Bundle, isp_of: dict[str, str]) -> dict[str, Any]:
                     for mine in [[s for s in completed if s["algo"] == algo]]},
         "jain_fairness_mean": _mean([v for v in fairness.values() if v is not None]),
         "browsers": browsers_summary(sessions),
+        "failures_by_reason": dict(Counter(s["failure"] for s in failed_sessions(bundle))),
         "per_session": sessions,
     }
 
@@ -399,6 +404,7 @@ def build_summary(root: Path) -> dict[str, Any]:
         "players": players_summary(bundle, bundle.run.get("isp_of", {})),
         "cmcd": cmcd_summary(bundle),
         "fidelity": fidelity_summary(bundle, fidelity.get("summary") if fidelity else None),
+        "faults": faults_summary(bundle),
         "events": {"applied": [e["kind"] for e in bundle.engine("event_applied")],
                    "failed": [e["kind"] for e in bundle.engine("event_failed")]},
     }

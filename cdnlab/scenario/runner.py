@@ -9,8 +9,12 @@
               resolv.conf listing its own; each checked healthy before the next
     warm-up   until the redirector holds an RTT for every cluster and client network
     workload  player processes per client host, sessions from the plan; the timeline
-              thread applies events; a health watch marks a cluster down in DNS when its
-              servers stop (as a CDN's monitoring does), and up again
+              thread applies events (faults on named programs among them); a health watch
+              marks a cluster down in DNS when its servers stop (as a CDN's monitoring
+              does), and up again
+    programs  from the network's start to the results, every exit of a program the run
+              started is recorded as it happens, and `supervise` restarts
+              (`cdnlab.scenario.watch`)
     monitor   from the network's start to the results, the emulator's invariants
               (CPU, timer lateness, the run's own CPU share) every second
               (`cdnlab.measure.monitor`); the delay processes log their own lateness
@@ -26,6 +30,7 @@ from __future__ import annotations
 import json
 import platform
 import shutil
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -41,10 +46,11 @@ from cdnlab.measure.counters import LinkCounters
 from cdnlab.measure.monitor import RunMonitor, queue_targets
 from cdnlab.net.emulation import Emulation
 from cdnlab.scenario.health import HealthWatch
-from cdnlab.scenario.spec import Scenario, Upload, isp_of
+from cdnlab.scenario.spec import PROGRAM_EVENTS, Scenario, Upload, isp_of
 from cdnlab.scenario.timeline import Timeline
+from cdnlab.scenario.watch import ProgramWatch
 from cdnlab.scenario.workload import plan_sessions
-from cdnlab.services.base import run_program
+from cdnlab.services.base import NodeProgram, ServiceError, run_program
 from cdnlab.services.client import BrowserService, ClientService, PlayerProgram
 from cdnlab.services.dns import DnsService, client_networks
 from cdnlab.services.edge import EdgeService
@@ -164,6 +170,10 @@ class Run:
             for server in (emu.machines.shells if emu.machines is not None else ())]
         for each in monitors:
             each.start()
+        watch = ProgramWatch(emu, EventLog(Path(emu.run_dir) / "events" / "programs.jsonl",
+                                           "watch", emu.t0), frozenset(self.scenario.supervise))
+        watch.start()
+        monitors_and_watch: list[Any] = [*monitors, watch]
         try:
             store = self._content(emu)
             origin = self._origin(emu, store, log)
@@ -177,10 +187,11 @@ class Run:
             try:
                 self._wait(emu, timeline, epoch, watchers)
             finally:
-                self._results(emu, meta, timeline, watchers, log, monitors)
+                self._results(emu, meta, timeline, watchers, log, monitors_and_watch)
         finally:
-            for each in monitors:
+            for each in monitors_and_watch:
                 each.stop()
+            watch.log.close()
 
     # -- the stages --------------------------------------------------------------------------
     def _content(self, emu: Emulation) -> Path:
@@ -310,7 +321,9 @@ class Run:
                              "surge": lambda a: self._surge(emu, dns, a),
                              "resolver_down": lambda r: self._resolver(r, False),
                              "resolver_up": lambda r: self._resolver(r, True),
-                             "upload": lambda u: self._uploads(emu, origin, log, (u,))},
+                             "upload": lambda u: self._uploads(emu, origin, log, (u,)),
+                             **{kind: lambda a, k=kind: self._program_fault(emu, k, a)
+                                for kind in PROGRAM_EVENTS}},
                             lambda: self._record_rtts(emu, log))
         timeline.start()
         self.say(f"workload: {sum(len(p) for p in plans.values())} viewers on {len(plans)} "
@@ -337,12 +350,12 @@ class Run:
         self.interrupted = "timed out"
 
     def _results(self, emu: Emulation, meta: dict[str, Any], timeline: Timeline,
-                 watchers: Watchers, log: EventLog, monitors: list[RunMonitor]) -> None:
-        """Everything stopped; the monitor's watch ended; fidelity (RTT) measured on the
-        network as it ends."""
+                 watchers: Watchers, log: EventLog, monitors: list[Any]) -> None:
+        """Everything stopped; the monitors' and the program watch's watch ended; fidelity
+        (RTT) measured on the network as it ends."""
+        timeline.stopping.set()
         for monitor in monitors:
             monitor.stop()
-        timeline.stopping.set()
         watchers.health.stopping.set()
         self._stop_players()
         if watchers.fill is not None:
@@ -472,6 +485,27 @@ class Run:
             fresh.start()
             restarted.append(fresh)
         self.edges[cluster] = restarted
+
+    def _program_fault(self, emu: Emulation, kind: str, args: dict[str, Any]) -> None:
+        """A timeline fault on the node program named (its latest start, for one a
+        cluster_up or a restart started again)."""
+        name = args["program"]
+        program = next((p for p in reversed(emu.services)
+                        if isinstance(p, NodeProgram) and p.name == name), None)
+        if program is None:
+            raise ServiceError(f"no program {name!r} has started")
+        if kind == "kill_program":
+            program.send(signal.Signals[f"SIG{args.get('signal', 'KILL')}"], kind)
+        elif kind == "stop_program":
+            program.send(signal.SIGTERM, kind)
+        elif kind == "pause_program":
+            program.send(signal.SIGSTOP, kind)
+        elif kind == "resume_program":
+            program.resume()
+            program.injected = None
+        else:  # restart_program: stopped first if it still runs
+            program.stop()
+            program.restart()
 
     def _stop_players(self) -> None:
         for players in self.players:

@@ -80,7 +80,14 @@ from nodes.common.conventions import (
 from nodes.common.ladder import DEFAULT_LADDER, LadderError, Rung, parse_rung
 
 EVENTS = ("set_link", "link_down", "link_up", "replay", "cluster_down", "cluster_up", "surge",
-          "upload", "resolver_down", "resolver_up")
+          "upload", "resolver_down", "resolver_up", "kill_program", "stop_program",
+          "pause_program", "resume_program", "restart_program")
+# faults on one node program, by its name (`program_names`): kill (a signal, SIGKILL unless
+# given), stop (SIGTERM, as an operator stops it), pause and resume (SIGSTOP, SIGCONT), and
+# restart (the same command again, once it has exited)
+PROGRAM_EVENTS = ("kill_program", "stop_program", "pause_program", "resume_program",
+                  "restart_program")
+KILL_SIGNALS = ("KILL", "TERM", "INT", "ABRT", "SEGV")
 # found through the package, so an installed cdnlab finds them as a checkout does
 SCENARIOS_DIR = Path(str(resources.files("scenarios")))
 MODES = ("pull", "push")
@@ -205,6 +212,16 @@ class Scenario:
     workload: Workload
     timeline: list[Event]
     raw: dict[str, Any]  # as resolved, for run.json
+    supervise: tuple[str, ...] = ()  # programs restarted when they exit unasked
+
+    def program_names(self) -> list[str]:
+        """The node programs a run starts that serve until stopped, by the names the
+        engine gives them: what fault events and `supervise` may name."""
+        clusters = self.topology.clusters()
+        names = ["origin", "dns", *(s for servers in clusters.values() for s in servers),
+                 *(f"probe_{c}" for c in clusters),
+                 *(f"resolver_{r.name}" for r in self.dns.resolvers)]
+        return names
 
     def dynamic_links(self) -> set[str]:
         """Links whose delay or loss the timeline changes (nfqueue boxes them)."""
@@ -364,11 +381,29 @@ def _event(reader: _Reader, n: int, data: Any, topology: Topology, clusters: dic
                               choices(args, topology.by_role("resolver"), "resolvers"))
     elif kind == "upload":
         args = _upload(reader, args, f"{where}.upload", topology, f"upload-at-{at:g}")
+    elif kind in PROGRAM_EVENTS:
+        args = _program_event(reader, f"{where}.{kind}", kind, args)
     elif kind == "surge":
         args = dict(reader.mapping(args, f"{where}.surge", {"viewers", "segments"}))
         args["viewers"] = _viewers(reader, args.get("viewers"), topology)
         args["segments"] = reader.number(args, "segments", f"{where}.surge", 8, low=1, kind=int)
     return Event(at, kind, args)
+
+
+def _program_event(reader: _Reader, where: str, kind: str, args: Any) -> dict[str, Any]:
+    """`kill_program: dns` or `{program: dns, signal: TERM}`; the others name a program
+    alone. The name is checked against the run's programs once the scenario is whole."""
+    if isinstance(args, str):
+        args = {"program": args}
+    known = {"program", "signal"} if kind == "kill_program" else {"program"}
+    args = dict(reader.mapping(args, where, known))
+    if not isinstance(args.get("program"), str):
+        raise reader.fail(where, "names no program",
+                          f"{kind}: NAME, or {{program: NAME}} (the origin, dns, an edge "
+                          "server, probe_CLUSTER, resolver_HOST)")
+    if kind == "kill_program":
+        reader.choice(args, "signal", where, "KILL", KILL_SIGNALS)
+    return args
 
 
 def _link(reader: _Reader, where: str, topology: Topology, a: Any, b: Any) -> None:
@@ -617,7 +652,7 @@ def parse_scenario(data: Any, source: str, base: Path | None = None,
     _apply_overrides(reader, data, overrides or {})
     top = reader.mapping(data, "", {"name", "description", "topology", "seed", "duration_s",
                                     "content", "cdn", "dns", "probes", "controller",
-                                    "workload", "timeline", "cluster"})
+                                    "workload", "timeline", "cluster", "supervise"})
     topology = _topology(reader, top.get("topology"), base)
     if top.get("cluster") is not None:  # the scenario's machines over the topology's
         from cdnlab.machines.spec import parse_section
@@ -635,10 +670,43 @@ def parse_scenario(data: Any, source: str, base: Path | None = None,
         controller=_controller(reader, top.get("controller")),
         workload=_workload(reader, top.get("workload"), topology),
         timeline=_timeline(reader, top.get("timeline"), topology, base), raw=data)
+    scenario.supervise = _supervise(reader, top.get("supervise"), scenario)
+    _programs_named_exist(reader, scenario)
     _browsers_have_real_titles(reader, scenario)
     _arrivals_within_duration(reader, scenario)
     _events_within_duration(reader, scenario)
     return scenario
+
+
+def _supervise(reader: _Reader, data: Any, scenario: Scenario) -> tuple[str, ...]:
+    """`supervise: all`, or a list of program names: restarted whenever they exit unasked
+    (see `cdnlab.scenario.watch`)."""
+    if data is None or data is False:
+        return ()
+    known = scenario.program_names()
+    if data == "all" or data is True:
+        return tuple(known)
+    if isinstance(data, str):
+        data = [data]
+    if not isinstance(data, list):
+        raise reader.fail("supervise", "must be `all` or a list of program names",
+                          f"known programs: {', '.join(known)}")
+    for name in data:
+        if name not in known:
+            raise reader.fail("supervise", f"unknown program {name!r}",
+                              choices(name, known, "programs"))
+    return tuple(str(name) for name in data)
+
+
+def _programs_named_exist(reader: _Reader, scenario: Scenario) -> None:
+    """A fault event naming a program the run does not start is refused, with the nearest
+    name."""
+    known = scenario.program_names()
+    for n, event in enumerate(scenario.timeline):
+        if event.kind in PROGRAM_EVENTS and event.args["program"] not in known:
+            name = event.args["program"]
+            raise reader.fail(f"timeline[{n}].{event.kind}", f"unknown program {name!r}",
+                              choices(name, known, "programs"))
 
 
 def _browsers_have_real_titles(reader: _Reader, scenario: Scenario) -> None:

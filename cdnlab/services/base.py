@@ -5,11 +5,18 @@ PID and start time in the run's ledger before anything else, writes its stderr t
 `<run>/logs/<name>.stderr`, and registers it with the emulation so teardown stops it before
 the network goes (SIGTERM, then SIGKILL after a grace period; the ledger catches the rest).
 Health is checked from inside the host's namespace with `nodes.common.wait_http`.
+
+What ends a program is told apart here, for the run's program watch
+(`cdnlab.scenario.watch`): `stop()` marks an exit the engine asked for, `injected` one the
+scenario's timeline caused, and a program that `serves` (until stopped) or exits with a code
+outside `ok_exit_codes` has failed otherwise. `restart()` starts the same command again (a
+timeline `restart_program`, or the watch under `supervise`, as systemd's Restart= does).
 """
 
 from __future__ import annotations
 
 import contextlib
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +32,8 @@ class ServiceError(CdnlabError):
 
 class NodeProgram:
     part = "engine"  # where its CPU is accounted (cdnlab.net.cgroup.PARTS); set by each kind
+    serves = True  # runs until stopped; False: ends by itself when its work is done
+    ok_exit_codes: frozenset[int] = frozenset({0})  # how a program that ends by itself ends
 
     def __init__(self, emu: Any, host: str, module: str, args: list[str], name: str) -> None:
         self.emu = emu
@@ -35,6 +44,9 @@ class NodeProgram:
         self.process: subprocess.Popen[bytes] | None = None
         self.logs = Path(emu.run_dir) / "logs"
         self.events = Path(emu.run_dir) / "events"
+        self.stop_requested = False  # the engine asked it to stop (not a fault)
+        self.injected: str | None = None  # the timeline event that is ending or pausing it
+        self.restarts = 0
 
     @property
     def stderr_path(self) -> Path:
@@ -51,7 +63,18 @@ class NodeProgram:
         self.emu.ledger.add_process(self.process.pid, f"{self.name} on {self.host}")
         if self.part != "engine":
             self.emu.ledger.join_part(self.process.pid, self.part)
-        self.emu.add_service(self)
+        if self not in self.emu.services:
+            self.emu.add_service(self)
+
+    def restart(self) -> None:
+        """The same command started again (after it exited), and checked as at its start."""
+        if self.running:
+            raise ServiceError(f"{self.name} on {self.host} still runs: stop it first")
+        self.process = None
+        self.stop_requested = False
+        self.injected = None
+        self.restarts += 1
+        self.start()
 
     def stderr_tail(self, chars: int = 600) -> str:
         try:
@@ -75,12 +98,27 @@ class NodeProgram:
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
+    def send(self, number: int, injected: str) -> None:
+        """Send a signal on behalf of a timeline fault event (`injected`: its kind)."""
+        if not self.running:
+            raise ServiceError(f"{self.name} on {self.host} is not running")
+        assert self.process is not None
+        self.injected = injected
+        self.process.send_signal(number)
+
+    def resume(self) -> None:
+        if self.running:
+            assert self.process is not None
+            self.process.send_signal(signal.SIGCONT)
+
     def stop(self, grace_s: float = 5.0) -> int | None:
         """Stop the program; its exit status (None if it was never started)."""
         if self.process is None:
             return None
+        self.stop_requested = True
         if self.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
+                self.resume()  # a paused program cannot end
                 self.process.terminate()
             try:
                 self.process.wait(grace_s)

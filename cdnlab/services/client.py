@@ -25,6 +25,8 @@ class PlayerProgram(NodeProgram):
     """A node program that plays sessions and ends with a summary of them."""
 
     part = "players"
+    serves = False
+    ok_exit_codes = frozenset({0, 1})  # 1: a session failed (each says why in its record)
 
     summary_path: Path
     events_path: Path

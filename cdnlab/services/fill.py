@@ -14,6 +14,7 @@ from cdnlab.services.edge import EdgeService
 
 class FillService(NodeProgram):
     part = "fill"
+    serves = False  # it ends when its window closes
 
     def __init__(self, emu: Any, store: Path, edges: list[EdgeService], ranking: list[str],
                  start_s: float, end_s: float, rate_mbps: float, capacity_mb: float,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -161,6 +162,7 @@ class Nginx:
     def __init__(self, site: NginxSite) -> None:
         self.site = site
         self.process: subprocess.Popen[bytes] | None = None
+        self.children: list[int] = []  # a master's workers and cache processes, once serving
 
     @property
     def conf_path(self) -> Path:
@@ -183,6 +185,7 @@ class Nginx:
         if address in ("", "0.0.0.0", "*"):
             address = "127.0.0.1"
         _wait_listening(address, int(port), self.process, work / "error.log")
+        self.children = self.pids()[1:]
 
     def pids(self) -> list[int]:
         """The nginx process and, with a master, its children (workers, cache manager)."""
@@ -195,9 +198,16 @@ class Nginx:
         return found
 
     def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop nginx; a master that died first (killed) leaves its workers serving, so
+        they are ended here, each checked to still be an nginx process."""
         if self.process is None:
             return
-        if self.process.poll() is None:
+        if self.process.poll() is not None:
+            for pid in self.children:
+                with contextlib.suppress(OSError):
+                    if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"nginx"):
+                        os.kill(pid, signal.SIGKILL)
+        elif self.process.poll() is None:
             self.process.terminate()
             try:
                 self.process.wait(timeout_s)

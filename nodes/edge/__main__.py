@@ -13,6 +13,8 @@ records them), runs until SIGTERM. Bad arguments exit 2 with the reason.
 from __future__ import annotations
 
 import argparse
+import signal
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -40,12 +42,32 @@ def check(args: argparse.Namespace) -> str | None:
     return None
 
 
+def _serve_while_nginx_runs(nginx: Nginx, monitor: LoadMonitor, log: EventLog) -> int:
+    """Serve until stopped; 3 if nginx exits first. The edge then ends with it, as a service
+    manager ends a unit whose main process died (its workers are ended on the way out), so
+    the engine's program watch sees the failure instead of workers serving on unwatched."""
+    assert nginx.process is not None
+    while monitor.is_alive():
+        try:
+            returncode = nginx.process.wait(0.5)
+        except subprocess.TimeoutExpired:
+            continue
+        how = (f"signal {signal.Signals(-returncode).name}" if returncode < 0
+               else f"exit {returncode}")
+        log.emit("nginx_exit", pid=nginx.process.pid, how=how)
+        stderr_line(f"edge: its nginx (pid {nginx.process.pid}) ended on {how}; the edge "
+                    "ends with it")
+        return 3
+    return 0
+
+
 def serve(args: argparse.Namespace) -> int:
     problem = check(args)
     if problem:
         stderr_line(f"edge: {problem}")
         return 2
     exit_on_sigterm()
+    status = 0
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     events = Path(args.events) if args.events else None
@@ -74,7 +96,7 @@ def serve(args: argparse.Namespace) -> int:
         log.emit("ready", cluster=args.cluster, mode=args.mode,
                  http=f"{args.address}:{args.port}",
                  fill=f"{args.address}:{args.fill_port}" if receiver else None)
-        monitor.join()
+        status = _serve_while_nginx_runs(nginx, monitor, log)
     except NginxError as err:
         stderr_line(f"edge: {err}")
         return 2
@@ -89,7 +111,7 @@ def serve(args: argparse.Namespace) -> int:
         site.overload_flag.unlink(missing_ok=True)
         log.emit("stopped")
         log.close()
-    return 0
+    return status
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -58,6 +58,13 @@ def test_every_shipped_scenario_validates(path: Path) -> None:
     ({"timeline": [{"at": 5, "explode": 1}]}, "timeline[0].explode", "unknown event"),
     ({"timeline": [{"at": 5, "replay": {"a": "a1", "b": "acc_a", "trace": "no.csv"}}]},
      "timeline[0].replay.trace", "no trace file"),
+    ({"timeline": [{"at": 5, "kill_program": "dsn"}]}, "timeline[0].kill_program",
+     "unknown program 'dsn'"),
+    ({"timeline": [{"at": 5, "pause_program": {"program": "dns", "signal": "KILL"}}]},
+     "timeline[0].pause_program.signal", "unknown field"),
+    ({"timeline": [{"at": 5, "kill_program": {"program": "dns", "signal": "HUP"}}]},
+     "timeline[0].kill_program.signal", "'HUP' is not one of"),
+    ({"supervise": ["orign"]}, "supervise", "unknown program 'orign'"),
     ({"duration_s": "long"}, "duration_s", "must be a number"),
     ({"topology": 7}, "topology", "not a name, path or mapping"),
 ])
@@ -67,6 +74,18 @@ def test_bad_scenarios_name_the_field(changes: dict[str, Any], where: str,
         scenario(**changes)
     assert caught.value.where == where and words in caught.value.problem, str(caught.value)
     assert str(caught.value).startswith("t.yaml: ")
+
+
+def test_a_fault_on_a_misspelt_program_names_the_nearest() -> None:
+    with pytest.raises(SpecError) as caught:
+        scenario(timeline=[{"at": 5, "stop_program": "probe_edgea"}])
+    assert "did you mean 'probe_edge_a'?" in caught.value.fix, caught.value.fix
+    loaded = scenario(supervise="all", timeline=[
+        {"at": 2, "pause_program": "dns"}, {"at": 3, "resume_program": {"program": "dns"}},
+        {"at": 4, "kill_program": {"program": "edge_a_1", "signal": "TERM"}}])
+    assert {"origin", "dns", "probe_edge_a"} <= set(loaded.supervise)
+    assert [e.args for e in loaded.timeline] == [
+        {"program": "dns"}, {"program": "dns"}, {"program": "edge_a_1", "signal": "TERM"}]
 
 
 def test_browser_viewers_play_only_uploaded_titles() -> None:

@@ -20,9 +20,9 @@ MINIMAL: dict[str, Any] = {
                 "startup_s_mean": None, "rebuffer_s_total": 0, "rebuffer_count_total": 0,
                 "stalls_by_track": {}, "avg_bitrate_kbps_mean": None, "switches_mean": None,
                 "jain_fairness": {}, "by_algo": {}, "jain_fairness_mean": None,
-                "browsers": None, "per_session": []},
+                "browsers": None, "failures_by_reason": {}, "per_session": []},
     "cmcd": {"requests": 0, "with_cmcd": 0, "sessions": 0, "by": {}},
-    "fidelity": None, "events": {"applied": [], "failed": []},
+    "fidelity": None, "faults": None, "events": {"applied": [], "failed": []},
 }
 
 

@@ -1,0 +1,128 @@
+"""Faults inside a run: the DNS redirector killed by its PID from outside, mid-run, as a user
+would; the run must say so (summary `faults`, the end-of-run line, the report) and the
+sessions it broke must say why. Under `supervise` the redirector is restarted and no
+session fails: the players keep their last answer and retry (nodes/client/player.py). An
+edge's nginx master killed the same way ends its edge program, which the run reports."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cdnlab.net.ledger import LEDGER_DIR, Ledger
+from cdnlab.net.machine_state import machine_state
+from cdnlab.results.schema import problems
+
+pytestmark = pytest.mark.root
+
+KILL_AT_S = 6.0  # scenario second; viewers arrive uniformly from 1 s to 21 s
+SETTINGS = ("duration_s=24", "workload.viewers={c1: 8}",
+            "workload.arrival={process: uniform, start_s: 1, window_s: 20}")
+
+
+def _pid_of(run: subprocess.Popen[str], what: str) -> int | None:
+    for path in LEDGER_DIR.glob("*.json") if LEDGER_DIR.is_dir() else []:
+        try:
+            ledger = Ledger.load(path)
+        except (OSError, ValueError, TypeError):
+            continue
+        if ledger.record.owner_pid == run.pid:
+            pids = [int(str(p["pid"])) for p in ledger.record.processes
+                    if p["what"] == what]
+            return pids[0] if pids else None  # nginx: its master, listed first
+    return None
+
+
+def _scenario_epoch(bundle: Path) -> float | None:
+    engine = bundle / "run" / "events" / "engine.jsonl"
+    if not engine.exists():
+        return None
+    for line in engine.read_text().splitlines():
+        record = json.loads(line)
+        if record.get("event") == "scenario_start":
+            return float(record["epoch"])
+    return None
+
+
+def _run_and_kill(bundle: Path, what: str, *extra: str) -> tuple[dict[str, Any], str]:
+    """quick_pull, longer and with more viewers; the process the run's ledger names `what`
+    killed (SIGKILL) at KILL_AT_S."""
+    argv = [sys.executable, "-m", "cdnlab.cli", "run", "quick_pull", "--out", str(bundle)]
+    for setting in (*SETTINGS, *extra):
+        argv += ["--set", setting]
+    run = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while (epoch := _scenario_epoch(bundle)) is None:
+            assert run.poll() is None and time.monotonic() < deadline, "the run never started"
+            time.sleep(0.2)
+        time.sleep(max(0.0, epoch + KILL_AT_S - time.time()))
+        pid = _pid_of(run, what)
+        assert pid is not None, f"the run's ledger names {what}"
+        os.kill(pid, signal.SIGKILL)
+        out, _ = run.communicate(timeout=300)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.communicate()
+    assert run.returncode == 0, out[-2000:]
+    return json.loads((bundle / "summary.json").read_text()), out
+
+
+def test_a_killed_dns_is_a_fault_the_run_reports(tmp_path: Path) -> None:
+    before = machine_state()
+    summary, out = _run_and_kill(tmp_path / "bundle", "dns on dns")
+    assert machine_state() == before, "the run left something behind"
+    assert problems(summary) == []
+    faults = summary["faults"]
+    assert faults["unplanned"] == 1 and faults["injected"] == 0, faults
+    (dns,) = faults["list"]
+    assert (dns["program"], dns["signal"], dns["cause"]) == ("dns", "SIGKILL", "unplanned")
+    assert KILL_AT_S <= dns["t_s"] < KILL_AT_S + 2, dns
+    assert dns["restarted_after_s"] is None
+    players = summary["players"]
+    failed = [s for s in players["per_session"] if not s["completed"]]
+    # viewers arriving after the kill have no answer to fall back on; those before keep
+    # theirs (serve-stale) and play on
+    assert failed and {s["failure"] for s in failed} == {"no DNS answer"}, failed
+    assert players["failures_by_reason"] == {"no DNS answer": len(failed)}
+    assert dns["sessions_failed_after"] == {"no DNS answer": len(failed)}
+    assert players["completed"] >= 1, "sessions that resolved before the kill completed"
+    assert f"fault: dns exited on SIGKILL at {dns['t_s']:.1f} s (unplanned); {len(failed)} " \
+           "sessions failed after it: no DNS answer" in out, out[-1500:]
+    assert "dns exited on SIGKILL" in (tmp_path / "bundle" / "report.md").read_text()
+
+
+def test_a_supervised_dns_is_restarted_and_no_session_fails(tmp_path: Path) -> None:
+    summary, out = _run_and_kill(tmp_path / "bundle", "dns on dns",
+                                 "supervise=[dns]")
+    assert problems(summary) == []
+    (dns,) = summary["faults"]["list"]
+    assert (dns["program"], dns["signal"], dns["cause"]) == ("dns", "SIGKILL", "unplanned")
+    assert dns["restarted_after_s"] is not None and 0 < dns["restarted_after_s"] < 10, dns
+    restarts = [json.loads(line) for line in
+                (tmp_path / "bundle" / "events" / "programs.jsonl").read_text().splitlines()
+                if '"program_restart"' in line]
+    assert [r["program"] for r in restarts] == ["dns"]
+    players = summary["players"]
+    assert players["failures_by_reason"] == {}, players["per_session"]
+    assert players["completed"] == players["sessions"] == 8
+    assert "restarted after" in out
+
+
+def test_a_killed_nginx_master_ends_its_edge_which_the_run_reports(tmp_path: Path) -> None:
+    summary, out = _run_and_kill(tmp_path / "bundle", "nginx of edge1_1")
+    assert problems(summary) == []
+    (edge,) = summary["faults"]["list"]
+    assert (edge["program"], edge["code"], edge["cause"]) == ("edge1_1", 3, "unplanned"), edge
+    assert "ended on signal SIGKILL" in edge["stderr"][-1], edge["stderr"]
+    assert KILL_AT_S <= edge["t_s"] < KILL_AT_S + 2, edge
+    assert "fault: edge1_1 exited with code 3" in out
