@@ -4,6 +4,7 @@ in its own store). nginx's own processes are added to the run's ledger once it s
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -65,8 +66,14 @@ class EdgeService(NodeProgram):
         return self.events / f"{self.host}.access.jsonl"
 
     def start(self) -> None:
+        (self.work / "nginx.pids").unlink(missing_ok=True)  # a restart's are new
         super().start()
         self.wait_http(f"{self.url}/load")
+        # nginx answers as soon as it listens, a moment before the edge program writes
+        # its PIDs: wait for them, so the ledger (and a test) always holds nginx's
         pids = self.work / "nginx.pids"
+        deadline = time.monotonic() + 10
+        while not pids.exists() and self.running and time.monotonic() < deadline:
+            time.sleep(0.05)
         for pid in pids.read_text().split() if pids.exists() else []:
             self.emu.ledger.add_process(int(pid), f"nginx of {self.host}")

@@ -88,7 +88,9 @@ def serve(args: argparse.Namespace) -> int:
     try:
         site.overload_flag.unlink(missing_ok=True)
         nginx.start()
-        (work / "nginx.pids").write_text("\n".join(map(str, nginx.pids())) + "\n")
+        written = work / "nginx.pids.tmp"
+        written.write_text("\n".join(map(str, nginx.pids())) + "\n")
+        written.replace(work / "nginx.pids")  # whole, for the engine that waits for it
         if args.mode == "push":
             receiver = make_receiver(args.address, args.fill_port, Path(args.store), log)
             threading.Thread(target=receiver.serve_forever, name="fill", daemon=True).start()
