@@ -195,22 +195,36 @@ SCHEMA: dict[str, Any] = {
     }),
     "faults": Maybe({
         "unplanned": f(int, "program exits nobody asked for (cdnlab/scenario/watch.py)"),
-        "injected": f(int, "exits and pauses timeline fault events caused"),
-        "events_applied": f(int, "timeline events on programs applied (kill_program, "
+        "injected": f(int, "exits, pauses, origin faults and DNS drops timeline fault "
+                           "events caused"),
+        "events_applied": f(int, "timeline fault events applied (kill_program, "
                                  "stop_program, pause_program, resume_program, "
-                                 "restart_program)"),
+                                 "restart_program, origin_fault, dns_drop)"),
+        "unexplained_failures": f(int, "failed sessions whose reason no fault before them "
+                                       "can cause (cdnlab/results/faults.py EXPLAINS), "
+                                       "sessions that never ended included"),
         "list": [{
-            "t_s": f(NUM, "scenario second of the exit (or pause)"),
+            "t_s": f(NUM, "scenario second of the exit, or the fault's start"),
+            "until_s": f(Maybe(NUM), "and its end, for a fault that lasts (a pause, "
+                                     "origin_fault, dns_drop)"),
             "program": f(str, "the program's name"), "host": f(Maybe(str), "its host"),
             "part": f(Maybe(str), "its part (cdnlab/net/cgroup.py PARTS)"),
-            "what": f(str, "exit or pause"), "how": f(str, "on SIGNAL or with code N"),
+            "what": f(str, "exit, or the timeline event kind of a fault that lasts"),
+            "how": f(str, "on SIGNAL, with code N, or what the fault did"),
             "signal": f(Maybe(str), "the signal that ended it"),
             "code": f(Maybe(int), "its exit code"),
             "cause": f(str, "unplanned or injected"),
             "injected_by": f(Maybe(str), "the timeline event kind that caused it"),
             "stderr": [f(str, "the last lines of its stderr")],
             "restarted_after_s": f(Maybe(NUM), "seconds from the exit until it was healthy "
-                                               "again under supervise"),
+                                               "again (under supervise, or a timeline "
+                                               "restart_program after stop_program)"),
+            "effect": {
+                "requests_failed": f(int, "viewers' requests that failed while it lasted "
+                                          "(from its start to its end, restart, or the "
+                                          "run's end)"),
+                "resolutions_failed": f(int, "nameservers that gave viewers no answer then"),
+                "origin_5xx": f(int, "responses of 500 or more the origin gave then")},
             "sessions_failed_after": {"*": f(int, "sessions that failed from this fault "
                                                   "until the next, by reason")}}],
     }),

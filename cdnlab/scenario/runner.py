@@ -32,7 +32,9 @@ import platform
 import shutil
 import signal
 import sys
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -45,6 +47,7 @@ from cdnlab.measure import fidelity
 from cdnlab.measure.counters import LinkCounters
 from cdnlab.measure.monitor import RunMonitor, queue_targets
 from cdnlab.net.emulation import Emulation
+from cdnlab.net.shaping.base import run_in
 from cdnlab.scenario.health import HealthWatch
 from cdnlab.scenario.spec import PROGRAM_EVENTS, Scenario, Upload, isp_of
 from cdnlab.scenario.timeline import Timeline
@@ -58,7 +61,7 @@ from cdnlab.services.fill import FillService
 from cdnlab.services.origin import OriginService
 from cdnlab.services.probe import ProbeService
 from cdnlab.services.resolver import ResolverService, write_resolv_conf
-from nodes.common.conventions import BROWSER_ABR, HTTP_PORT, SERVICE
+from nodes.common.conventions import BROWSER_ABR, HTTP_PORT, SERVICE, origin_fault_flag
 from nodes.common.events import EventLog
 
 # A bound on waiting for the first RTT of every (client network, cluster) pair, not a
@@ -98,6 +101,7 @@ class Run:
         self.edges: dict[str, list[EdgeService]] = {}
         self.resolvers: dict[str, ResolverService] = {}
         self.interrupted: str | None = None
+        self.fault_timers: list[threading.Timer] = []  # the ends of faults under way
 
     def say(self, text: str) -> None:
         print(f"[{self.scenario.name}] {text}", flush=True)
@@ -209,7 +213,7 @@ class Run:
     def _origin(self, emu: Emulation, store: Path, log: EventLog) -> OriginService:
         """The origin serving the store; then the content section's uploads, through it."""
         self.phase = "services"
-        origin = OriginService(emu, store)
+        origin = OriginService(emu, store, slow_kbps=self.scenario.origin_slow_rates())
         origin.start()
         if self.scenario.content.uploads:
             self.phase = "uploads"
@@ -323,7 +327,9 @@ class Run:
                              "resolver_up": lambda r: self._resolver(r, True),
                              "upload": lambda u: self._uploads(emu, origin, log, (u,)),
                              **{kind: lambda a, k=kind: self._program_fault(emu, k, a)
-                                for kind in PROGRAM_EVENTS}},
+                                for kind in PROGRAM_EVENTS},
+                             "origin_fault": lambda a: self._origin_fault(origin, a, log),
+                             "dns_drop": lambda a: self._dns_drop(emu, dns, a, log)},
                             lambda: self._record_rtts(emu, log))
         timeline.start()
         self.say(f"workload: {sum(len(p) for p in plans.values())} viewers on {len(plans)} "
@@ -354,6 +360,8 @@ class Run:
         """Everything stopped; the monitors' and the program watch's watch ended; fidelity
         (RTT) measured on the network as it ends."""
         timeline.stopping.set()
+        for timer in self.fault_timers:
+            timer.cancel()
         for monitor in monitors:
             monitor.stop()
         watchers.health.stopping.set()
@@ -506,6 +514,38 @@ class Run:
         else:  # restart_program: stopped first if it still runs
             program.stop()
             program.restart()
+
+    def _origin_fault(self, origin: OriginService, args: dict[str, Any], log: EventLog) -> None:
+        """The origin answers an error status (or slowly) for `seconds`: its flag file
+        exists that long (nodes/common/conventions.py)."""
+        flag = origin_fault_flag(origin.fault_dir, args.get("status"), args.get("slow_kbps"))
+        flag.parent.mkdir(parents=True, exist_ok=True)
+        flag.touch()
+        self._for_a_while("origin_fault", args, lambda: flag.unlink(missing_ok=True), log)
+
+    def _dns_drop(self, emu: Emulation, dns: DnsService, args: dict[str, Any],
+                  log: EventLog) -> None:
+        """The redirector's host drops DNS over UDP for `seconds` (an iptables rule in its
+        namespace, deleted after; the namespace goes with the run in any case)."""
+        rule = "INPUT -p udp --dport 53 -j DROP"
+        node = emu.node(dns.host)
+        run_in(node, f"iptables -w -I {rule}")
+        self._for_a_while("dns_drop", args, lambda: run_in(node, f"iptables -w -D {rule}"),
+                          log)
+
+    def _for_a_while(self, kind: str, args: dict[str, Any], undo: Callable[[], Any],
+                     log: EventLog) -> None:
+        def end() -> None:
+            try:
+                undo()
+                log.emit("fault_end", kind=kind, args=args)
+            except Exception as err:  # the run goes on; the record says it did not end
+                log.emit("fault_end_failed", kind=kind, args=args, error=str(err))
+
+        timer = threading.Timer(float(args["seconds"]), end)
+        timer.daemon = True
+        self.fault_timers.append(timer)
+        timer.start()
 
     def _stop_players(self) -> None:
         for players in self.players:

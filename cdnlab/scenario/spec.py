@@ -43,6 +43,13 @@ the field and the fix. Shape (every section but `topology` has defaults):
       - {at: 20, surge: {viewers: {b1: 5}, segments: 8}}
       - {at: 5, upload: {title: clip, uploader: b3, seconds: 6, size: 426x240}}
       - {at: 20, resolver_down: res_b}  # its clients fail over to their second nameserver
+      - {at: 8, kill_program: dns}      # or {program: dns, signal: TERM}; the programs:
+      - {at: 9, pause_program: edge_a_1} # origin, dns, an edge server, probe_CLUSTER,
+      - {at: 11, resume_program: edge_a_1} # resolver_HOST; also stop_ and restart_program
+      - {at: 12, origin_fault: {status: 503, seconds: 5}}   # or slow_kbps: 200
+      - {at: 14, dns_drop: {seconds: 3}}  # the redirector drops DNS over UDP
+    supervise: [dns]                   # or all: restarted when they exit unasked
+    chaos: {from_s: 3, to_s: 20}       # one fault of each kind at seeded times
 """
 
 from __future__ import annotations
@@ -68,6 +75,7 @@ from nodes.common.conventions import (
     DNS_TTL_S,
     LOAD_THRESHOLD,
     MAX_BUFFER_S,
+    ORIGIN_FAULT_STATUSES,
     PROBE_INTERVAL_S,
     PROBE_METHOD,
     PROBE_METHODS,
@@ -81,13 +89,16 @@ from nodes.common.ladder import DEFAULT_LADDER, LadderError, Rung, parse_rung
 
 EVENTS = ("set_link", "link_down", "link_up", "replay", "cluster_down", "cluster_up", "surge",
           "upload", "resolver_down", "resolver_up", "kill_program", "stop_program",
-          "pause_program", "resume_program", "restart_program")
+          "pause_program", "resume_program", "restart_program", "origin_fault", "dns_drop")
 # faults on one node program, by its name (`program_names`): kill (a signal, SIGKILL unless
 # given), stop (SIGTERM, as an operator stops it), pause and resume (SIGSTOP, SIGCONT), and
 # restart (the same command again, once it has exited)
 PROGRAM_EVENTS = ("kill_program", "stop_program", "pause_program", "resume_program",
                   "restart_program")
 KILL_SIGNALS = ("KILL", "TERM", "INT", "ABRT", "SEGV")
+# faults that last `seconds`: the origin answering an HTTP error status, or slowly (every
+# response capped at slow_kbps); the redirector's DNS port dropping UDP
+TIMED_FAULTS = ("origin_fault", "dns_drop")
 # found through the package, so an installed cdnlab finds them as a checkout does
 SCENARIOS_DIR = Path(str(resources.files("scenarios")))
 MODES = ("pull", "push")
@@ -213,6 +224,11 @@ class Scenario:
     timeline: list[Event]
     raw: dict[str, Any]  # as resolved, for run.json
     supervise: tuple[str, ...] = ()  # programs restarted when they exit unasked
+
+    def origin_slow_rates(self) -> tuple[int, ...]:
+        """Every rate an `origin_fault` caps the origin at (its nginx is told them)."""
+        return tuple(sorted({int(e.args["slow_kbps"]) for e in self.timeline
+                             if e.kind == "origin_fault" and "slow_kbps" in e.args}))
 
     def program_names(self) -> list[str]:
         """The node programs a run starts that serve until stopped, by the names the
@@ -383,6 +399,8 @@ def _event(reader: _Reader, n: int, data: Any, topology: Topology, clusters: dic
         args = _upload(reader, args, f"{where}.upload", topology, f"upload-at-{at:g}")
     elif kind in PROGRAM_EVENTS:
         args = _program_event(reader, f"{where}.{kind}", kind, args)
+    elif kind in TIMED_FAULTS:
+        args = _timed_fault(reader, f"{where}.{kind}", kind, args)
     elif kind == "surge":
         args = dict(reader.mapping(args, f"{where}.surge", {"viewers", "segments"}))
         args["viewers"] = _viewers(reader, args.get("viewers"), topology)
@@ -403,6 +421,27 @@ def _program_event(reader: _Reader, where: str, kind: str, args: Any) -> dict[st
                           "server, probe_CLUSTER, resolver_HOST)")
     if kind == "kill_program":
         reader.choice(args, "signal", where, "KILL", KILL_SIGNALS)
+    return args
+
+
+def _timed_fault(reader: _Reader, where: str, kind: str, args: Any) -> dict[str, Any]:
+    """`origin_fault: {status: 503, seconds: 5}` or `{slow_kbps: 200, seconds: 5}`;
+    `dns_drop: {seconds: 5}`."""
+    known = {"status", "slow_kbps", "seconds"} if kind == "origin_fault" else {"seconds"}
+    args = dict(reader.mapping(args, where, known))
+    args["seconds"] = reader.number(args, "seconds", where, 5.0, low=0.1, high=3600)
+    if kind == "origin_fault":
+        if ("status" in args) == ("slow_kbps" in args):
+            raise reader.fail(where, "needs one of status or slow_kbps",
+                              "status: 503 (an error answered to every request) or "
+                              "slow_kbps: 200 (every response capped at that rate)")
+        if "status" in args:
+            args["status"] = int(reader.choice(
+                {"status": str(args["status"])}, "status", where, "503",
+                tuple(str(c) for c in ORIGIN_FAULT_STATUSES)))
+        else:
+            args["slow_kbps"] = reader.number(args, "slow_kbps", where, 200, low=8,
+                                              high=1_000_000, kind=int)
     return args
 
 
@@ -652,7 +691,8 @@ def parse_scenario(data: Any, source: str, base: Path | None = None,
     _apply_overrides(reader, data, overrides or {})
     top = reader.mapping(data, "", {"name", "description", "topology", "seed", "duration_s",
                                     "content", "cdn", "dns", "probes", "controller",
-                                    "workload", "timeline", "cluster", "supervise"})
+                                    "workload", "timeline", "cluster", "supervise",
+                                    "chaos"})
     topology = _topology(reader, top.get("topology"), base)
     if top.get("cluster") is not None:  # the scenario's machines over the topology's
         from cdnlab.machines.spec import parse_section
@@ -671,11 +711,31 @@ def parse_scenario(data: Any, source: str, base: Path | None = None,
         workload=_workload(reader, top.get("workload"), topology),
         timeline=_timeline(reader, top.get("timeline"), topology, base), raw=data)
     scenario.supervise = _supervise(reader, top.get("supervise"), scenario)
+    _chaos(reader, top.get("chaos"), scenario)
     _programs_named_exist(reader, scenario)
     _browsers_have_real_titles(reader, scenario)
     _arrivals_within_duration(reader, scenario)
     _events_within_duration(reader, scenario)
     return scenario
+
+
+def _chaos(reader: _Reader, data: Any, scenario: Scenario) -> None:
+    """`chaos: {from_s, to_s}`: a fault of each kind at seeded times, added to the timeline
+    (`cdnlab.scenario.chaos`)."""
+    from cdnlab.scenario.chaos import chaos_events
+
+    if data is None:
+        return
+    section = reader.mapping(data, "chaos", {"from_s", "to_s"})
+    from_s = reader.number(section, "from_s", "chaos", 3.0, low=0)
+    to_s = reader.number(section, "to_s", "chaos", scenario.duration_s - 4, low=from_s)
+    if to_s + 4 > scenario.duration_s:
+        raise reader.fail("chaos.to_s", f"faults until {to_s:g} s end up to 4 s later, past "
+                          f"duration_s {scenario.duration_s:g}",
+                          f"lower to_s to {scenario.duration_s - 4:g} or raise duration_s")
+    scenario.timeline = sorted(
+        scenario.timeline + [Event(at, kind, args) for at, kind, args in chaos_events(
+            scenario.seed, from_s, to_s, scenario.program_names())], key=lambda e: e.at)
 
 
 def _supervise(reader: _Reader, data: Any, scenario: Scenario) -> tuple[str, ...]:

@@ -17,16 +17,19 @@ class OriginService(NodeProgram):
     part = "origin"
 
     def __init__(self, emu: Any, store: Path, host: str = "origin",
-                 spec_file: Path | None = None) -> None:
+                 spec_file: Path | None = None, slow_kbps: tuple[int, ...] = ()) -> None:
+        """`slow_kbps`: the rates a timeline `origin_fault` may cap responses at."""
         self.store = store
         address = emu.ip(host)
         work = Path(emu.run_dir) / "work" / host
+        self.fault_dir = work / "faults"  # flag files switch faults on (conventions)
         args = ["serve", "--store", str(store), "--address", address,
                 "--http-port", str(HTTP_PORT), "--ingest-port", str(INGEST_PORT),
                 "--work", str(work), "--node", host, "--epoch", f"{emu.t0:.6f}",
                 "--events", str(Path(emu.run_dir) / "events" / f"{host}.jsonl")]
         if spec_file is not None:
             args += ["--spec", str(spec_file)]
+        args += [f"--slow-kbps={k}" for k in slow_kbps]
         super().__init__(emu, host, "nodes.origin", args, host)
         self.address = address
 

@@ -8,6 +8,8 @@ with their node program and are checked against the names here by the unit tests
 
 from __future__ import annotations
 
+from pathlib import Path
+
 # -- DNS: the zone, the service name, the redirector's defaults ------------------------
 ZONE = "cdn.lab."
 SERVICE_LABEL = "video"
@@ -44,6 +46,15 @@ HTTP_PORT = 80  # every origin and edge server, and what players and TCP probes 
 ORIGIN_HTTP_PORT = HTTP_PORT
 ORIGIN_INGEST_PORT = 8080
 SYNTH_PREFIX = "synth-"
+# what a timeline `origin_fault` can make the origin answer, each switched on while a flag
+# file exists in its work directory's `faults/` (nginx tests it per request: no reload)
+ORIGIN_FAULT_STATUSES = (500, 502, 503, 504)
+
+
+def origin_fault_flag(fault_dir: Path, status: int | None = None,
+                      slow_kbps: int | None = None) -> Path:
+    """The flag file of an origin fault: an error status, or responses capped at a rate."""
+    return fault_dir / (f"fault-{status}" if status is not None else f"fault-slow-{slow_kbps}")
 
 
 def title_names(count: int, prefix: str = SYNTH_PREFIX) -> list[str]:

@@ -49,7 +49,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     work = Path(args.work)
     access_log = events.with_name(f"{args.node}.access.jsonl") if events else work / "access.jsonl"
     nginx = Nginx(NginxSite(args.node, f"{args.address}:{args.http_port}", work, access_log,
-                            origin_site_body(store.root)))
+                            origin_site_body(store.root, work / "faults",
+                                             tuple(args.slow_kbps))))
     server = make_server(args.address, args.ingest_port,
                          IngestService(store, load_spec(args.spec), log))
     thread: threading.Thread | None = None
@@ -154,6 +155,9 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--node", default="origin")
     serve.add_argument("--epoch", type=float, help="run start (epoch s) for event times")
     serve.add_argument("--spec", help="default title spec (YAML) for uploads")
+    serve.add_argument("--slow-kbps", type=int, action="append", default=[],
+                       help="a rate a fault may cap responses at (a flag file in "
+                            "WORK/faults turns it on)")
     serve.set_defaults(run=cmd_serve)
     ingest = sub.add_parser("ingest", help="transcode and publish a file locally")
     ingest.add_argument("file")

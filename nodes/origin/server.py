@@ -23,6 +23,7 @@ from http.server import ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from nodes.common.conventions import ORIGIN_FAULT_STATUSES, origin_fault_flag
 from nodes.common.events import EventLog
 from nodes.common.httpjson import JsonHandler
 from nodes.common.nginx import preflight
@@ -173,9 +174,22 @@ def make_server(address: str, port: int, service: IngestService) -> ThreadingHTT
     return server
 
 
-def origin_site_body(store: Path) -> str:
+def origin_site_body(store: Path, fault_dir: Path | None = None,
+                     slow_kbps: tuple[int, ...] = ()) -> str:
+    """The content store, as files; with `fault_dir`, the fault switches: each status of
+    ORIGIN_FAULT_STATUSES answered to every request while its flag exists, and each rate of
+    `slow_kbps` a cap on every response's rate (nginx's limit_rate) while its flag does."""
+    faults = ""
+    if fault_dir is not None:
+        lines = ["        set $fault_rate 0;"]
+        lines += [f"        if (-f {origin_fault_flag(fault_dir, slow_kbps=k)}) "
+                  f"{{ set $fault_rate {k * 125}; }}" for k in slow_kbps]
+        lines += [f"        if (-f {origin_fault_flag(fault_dir, status)}) {{ return {status}; }}"
+                  for status in ORIGIN_FAULT_STATUSES]
+        lines.append("        limit_rate $fault_rate;")
+        faults = "\n".join(lines) + "\n"
     return f"""        root {store};
-        location / {{
+{faults}        location / {{
 {preflight()}            try_files $uri =404;
         }}"""
 

@@ -65,6 +65,13 @@ def test_every_shipped_scenario_validates(path: Path) -> None:
     ({"timeline": [{"at": 5, "kill_program": {"program": "dns", "signal": "HUP"}}]},
      "timeline[0].kill_program.signal", "'HUP' is not one of"),
     ({"supervise": ["orign"]}, "supervise", "unknown program 'orign'"),
+    ({"timeline": [{"at": 5, "origin_fault": {"seconds": 3}}]}, "timeline[0].origin_fault",
+     "needs one of status or slow_kbps"),
+    ({"timeline": [{"at": 5, "origin_fault": {"status": 404}}]},
+     "timeline[0].origin_fault.status", "'404' is not one of"),
+    ({"timeline": [{"at": 5, "dns_drop": {"seconds": 0}}]}, "timeline[0].dns_drop.seconds",
+     "outside"),
+    ({"chaos": {"from_s": 3, "to_s": 58}}, "chaos.to_s", "past duration_s 60"),
     ({"duration_s": "long"}, "duration_s", "must be a number"),
     ({"topology": 7}, "topology", "not a name, path or mapping"),
 ])
@@ -86,6 +93,18 @@ def test_a_fault_on_a_misspelt_program_names_the_nearest() -> None:
     assert {"origin", "dns", "probe_edge_a"} <= set(loaded.supervise)
     assert [e.args for e in loaded.timeline] == [
         {"program": "dns"}, {"program": "dns"}, {"program": "edge_a_1", "signal": "TERM"}]
+
+
+def test_chaos_is_the_same_faults_for_a_seed_and_others_for_another() -> None:
+    first, again, other = (scenario(seed=s, chaos={"from_s": 3, "to_s": 20}, supervise="all")
+                           for s in (1, 1, 2))
+    assert first.timeline == again.timeline != other.timeline
+    kinds = [e.kind for e in first.timeline]
+    assert sorted(kinds) == sorted(["kill_program", "stop_program", "restart_program",
+                                    "pause_program", "resume_program", "origin_fault",
+                                    "origin_fault", "dns_drop"])
+    assert all(3 <= e.at <= 24 for e in first.timeline)
+    assert first.origin_slow_rates() == (400,), "the origin's nginx is told the slow rate"
 
 
 def test_browser_viewers_play_only_uploaded_titles() -> None:
