@@ -57,7 +57,8 @@ class NodeProgram:
         self.events.mkdir(parents=True, exist_ok=True)
         node = self.emu.node(self.host)
         argv = [sys.executable, "-m", self.module, *self.args]
-        with self.stderr_path.open("wb") as errors:
+        # a restart appends: the stderr of the life before it stays
+        with self.stderr_path.open("ab" if self.restarts else "wb") as errors:
             self.process = node.popen(argv, stdin=subprocess.DEVNULL,
                                       stdout=subprocess.DEVNULL, stderr=errors)
         self.emu.ledger.add_process(self.process.pid, f"{self.name} on {self.host}")

@@ -36,7 +36,8 @@ def test_dashjs_plays_to_its_end_through_the_edges(run_scenario: RunScenario,
     parts = summary["fidelity"]["monitor"]["cpu_by_part"]
     assert parts["browsers"]["cpu_s"] > 0, parts
     for violation in summary["fidelity"]["violations"]:
-        if violation["invariant"] == "cpu_saturated":
+        # before second 0 the origin transcodes the upload (ffmpeg): not the browsers'
+        if violation["invariant"] == "cpu_saturated" and violation["from_s"] >= 0:
             assert next(iter(violation["parts"])) == "browsers", violation
     bundle = Path(summary["bundle"])
     raws = raw_logs(bundle)
