@@ -57,6 +57,9 @@ def client_networks(emu: Any) -> dict[str, str]:
     return found
 
 
+START_LIMIT_S = 60.0
+
+
 class DnsService(NodeProgram):
     part = "dns"
 
@@ -102,7 +105,9 @@ class DnsService(NodeProgram):
 
     def start(self) -> None:
         super().start()
-        deadline = time.monotonic() + 15.0
+        # a bound, not a pause: here it answers within a second; a QEMU guest's emulated
+        # CPU, saturated by a split run, took over 15 s once
+        deadline = time.monotonic() + START_LIMIT_S
         node = self.emu.node(self.host)
         while True:
             if not self.running:
