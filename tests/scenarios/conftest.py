@@ -3,15 +3,29 @@ registered for every user through the `pytest11` entry point)."""
 
 from __future__ import annotations
 
+import subprocess
 from typing import Any
 
 import pytest
 
+from cdnlab.net.ledger import LEDGER_DIR, Ledger
 from cdnlab.pytest_plugin import RunScenario
 
 pytestmark = pytest.mark.root
 
-__all__ = ["RunScenario", "assert_faithful"]
+__all__ = ["RunScenario", "assert_faithful", "ledger_of"]
+
+
+def ledger_of(run: subprocess.Popen[Any]) -> Ledger | None:
+    """The ledger of the `cdnlab run` process `run` (a ledger being rewritten is skipped)."""
+    for path in LEDGER_DIR.glob("*.json") if LEDGER_DIR.is_dir() else []:
+        try:
+            ledger = Ledger.load(path)
+        except (OSError, ValueError, TypeError):
+            continue
+        if ledger.record.owner_pid == run.pid:
+            return ledger
+    return None
 
 
 def assert_faithful(summary: dict[str, Any]) -> None:

@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from cdnlab.net.ledger import LEDGER_DIR, Ledger
 from cdnlab.net.machine_state import machine_state
 from cdnlab.results.schema import problems
+from tests.scenarios.conftest import ledger_of
 
 pytestmark = pytest.mark.root
 
@@ -29,16 +29,10 @@ SETTINGS = ("duration_s=24", "workload.viewers={c1: 8}",
 
 
 def _pid_of(run: subprocess.Popen[str], what: str) -> int | None:
-    for path in LEDGER_DIR.glob("*.json") if LEDGER_DIR.is_dir() else []:
-        try:
-            ledger = Ledger.load(path)
-        except (OSError, ValueError, TypeError):
-            continue
-        if ledger.record.owner_pid == run.pid:
-            pids = [int(str(p["pid"])) for p in ledger.record.processes
-                    if p["what"] == what]
-            return pids[0] if pids else None  # nginx: its master, listed first
-    return None
+    ledger = ledger_of(run)
+    pids = [int(str(p["pid"])) for p in ledger.record.processes
+            if p["what"] == what] if ledger is not None else []
+    return pids[0] if pids else None  # nginx: its master, listed first
 
 
 def _scenario_epoch(bundle: Path) -> float | None:

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from cdnlab.net.ledger import LEDGER_DIR, Ledger
+from cdnlab.net.ledger import Ledger
 from tests.net.conftest import machine_state
+from tests.scenarios.conftest import ledger_of
 
 pytestmark = pytest.mark.root
 
@@ -65,17 +66,6 @@ def _wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> Non
         time.sleep(0.1)
 
 
-def _ledger_of(run: subprocess.Popen[bytes]) -> Ledger | None:
-    for path in LEDGER_DIR.glob("*.json") if LEDGER_DIR.is_dir() else []:
-        try:
-            ledger = Ledger.load(path)
-        except (OSError, ValueError, TypeError):
-            continue
-        if ledger.record.owner_pid == run.pid:
-            return ledger
-    return None
-
-
 def _nginx_workers_in(ledger: Ledger) -> int:
     """Members of the run's cgroup that no ledger line names (forked by daemons)."""
     named = {int(str(p["pid"])) for p in ledger.record.processes}
@@ -94,14 +84,14 @@ def test_only_the_main_process_killed_then_clean_leaves_nothing(
     try:
         if moment == "bring-up":
             def up() -> bool:
-                ledger = _ledger_of(run)
+                ledger = ledger_of(run)
                 return ledger is not None and bool(ledger.record.processes)
 
             _wait_for(up, 60, "bring-up")
         elif moment == "streaming":
             _wait_for(lambda: any((bundle / "run" / "events").glob("*.players.jsonl")), 180,
                       "streaming")
-            ledger = _ledger_of(run)
+            ledger = ledger_of(run)
             assert ledger is not None and ledger.cgroup is not None
             assert _nginx_workers_in(ledger) > 0, "nginx's workers are in the run's cgroup"
         else:
