@@ -7,13 +7,16 @@ buffer is full, ask the ABR, re-resolve if the TTL expired, download over a kept
 connection, following redirects) and, when the MPD has audio, audio on a second
 connection; playback stalls when either buffer runs dry. A failed request marks the answer
 stale and re-resolves before retrying; a re-resolution that fails keeps the last answer
-(`resolve_kept`) and asks again after a back-off. A failed session records why (`failure`,
-`nodes/client/failures.py`). Every segment is logged (`segment` for video,
-`audio_segment`): time, representation, bitrate, bytes, download time, buffer, server,
-cluster and the edge's cache-status header; video segments also the ABR rule and
-throughput. Every request carries Common Media Client Data in query mode (CTA-5004, as
-dash.js sends it: `nodes/common/cmcd.py`), so edges can group requests by session, object
-type, buffer and bitrate.
+(`resolve_kept`) and asks again after a back-off. A server a request failed on is avoided
+for a while: when DNS (or the kept answer) names only avoided servers, the next server the
+session learned from an earlier answer is asked instead, as dash.js moves to the next
+BaseURL once a service location failed; a request gives up only when every known server
+has failed it. A failed session records why (`failure`, `nodes/client/failures.py`).
+Every segment is logged (`segment` for video, `audio_segment`): time, representation,
+bitrate, bytes, download time, buffer, server, cluster and the edge's cache-status
+header; video segments also the ABR rule and throughput. Every request carries Common
+Media Client Data in query mode (CTA-5004, as dash.js sends it: `nodes/common/cmcd.py`),
+so edges can group requests by session, object type, buffer and bitrate.
 """
 
 from __future__ import annotations
@@ -71,6 +74,14 @@ class SessionError(Exception):
 # section 4, keeps an expired answer in use while the authority cannot be reached)
 RESOLVE_RETRY_S = (1.0, 2.0, 4.0, 8.0)
 
+# a server a request failed on is avoided this long after its last failure while another
+# known server is left. dash.js blacklists a failed service location for the rest of the
+# period (StreamProcessor: SERVICE_LOCATION_BASE_URL_BLACKLIST_ADD; BaseURLSelector then
+# selects the next BaseURL); a hold keeps a long session from shunning a nearest cluster
+# that came back. The request back-off doubles from 0.25 s up to the last step's 4 s.
+AVOID_S = 10.0
+RETRY_BACKOFF_S = (0.25, 0.5, 1.0, 2.0, 4.0)
+
 
 class Session:
     def __init__(self, spec: SessionSpec, service: str, stub: StubConfig, log: EventLog,
@@ -95,6 +106,8 @@ class Session:
         self._stopped = False  # a track failed: the other stops too
         self._last_kbps: float | None = None  # the last video segment's throughput
         self._resolve_failures = 0  # re-resolutions failed in a row (the last answer kept)
+        self.known: list[str] = []  # every server DNS named to this session, as learned
+        self.failed_at: dict[str, float] = {}  # server → its last failed request (monotonic)
 
     # -- name resolution -------------------------------------------------------------------
     async def resolve(self, why: str) -> str:
@@ -109,20 +122,48 @@ class Session:
             retry_s = RESOLVE_RETRY_S[min(self._resolve_failures, len(RESOLVE_RETRY_S) - 1)]
             self._resolve_failures += 1
             self.expires = time.monotonic() + retry_s
+            self.server, avoided = self._pick((self.server,))
             self.log.emit("resolve_kept", session=self.spec.id, why=why, error=str(err),
-                          server=self.server, retry_s=retry_s)
+                          server=self.server, retry_s=retry_s, **avoided)
             return self.server
         self._resolve_failures = 0
         self.resolution = resolution
         self.expires = time.monotonic() + resolution.ttl
+        self.known += [a for a in resolution.addresses if a not in self.known]
         # the connections to a server DNS no longer names stay open: the other track may be
         # mid-transfer on one (both close with the session)
-        server = self.rng.choice(resolution.addresses)
+        server, avoided = self._pick(resolution.addresses)
         self.server = server
         self.log.emit("resolve", session=self.spec.id, why=why, addresses=resolution.addresses,
                       ttl=resolution.ttl, server=server, cluster=self.clusters.get(server),
-                      resolver=resolution.server)
+                      resolver=resolution.server, **avoided)
         return server
+
+    def _avoided(self, server: str) -> bool:
+        failed = self.failed_at.get(server)
+        return failed is not None and time.monotonic() - failed < AVOID_S
+
+    def _pick(self, named: tuple[str, ...]) -> tuple[str, dict[str, Any]]:
+        """A server among those DNS named (at random, as a stub resolver orders an
+        RRset), not one avoided; when all are avoided, the first other server learned from
+        an earlier answer that is not; when none is left, DNS's choice after all. With the
+        fields a log line adds when a failed server was passed over."""
+        usable = [a for a in named if not self._avoided(a)]
+        if usable:
+            server = self.rng.choice(usable)
+            passed = [a for a in named if a not in usable]
+            return server, {"avoided": passed} if passed else {}
+        other = next((a for a in self.known if not self._avoided(a)), None)
+        if other is None:
+            return self.rng.choice(named), {"avoided": [], "all_failed": True}
+        return other, {"avoided": list(named), "from_known": True,
+                       "known_cluster": self.clusters.get(other)}
+
+    def _untried(self, tried: set[str], tries_left: int) -> bool:
+        """Whether a request that failed on `tried` can still move to a known server it
+        has not tried; at most one more try per known server."""
+        return tries_left > 0 and any(a not in tried and not self._avoided(a)
+                                      for a in self.known)
 
     def _resolver_failed(self, resolver: str, why: str) -> None:
         self.log.emit("resolver_failed", session=self.spec.id, resolver=resolver, error=why)
@@ -141,21 +182,26 @@ class Session:
     async def fetch(self, path: str, http: HttpClient | None = None,
                     attempts: int = 6, keep_body: bool = True) -> tuple[Any, str]:
         """GET `path` (with its query) from the current server; on failure ask DNS again
-        and retry, backing off (0.25, 0.5, 1, 2, 4 s) as players do while their buffer
-        lasts (a resolution that fails with no earlier answer is retried the same way).
-        Logs and errors name the path without its query."""
+        and retry (on another known server when DNS names only failed ones: `_pick`),
+        backing off (RETRY_BACKOFF_S) as players do while their buffer lasts (a resolution
+        that fails with no earlier answer is retried the same way). It gives up after
+        `attempts` tries once every known server failed it. Logs and errors name the
+        path without its query."""
         http = http or self.http
         named = path.partition("?")[0]
         last: Exception | None = None
-        for attempt in range(attempts):
+        attempt = 0
+        tried: set[str] = set()  # servers this request failed on
+        while attempt < attempts or self._untried(tried, attempts + len(self.known) - attempt):
             if attempt:
-                await asyncio.sleep(0.25 * 2 ** (attempt - 1))
+                await asyncio.sleep(RETRY_BACKOFF_S[min(attempt, len(RETRY_BACKOFF_S)) - 1])
+            attempt += 1
             try:
                 server = await self._server()
             except ResolveError as err:  # no answer yet to fall back on: retried the same
                 last = err
                 self.log.emit("request_failed", session=self.spec.id, path=named,
-                              server=None, error=str(err), attempt=attempt + 1)
+                              server=None, error=str(err), attempt=attempt)
                 continue
             try:
                 response = await http.get(server, self.port, path, self.service,
@@ -164,11 +210,14 @@ class Session:
                 last = err
             else:
                 if response.status < 500:
+                    self.failed_at.pop(server, None)
                     return response, server
                 last = HttpError(f"HTTP {response.status}")
             self.log.emit("request_failed", session=self.spec.id, path=named, server=server,
-                          error=str(last), attempt=attempt + 1)
+                          error=str(last), attempt=attempt)
             http.forget(server, self.port)
+            self.failed_at[server] = time.monotonic()
+            tried.add(server)
             self._server_failed = True  # ask DNS again before retrying
         raise SessionError(f"{named}: {last}", failures.reason_of(last))
 

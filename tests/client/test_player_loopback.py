@@ -1,7 +1,8 @@
 """A live session on loopback, against the real redirector and nginx: the DNS answer is
 followed (round robin over three "clusters"), a dead server makes the player re-resolve
 and carry on, an HTTP redirect is followed to the server that has the segment, and the
-TTL is honoured."""
+TTL is honoured. When DNS keeps naming a server that died, the player moves to another
+cluster it learned earlier."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -22,14 +24,14 @@ from nodes.origin.store import ContentStore
 from nodes.origin.synth import SynthOptions, synthesize
 from tests.dns.conftest import free_port
 
-LIVE, REDIRECTOR, DEAD = "127.0.0.2", "127.0.0.1", "127.0.0.3"
+LIVE, REDIRECTOR, DEAD, LIVE2 = "127.0.0.2", "127.0.0.1", "127.0.0.3", "127.0.0.4"
 
 
 def port_free_on_all() -> int:
     while True:
         port = free_port()
         try:
-            for address in (LIVE, REDIRECTOR, DEAD):
+            for address in (LIVE, REDIRECTOR, DEAD, LIVE2):
                 with socket.socket() as probe:
                     probe.bind((address, port))
         except OSError:
@@ -38,19 +40,22 @@ def port_free_on_all() -> int:
 
 
 def start_dns_and_origin(tmp_path: Path, store: Path, dns_port: int, http_port: int,
-                         ttl: int, clusters: dict[str, Any]) -> list[subprocess.Popen[bytes]]:
-    """The real redirector (round robin over `clusters`) and the origin serving `store` on
-    the live address, as processes."""
+                         ttl: int, clusters: dict[str, Any], origins: tuple[str, ...] = (LIVE,),
+                         rest: dict[str, Any] | None = None) -> list[subprocess.Popen[bytes]]:
+    """The real redirector (round robin over `clusters`, with its REST API if given) and
+    an origin serving `store` on each of `origins`, as processes."""
     config = tmp_path / "dns.yaml"
     config.write_text(yaml.safe_dump({
         "zone": "cdn.lab.", "listen": {"address": "127.0.0.1", "port": dns_port},
-        "services": {"video": {"policy": "round_robin", "ttl": ttl}}, "clusters": clusters}))
+        "services": {"video": {"policy": "round_robin", "ttl": ttl}}, "clusters": clusters,
+        **({"rest": rest} if rest else {})}))
     return [
         subprocess.Popen([sys.executable, "-m", "nodes.dns", "--config", str(config)]),
-        subprocess.Popen([sys.executable, "-m", "nodes.origin", "serve", "--store",
-                          str(store), "--address", LIVE, "--http-port", str(http_port),
-                          "--ingest-port", str(free_port()), "--work", str(tmp_path / "w")]),
-    ]
+        *(subprocess.Popen([sys.executable, "-m", "nodes.origin", "serve", "--store",
+                            str(store), "--address", address, "--http-port", str(http_port),
+                            "--ingest-port", str(free_port()),
+                            "--work", str(tmp_path / f"w-{address}")])
+          for address in origins)]
 
 
 def test_failover_redirect_and_ttl(tmp_path: Path) -> None:
@@ -172,3 +177,74 @@ def test_audio_is_fetched_alongside_video_and_is_required(tmp_path: Path) -> Non
     broken = sessions["no_audio_4"]
     assert not broken["completed"] and f"{missing}: HTTP 404" in broken["error"]
     assert len(of("audio_segment", "no_audio_4")) == 3
+
+
+def test_dns_naming_a_dead_server_moves_the_player_to_a_cluster_it_knows(
+        tmp_path: Path) -> None:
+    """Cluster b's server answers first; then DNS names only cluster a, whose server dies
+    while DNS (without health) keeps naming it: the player asks b's server, which it
+    learned from the first answer, and completes (as dash.js moves to the next BaseURL)."""
+    http_port, dns_port, rest_port = port_free_on_all(), free_port(), free_port()
+    store = tmp_path / "store"
+    spec = TitleSpec(profiles=(Profile("avc", DEFAULT_LADDER[:2]),), segment_s=1.0,
+                     audio_kbps=0)
+    synthesize(ContentStore(store), SynthOptions(titles=1, duration_s=14, spec=spec, seed=9))
+    processes = start_dns_and_origin(
+        tmp_path, store, dns_port, http_port, ttl=1,
+        clusters={"a": {"addresses": [LIVE]}, "b": {"addresses": [LIVE2]}},
+        origins=(LIVE, LIVE2), rest={"port": rest_port, "token": "t"})
+    origin_a = processes[1]
+    events = tmp_path / "players.jsonl"
+
+    def health(cluster: str, up: bool) -> None:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{rest_port}/clusters/{cluster}/health", method="PUT",
+            data=json.dumps({"up": up}).encode(),
+            headers={"Authorization": "Bearer t", "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            assert answer.status == 200
+
+    def served_by(server: str) -> bool:
+        lines = events.read_text().splitlines() if events.exists() else []
+        return any(json.loads(x).get("event") == "segment" and json.loads(x)["server"] == server
+                   for x in lines)
+
+    def wait_for(ready: Any, what: str) -> None:
+        deadline = time.monotonic() + 20
+        while not ready():
+            assert time.monotonic() < deadline, what
+            time.sleep(0.05)
+
+    try:
+        time.sleep(1.5)
+        health("a", False)
+        player = subprocess.Popen(
+            [sys.executable, "-m", "nodes.client", "--service", "video.cdn.lab", "--resolver",
+             f"127.0.0.1:{dns_port}", "--port", str(http_port), "--title", "synth-0001",
+             "--algo", "throughput", "--max-buffer", "3", "--events", str(events),
+             "--cluster", f"a={LIVE}", "--cluster", f"b={LIVE2}",
+             "--summary", str(tmp_path / "s.json")], stderr=subprocess.PIPE, text=True)
+        wait_for(lambda: served_by(LIVE2), "b's server served a segment")
+        health("a", True)
+        health("b", False)
+        wait_for(lambda: served_by(LIVE), "the player moved to a at the TTL")
+        origin_a.terminate()
+        origin_a.wait(10)
+        _, stderr = player.communicate(timeout=60)
+        assert player.returncode == 0, stderr
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(10)
+    log = [json.loads(line) for line in events.read_text().splitlines()]
+    failed = [e for e in log if e["event"] == "request_failed"]
+    assert failed and all(f["server"] == LIVE for f in failed), failed
+    moved = [e for e in log if e["event"] == "resolve" and e.get("from_known")]
+    assert moved and all(m["server"] == LIVE2 and m["addresses"] == [LIVE]
+                         and m["avoided"] == [LIVE] and m["known_cluster"] == "b"
+                         for m in moved), moved
+    assert moved[0]["why"] == "server_failed"
+    after = [e for e in log if e["event"] == "segment" and e["t"] > failed[0]["t"]]
+    assert after and all(s["server"] == LIVE2 for s in after)
+    summary = json.loads((tmp_path / "s.json").read_text())["sessions"][0]
+    assert summary["completed"] and summary["segments"] == 14, summary
