@@ -95,7 +95,7 @@ def undo(record: dict[str, object]) -> list[str]:
     fields = {"run_id": str(record["run_id"]), "owner_pid": 0, "owner_start": None,
               "created": 0.0, "boot": boot_id(),
               **{k: record.get(k) or [] for k in ("ovs_bridges", "linux_bridges",
-                                                  "interfaces")},
+                                                  "interfaces", "mounts")},
               "cgroup": record.get("cgroup") or None}
     with tempfile.TemporaryDirectory(prefix="cdnlab-undo-") as scratch:
         path = Path(scratch) / "ledger.json"

@@ -1,7 +1,8 @@
 """The ledger: what a run created on this machine, written down as it is created.
 
 Every process (with its kernel start time, so a reused PID is never touched), Open vSwitch
-bridge, Linux bridge, root-namespace interface and temporary directory a run makes is
+bridge, Linux bridge, root-namespace interface, filesystem mount and temporary directory a
+run makes is
 recorded in /var/lib/cdnlab/ledgers/<run id>.json before or right after it exists, with
 the run's cgroup (`cdnlab.net.cgroup`), which holds every process the run's processes
 fork later. Teardown removes exactly these and deletes the ledger; `cdnlab clean` does the
@@ -72,6 +73,7 @@ class LedgerRecord:
     linux_bridges: list[str] = field(default_factory=list)
     interfaces: list[str] = field(default_factory=list)
     directories: list[str] = field(default_factory=list)
+    mounts: list[str] = field(default_factory=list)  # mount points (a tmpfs edge cache)
     boot: str = ""  # boot_id() when written; "" in ledgers of older versions
     cgroup: str | None = None  # the run's cgroup directory, if it has one
     # the other machines of a split run (cdnlab.machines): per machine its ssh user and
@@ -162,6 +164,12 @@ class Ledger:
         self.record.machines[server]["cgroup"] = cgroup
         self.save()
 
+    def add_mount(self, path: Path, machine: str | None = None) -> None:
+        """A filesystem about to be mounted on `path` (recorded first: a mount that
+        happened is never missed)."""
+        self._list("mounts", machine).append(str(path))
+        self.save()
+
     def add_directory(self, path: Path) -> None:
         self.record.directories.append(str(path))
         self.save()
@@ -232,6 +240,11 @@ class Ledger:
 
     def _remove_network_and_files(self) -> list[str]:
         removed: list[str] = []
+        for path in reversed(self.record.mounts):  # before the directories holding them
+            while is_mount_point(path):
+                if not (_run(["umount", path]) or _run(["umount", "-l", path])):
+                    break
+                removed.append(f"mount {path}")
         for name in self.record.ovs_bridges:
             if _run(["ovs-vsctl", "--timeout=5", "br-exists", name]):
                 _run(["ovs-vsctl", "--timeout=5", "--if-exists", "del-br", name])
@@ -253,6 +266,16 @@ class Ledger:
         if not self.unfinished:
             self.path.unlink(missing_ok=True)
         return removed
+
+
+def is_mount_point(path: str) -> bool:
+    """Whether something is mounted on `path` in this mount namespace."""
+    try:
+        table = Path("/proc/self/mountinfo").read_text()
+    except OSError:
+        return False
+    target = os.path.realpath(path) if os.path.exists(path) else path
+    return any(line.split()[4] == target for line in table.splitlines())
 
 
 def _run(argv: list[str]) -> bool:

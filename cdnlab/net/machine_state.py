@@ -1,6 +1,6 @@
 """A snapshot of everything a run could leave on the machine — network interfaces, Open
 vSwitch bridges, run ledgers, named network namespaces, iptables rules and chains, run
-cgroups — so a test can compare before and after and prove a run left nothing behind."""
+cgroups, mounts — so a test can compare before and after and prove a run left nothing behind."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ class MachineState:
     named_netns: frozenset[str]
     iptables: tuple[str, ...]
     cgroups: frozenset[str]
+    mounts: frozenset[str]
 
 
 def _iptables_rules() -> tuple[str, ...]:
@@ -37,6 +38,11 @@ def _run_cgroups() -> frozenset[str]:
         if parent and parent.is_dir() else frozenset()
 
 
+def _mount_points() -> frozenset[str]:
+    with open("/proc/self/mountinfo") as table:
+        return frozenset(line.split()[4] for line in table)
+
+
 def machine_state() -> MachineState:
     ovs = subprocess.run(["ovs-vsctl", "--timeout=5", "list-br"], capture_output=True,
                          text=True, check=False).stdout.split()
@@ -45,4 +51,4 @@ def machine_state() -> MachineState:
     ledgers = [p.name for p in LEDGER_DIR.glob("*.json")] if LEDGER_DIR.is_dir() else []
     return MachineState(frozenset(os.listdir("/sys/class/net")), frozenset(ovs),
                         frozenset(ledgers), frozenset(netns), _iptables_rules(),
-                        _run_cgroups())
+                        _run_cgroups(), _mount_points())

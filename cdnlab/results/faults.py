@@ -3,7 +3,8 @@ which sessions failed after it and why.
 
 A fault is a program exit the program watch recorded with cause `fault` (nobody asked for
 it) or `injected` (a timeline fault event ended it), or what a timeline event caused for a
-while: a pause, an origin answering errors or slowly, a DNS server dropping queries.
+while: a pause, an origin answering errors or slowly, a DNS server dropping queries, an
+edge's cache disk full.
 `unexplained_failures` counts the failed sessions no fault before them can explain.
 Each is listed at its scenario second with its signal or exit code, the end of its stderr,
 its restart under `supervise` (when it came back), and the sessions that failed from its
@@ -134,24 +135,31 @@ def _lasting_faults(bundle: Bundle) -> list[dict[str, Any]]:
                         if e["kind"] == "resume_program" and e["args"]["program"] == program
                         and float(e["at"]) >= float(event["at"])), None)
         else:
-            program = "origin" if kind == "origin_fault" else "dns"
+            program = "origin" if kind == "origin_fault" else \
+                args["edge"] if kind == "fill_cache" else "dns"
             how = ("dropped DNS over UDP" if kind == "dns_drop" else
+                   "had its cache disk full" if kind == "fill_cache" else
                    f"answered HTTP {args['status']}" if "status" in args else
                    f"answered at {args['slow_kbps']} kbit/s")
-            end = next((e["t"] - base for e in ends if e["kind"] == kind
-                        and e.get("args") == args and e["t"] - base >= start), None)
+            ended = next((e for e in ends if e["kind"] == kind and e.get("args") == args
+                          and e["t"] - base >= start), None)
+            end = ended["t"] - base if ended else None
         found.append({
-            "t_s": start, "program": program, "host": None, "part": PART_OF.get(program),
+            "t_s": start, "program": program, "host": args.get("edge"),
+            "part": "edges" if kind == "fill_cache" else PART_OF.get(program),
+            "cache_writes_failed": ended.get("cache_writes_failed")
+            if kind == "fill_cache" and ended else None,
             "what": kind, "how": how, "signal": "SIGSTOP" if kind == "pause_program" else None,
             "code": None, "cause": "injected", "injected_by": kind, "stderr": [],
             "restarted_after_s": None, "until_s": None if end is None else round(end, 3)})
     return found
 
 
-def _effect(bundle: Bundle, fault: dict[str, Any]) -> dict[str, int]:
+def _effect(bundle: Bundle, fault: dict[str, Any]) -> dict[str, int | None]:
     """What the viewers and the origin saw while the fault lasted (from its start to its
     end, its restart, or the end of the run): requests that failed, resolutions that got
-    no answer (`resolver_failed`), and responses of 500 or more the origin gave."""
+    no answer (`resolver_failed`), responses of 500 or more the origin gave, and for a full
+    cache disk the cache writes nginx failed (the engine's `fault_end` counts them)."""
     start = fault["t_s"]
     end = fault.get("until_s")
     if end is None and fault.get("restarted_after_s") is not None:
@@ -165,7 +173,8 @@ def _effect(bundle: Bundle, fault: dict[str, Any]) -> dict[str, int]:
     return {"requests_failed": sum(1 for e in players if e.get("event") == "request_failed"),
             "resolutions_failed": sum(1 for e in players
                                       if e.get("event") == "resolver_failed"),
-            "origin_5xx": sum(1 for e in origin if int(e.get("status", 0)) >= 500)}
+            "origin_5xx": sum(1 for e in origin if int(e.get("status", 0)) >= 500),
+            "cache_writes_failed": fault.pop("cache_writes_failed", None)}
 
 
 def _explained(session: dict[str, Any], faults: list[dict[str, Any]]) -> bool:
@@ -192,7 +201,9 @@ def fault_lines(faults: dict[str, Any] | None) -> list[str]:
         seen = f["effect"]
         saw = (f"; while it lasted: {seen['requests_failed']} requests failed, "
                f"{seen['resolutions_failed']} resolutions unanswered, origin 5xx "
-               f"{seen['origin_5xx']}")
+               f"{seen['origin_5xx']}"
+               + (f", cache writes failed {seen['cache_writes_failed']}"
+                  if seen.get("cache_writes_failed") is not None else ""))
         failed = f["sessions_failed_after"]
         effect = (f"; {sum(failed.values())} sessions failed after it: "
                   + ", ".join(f"{reason} {n}" for reason, n in sorted(failed.items()))

@@ -199,14 +199,15 @@ SCHEMA: dict[str, Any] = {
                            "events caused"),
         "events_applied": f(int, "timeline fault events applied (kill_program, "
                                  "stop_program, pause_program, resume_program, "
-                                 "restart_program, origin_fault, dns_drop)"),
+                                 "restart_program, origin_fault, dns_drop, "
+                                 "fill_cache)"),
         "unexplained_failures": f(int, "failed sessions whose reason no fault before them "
                                        "can cause (cdnlab/results/faults.py EXPLAINS), "
                                        "sessions that never ended included"),
         "list": [{
             "t_s": f(NUM, "scenario second of the exit, or the fault's start"),
             "until_s": f(Maybe(NUM), "and its end, for a fault that lasts (a pause, "
-                                     "origin_fault, dns_drop)"),
+                                     "origin_fault, dns_drop, fill_cache)"),
             "program": f(str, "the program's name"), "host": f(Maybe(str), "its host"),
             "part": f(Maybe(str), "its part (cdnlab/net/cgroup.py PARTS)"),
             "what": f(str, "exit, or the timeline event kind of a fault that lasts"),
@@ -224,7 +225,10 @@ SCHEMA: dict[str, Any] = {
                                           "(from its start to its end, restart, or the "
                                           "run's end)"),
                 "resolutions_failed": f(int, "nameservers that gave viewers no answer then"),
-                "origin_5xx": f(int, "responses of 500 or more the origin gave then")},
+                "origin_5xx": f(int, "responses of 500 or more the origin gave then"),
+                "cache_writes_failed": f(Maybe(int), "cache writes the edge's nginx "
+                                                     "failed on a full disk (its error "
+                                                     "log), for fill_cache; else null")},
             "sessions_failed_after": {"*": f(int, "sessions that failed from this fault "
                                                   "until the next, by reason")}}],
     }),

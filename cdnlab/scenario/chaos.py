@@ -11,8 +11,10 @@ Each kind, at a time drawn uniformly in [from_s, to_s]:
     origin_fault      the origin answers 503 for 2-4 s
     origin_fault      the origin answers at 400 kbit/s for 2-4 s
     dns_drop          the redirector drops DNS over UDP for 2-4 s
+    fill_cache        a pull edge server's cache disk full for 2-4 s
 The three programs are distinct, drawn from the programs the run starts
-(`Scenario.program_names`).
+(`Scenario.program_names`); the filled edge from its pull edge servers (none: no
+fill_cache). fill_cache is drawn last, so the other draws are those of a seed before it.
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ from __future__ import annotations
 import random
 from typing import Any
 
-KINDS = ("kill_program", "stop_program", "pause_program", "origin_fault", "dns_drop")
+KINDS = ("kill_program", "stop_program", "pause_program", "origin_fault", "dns_drop",
+         "fill_cache")
 SLOW_KBPS = 400
 
 
-def chaos_events(seed: int, from_s: float, to_s: float,
-                 programs: list[str]) -> list[tuple[float, str, dict[str, Any]]]:
+def chaos_events(seed: int, from_s: float, to_s: float, programs: list[str],
+                 pull_edges: list[str]) -> list[tuple[float, str, dict[str, Any]]]:
     """(second, kind, args) of every event the section stands for."""
     rng = random.Random(f"{seed}:chaos")
 
@@ -48,4 +51,7 @@ def chaos_events(seed: int, from_s: float, to_s: float,
     events += [(at(), "origin_fault", {"status": 503, "seconds": lasting()}),
                (at(), "origin_fault", {"slow_kbps": SLOW_KBPS, "seconds": lasting()}),
                (at(), "dns_drop", {"seconds": lasting()})]
+    if pull_edges:
+        events.append((at(), "fill_cache", {"edge": rng.choice(sorted(pull_edges)),
+                                            "seconds": lasting()}))
     return sorted(events, key=lambda e: e[0])

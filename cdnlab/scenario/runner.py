@@ -233,6 +233,8 @@ class Run:
                 capacity_mbps=cdn.capacity_mbps, threshold=cdn.shed_above)
                 for server in servers]
             for edge in self.edges[cluster]:
+                if edge.host in self.scenario.filled_edges():
+                    edge.own_cache_filesystem(cdn.cache_mb)
                 edge.start()
 
     def _dns(self, emu: Emulation) -> DnsService:
@@ -329,7 +331,8 @@ class Run:
                              **{kind: lambda a, k=kind: self._program_fault(emu, k, a)
                                 for kind in PROGRAM_EVENTS},
                              "origin_fault": lambda a: self._origin_fault(origin, a, log),
-                             "dns_drop": lambda a: self._dns_drop(emu, dns, a, log)},
+                             "dns_drop": lambda a: self._dns_drop(emu, dns, a, log),
+                             "fill_cache": lambda a: self._fill_cache(a, log)},
                             lambda: self._record_rtts(emu, log))
         timeline.start()
         self.say(f"workload: {sum(len(p) for p in plans.values())} viewers on {len(plans)} "
@@ -533,12 +536,28 @@ class Run:
         self._for_a_while("dns_drop", args, lambda: run_in(node, f"iptables -w -D {rule}"),
                           log)
 
+    def _fill_cache(self, args: dict[str, Any], log: EventLog) -> None:
+        """A pull edge's cache filesystem full for `seconds` (its own tmpfs: EdgeService);
+        the fault's end records the cache writes nginx failed meanwhile."""
+        edge = next(e for servers in self.edges.values() for e in servers
+                    if e.host == args["edge"])
+        failed_before = edge.cache_writes_failed()
+        left = edge.fill_cache()
+
+        def undo() -> dict[str, Any]:
+            edge.free_cache()
+            return {"cache_writes_failed": edge.cache_writes_failed() - failed_before,
+                    "bytes_left": left}
+
+        self._for_a_while("fill_cache", args, undo, log)
+
     def _for_a_while(self, kind: str, args: dict[str, Any], undo: Callable[[], Any],
                      log: EventLog) -> None:
         def end() -> None:
             try:
-                undo()
-                log.emit("fault_end", kind=kind, args=args)
+                measured = undo()
+                log.emit("fault_end", kind=kind, args=args,
+                         **(measured if isinstance(measured, dict) else {}))
             except Exception as err:  # the run goes on; the record says it did not end
                 log.emit("fault_end_failed", kind=kind, args=args, error=str(err))
 

@@ -48,6 +48,7 @@ the field and the fix. Shape (every section but `topology` has defaults):
       - {at: 11, resume_program: edge_a_1} # resolver_HOST; also stop_ and restart_program
       - {at: 12, origin_fault: {status: 503, seconds: 5}}   # or slow_kbps: 200
       - {at: 14, dns_drop: {seconds: 3}}  # the redirector drops DNS over UDP
+      - {at: 16, fill_cache: {edge: edge_a_1, seconds: 4}}  # a pull edge's cache disk full
     supervise: [dns]                   # or all: restarted when they exit unasked
     chaos: {from_s: 3, to_s: 20}       # one fault of each kind at seeded times
 """
@@ -89,7 +90,8 @@ from nodes.common.ladder import DEFAULT_LADDER, LadderError, Rung, parse_rung
 
 EVENTS = ("set_link", "link_down", "link_up", "replay", "cluster_down", "cluster_up", "surge",
           "upload", "resolver_down", "resolver_up", "kill_program", "stop_program",
-          "pause_program", "resume_program", "restart_program", "origin_fault", "dns_drop")
+          "pause_program", "resume_program", "restart_program", "origin_fault", "dns_drop",
+          "fill_cache")
 # faults on one node program, by its name (`program_names`): kill (a signal, SIGKILL unless
 # given), stop (SIGTERM, as an operator stops it), pause and resume (SIGSTOP, SIGCONT), and
 # restart (the same command again, once it has exited)
@@ -97,8 +99,9 @@ PROGRAM_EVENTS = ("kill_program", "stop_program", "pause_program", "resume_progr
                   "restart_program")
 KILL_SIGNALS = ("KILL", "TERM", "INT", "ABRT", "SEGV")
 # faults that last `seconds`: the origin answering an HTTP error status, or slowly (every
-# response capped at slow_kbps); the redirector's DNS port dropping UDP
-TIMED_FAULTS = ("origin_fault", "dns_drop")
+# response capped at slow_kbps); the redirector's DNS port dropping UDP; a pull edge's cache
+# disk full (the edges it names get a cache filesystem of cdn.cache_mb: `filled_edges`)
+TIMED_FAULTS = ("origin_fault", "dns_drop", "fill_cache")
 # found through the package, so an installed cdnlab finds them as a checkout does
 SCENARIOS_DIR = Path(str(resources.files("scenarios")))
 MODES = ("pull", "push")
@@ -229,6 +232,16 @@ class Scenario:
         """Every rate an `origin_fault` caps the origin at (its nginx is told them)."""
         return tuple(sorted({int(e.args["slow_kbps"]) for e in self.timeline
                              if e.kind == "origin_fault" and "slow_kbps" in e.args}))
+
+    def filled_edges(self) -> set[str]:
+        """The edge servers a `fill_cache` event names: their cache is a filesystem of its
+        own, so that filling it fills no other disk."""
+        return {e.args["edge"] for e in self.timeline if e.kind == "fill_cache"}
+
+    def pull_edges(self) -> list[str]:
+        """The servers of the clusters in pull mode (those with a cache to fill)."""
+        return [s for c, servers in self.topology.clusters().items()
+                if self.cdn.mode_of(c) == "pull" for s in servers]
 
     def program_names(self) -> list[str]:
         """The node programs a run starts that serve until stopped, by the names the
@@ -426,9 +439,15 @@ def _program_event(reader: _Reader, where: str, kind: str, args: Any) -> dict[st
 
 def _timed_fault(reader: _Reader, where: str, kind: str, args: Any) -> dict[str, Any]:
     """`origin_fault: {status: 503, seconds: 5}` or `{slow_kbps: 200, seconds: 5}`;
-    `dns_drop: {seconds: 5}`."""
-    known = {"status", "slow_kbps", "seconds"} if kind == "origin_fault" else {"seconds"}
+    `dns_drop: {seconds: 5}`; `fill_cache: {edge: SERVER, seconds: 5}` (the server is
+    checked against the run's pull edges once the scenario is whole)."""
+    known = {"status", "slow_kbps", "seconds"} if kind == "origin_fault" else \
+        {"edge", "seconds"} if kind == "fill_cache" else {"seconds"}
     args = dict(reader.mapping(args, where, known))
+    if kind == "fill_cache" and not isinstance(args.get("edge"), str):
+        raise reader.fail(where, "names no edge server",
+                          "fill_cache: {edge: SERVER, seconds: 5}, SERVER an edge server "
+                          "of a pull cluster (edge1_1)")
     args["seconds"] = reader.number(args, "seconds", where, 5.0, low=0.1, high=3600)
     if kind == "origin_fault":
         if ("status" in args) == ("slow_kbps" in args):
@@ -735,7 +754,8 @@ def _chaos(reader: _Reader, data: Any, scenario: Scenario) -> None:
                           f"lower to_s to {scenario.duration_s - 4:g} or raise duration_s")
     scenario.timeline = sorted(
         scenario.timeline + [Event(at, kind, args) for at, kind, args in chaos_events(
-            scenario.seed, from_s, to_s, scenario.program_names())], key=lambda e: e.at)
+            scenario.seed, from_s, to_s, scenario.program_names(),
+            scenario.pull_edges())], key=lambda e: e.at)
 
 
 def _supervise(reader: _Reader, data: Any, scenario: Scenario) -> tuple[str, ...]:
@@ -767,6 +787,17 @@ def _programs_named_exist(reader: _Reader, scenario: Scenario) -> None:
             name = event.args["program"]
             raise reader.fail(f"timeline[{n}].{event.kind}", f"unknown program {name!r}",
                               choices(name, known, "programs"))
+    clusters = scenario.topology.clusters()
+    pulled = scenario.pull_edges()
+    for n, event in enumerate(scenario.timeline):
+        if event.kind == "fill_cache" and event.args["edge"] not in pulled:
+            name = event.args["edge"]
+            pushed = any(name in servers for servers in clusters.values())
+            raise reader.fail(f"timeline[{n}].fill_cache",
+                              f"{name!r} is a push edge: it serves what the fill agent "
+                              "placed, it has no cache to fill" if pushed else
+                              f"unknown edge server {name!r}",
+                              choices(name, pulled, "pull edge servers"))
 
 
 def _browsers_have_real_titles(reader: _Reader, scenario: Scenario) -> None:

@@ -1,6 +1,11 @@
 """Edge servers: `python -m nodes.edge serve` on each server host of a cluster, in pull mode
 (nginx proxy_cache in front of a parent) or push mode (serving what the fill agent placed
-in its own store). nginx's own processes are added to the run's ledger once it serves."""
+in its own store). nginx's own processes are added to the run's ledger once it serves.
+
+A pull edge a `fill_cache` fault names gets its cache on a filesystem of its own (a tmpfs
+of the cache's size, in the run's ledger), which the fault fills to the last byte and
+frees again; nginx then fails every cache write (`pwritev() ... No space left on device`,
+measured from its error log), so misses break off mid-response while hits are served."""
 
 from __future__ import annotations
 
@@ -8,10 +13,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cdnlab.net.shaping.base import machine_of, run_in
 from cdnlab.services.base import NodeProgram
 from nodes.common.conventions import SHED_ABOVE
 
 FILL_PORT = 8081
+FILLER = ".cdnlab-filler"  # the file a fill_cache fault fills the cache filesystem with
+# nginx's error-log lines for a cache write the disk refused (a whole or a short write)
+CACHE_WRITE_FAILED = "No space left on device|has written only"
 
 
 class EdgeService(NodeProgram):
@@ -77,3 +86,32 @@ class EdgeService(NodeProgram):
             time.sleep(0.05)
         for pid in pids.read_text().split() if pids.exists() else []:
             self.emu.ledger.add_process(int(pid), f"nginx of {self.host}")
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.work / "cache"  # nodes/edge/sites.py EdgeSite.cache_dir
+
+    def own_cache_filesystem(self, size_mb: int) -> None:
+        """The cache directory as a tmpfs of `size_mb` MiB (recorded in the ledger first),
+        before nginx starts, so filling it fills no other disk."""
+        node = self.emu.node(self.host)
+        self.emu.ledger.add_mount(self.cache_dir, machine_of(node))
+        run_in(node, f"mkdir -p {self.cache_dir} && mount -t tmpfs -o "
+                     f"size={size_mb}m,mode=0700 cdnlab-edge-cache {self.cache_dir}")
+
+    def fill_cache(self) -> int:
+        """Fill the cache filesystem to the last byte; the bytes left free (0)."""
+        filler = self.cache_dir / FILLER
+        free = f"$(($(stat -f -c '%a*%S' {self.cache_dir})))"
+        return int(run_in(self.emu.node(self.host),
+                          f"fallocate -l {free} {filler} 2>/dev/null; "
+                          f"cat /dev/zero >> {filler} 2>/dev/null; echo {free}").strip())
+
+    def free_cache(self) -> None:
+        run_in(self.emu.node(self.host), f"rm -f {self.cache_dir / FILLER}")
+
+    def cache_writes_failed(self) -> int:
+        """Cache writes nginx's error log says the disk refused, so far."""
+        return int(run_in(self.emu.node(self.host),
+                          f"grep -cE '{CACHE_WRITE_FAILED}' {self.work / 'error.log'} "
+                          "|| true").strip() or 0)

@@ -132,3 +132,38 @@ def test_a_killed_nginx_master_ends_its_edge_which_the_run_reports(tmp_path: Pat
     assert "ended on signal SIGKILL" in edge["stderr"][-1], edge["stderr"]
     assert KILL_AT_S <= edge["t_s"] < KILL_AT_S + 2, edge
     assert "fault: edge1_1 exited with code 3" in out
+
+
+FILL_AT_S, FILL_S = 6.0, 6.0
+
+
+def test_a_full_cache_disk_fails_misses_and_the_run_says_so(tmp_path: Path) -> None:
+    """`fill_cache` on the only edge: its cache filesystem (a tmpfs of cdn.cache_mb, in the
+    ledger) full for FILL_S seconds. nginx fails the cache writes of misses (its error
+    log), so viewers' requests fail and are retried; the fault is listed with both counts,
+    the viewers' failures are explained, and the mount is gone after the run."""
+    before = machine_state()
+    bundle = tmp_path / "bundle"
+    argv = [sys.executable, "-m", "cdnlab.cli", "run", "quick_pull", "--out", str(bundle)]
+    event = f"{{at: {FILL_AT_S:g}, fill_cache: {{edge: edge1_1, seconds: {FILL_S:g}}}}}"
+    for setting in (*SETTINGS, "content.titles=8", f"timeline=[{event}]"):
+        argv += ["--set", setting]
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=400, check=False)
+    finally:
+        subprocess.run([sys.executable, "-m", "cdnlab.cli", "clean"], check=False,
+                       capture_output=True)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-2000:]
+    assert machine_state() == before, "the run left something behind (the cache mount?)"
+    summary = json.loads((bundle / "summary.json").read_text())
+    assert problems(summary) == []
+    faults = summary["faults"]
+    assert (faults["unplanned"], faults["injected"]) == (0, 1), faults
+    (full,) = faults["list"]
+    assert (full["what"], full["program"], full["part"]) == ("fill_cache", "edge1_1", "edges")
+    assert FILL_AT_S <= full["t_s"] < FILL_AT_S + 1 and \
+        full["until_s"] - full["t_s"] == pytest.approx(FILL_S, abs=0.5), full
+    effect = full["effect"]
+    assert effect["cache_writes_failed"] > 0 and effect["requests_failed"] > 0, effect
+    assert faults["unexplained_failures"] == 0, summary["players"]["per_session"]
+    assert f"fault: edge1_1 had its cache disk full at {full['t_s']:.1f} s" in done.stdout

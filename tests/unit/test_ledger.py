@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cdnlab.net.ledger import Ledger, clean_stale, process_start_time
+from cdnlab.net.ledger import Ledger, clean_stale, is_mount_point, process_start_time
 
 
 def dead_pid() -> int:
@@ -55,3 +55,33 @@ def test_a_reused_pid_is_not_killed(tmp_path: Path) -> None:
     finally:
         survivor.kill()
         survivor.wait()
+
+
+def test_a_recorded_mount_is_unmounted_before_its_directory_goes(tmp_path: Path) -> None:
+    """An edge cache's tmpfs (a fill_cache fault's) left by a dead run: `cdnlab clean`
+    unmounts it, then removes the run directory holding it; a mount it did not record
+    stays."""
+    run_dir, theirs = tmp_path / "run", tmp_path / "theirs"
+    cache = run_dir / "work" / "edge_1" / "cache"
+    cache.mkdir(parents=True)
+    theirs.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "t", str(theirs)], check=True)
+    try:
+        orphan = Ledger("orphan", tmp_path / "ledgers")
+        orphan.add_directory(run_dir)
+        orphan.add_mount(cache)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "t", str(cache)], check=True)
+        (cache / "filler").write_bytes(b"x" * 1000)
+        orphan.record.owner_pid = dead_pid()
+        orphan.save()
+        assert is_mount_point(str(cache))
+
+        removed = clean_stale(tmp_path / "ledgers")
+
+        assert f"mount {cache}" in [line.partition(": ")[2] for line in removed], removed
+        assert not is_mount_point(str(cache)) and not run_dir.exists()
+        assert is_mount_point(str(theirs)), "an unrecorded mount is not touched"
+    finally:
+        for path in (cache, theirs):
+            while is_mount_point(str(path)):
+                subprocess.run(["umount", str(path)], check=True)

@@ -71,6 +71,13 @@ def test_every_shipped_scenario_validates(path: Path) -> None:
      "timeline[0].origin_fault.status", "'404' is not one of"),
     ({"timeline": [{"at": 5, "dns_drop": {"seconds": 0}}]}, "timeline[0].dns_drop.seconds",
      "outside"),
+    ({"timeline": [{"at": 5, "fill_cache": {"seconds": 2}}]}, "timeline[0].fill_cache",
+     "names no edge server"),
+    ({"timeline": [{"at": 5, "fill_cache": {"edge": "edge_a_3"}}]},
+     "timeline[0].fill_cache", "unknown edge server 'edge_a_3'"),
+    ({"cdn": {"mode": "pull", "modes": {"edge_c": "push"}},
+      "timeline": [{"at": 5, "fill_cache": {"edge": "edge_c_1"}}]},
+     "timeline[0].fill_cache", "'edge_c_1' is a push edge"),
     ({"chaos": {"from_s": 3, "to_s": 58}}, "chaos.to_s", "past duration_s 60"),
     ({"duration_s": "long"}, "duration_s", "must be a number"),
     ({"topology": 7}, "topology", "not a name, path or mapping"),
@@ -102,9 +109,11 @@ def test_chaos_is_the_same_faults_for_a_seed_and_others_for_another() -> None:
     kinds = [e.kind for e in first.timeline]
     assert sorted(kinds) == sorted(["kill_program", "stop_program", "restart_program",
                                     "pause_program", "resume_program", "origin_fault",
-                                    "origin_fault", "dns_drop"])
+                                    "origin_fault", "dns_drop", "fill_cache"])
     assert all(3 <= e.at <= 24 for e in first.timeline)
     assert first.origin_slow_rates() == (400,), "the origin's nginx is told the slow rate"
+    (filled,) = [e.args["edge"] for e in first.timeline if e.kind == "fill_cache"]
+    assert first.filled_edges() == {filled}, "that edge gets a cache filesystem of its own"
 
 
 def test_browser_viewers_play_only_uploaded_titles() -> None:
