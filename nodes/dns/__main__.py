@@ -1,7 +1,8 @@
 """`python -m nodes.dns --config FILE [--events F] [--decisions F] [--node N] [--epoch T]`
 
-Runs the redirector (UDP and TCP on the configured address, and the REST API if
-configured) until SIGTERM. A bad configuration exits 2 with one line naming the field.
+Runs the redirector (UDP and TCP on the configured address, and the REST API and the
+content steering server (`nodes/steering`) if configured) until SIGTERM. A bad
+configuration exits 2 with one line naming the field.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from nodes.dns.redirector import Redirector
 from nodes.dns.rest import start_rest
 from nodes.dns.server import serve
 from nodes.dns.zone import ZoneError
+from nodes.steering.server import start_steering
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     except ZoneError as err:
         stderr_line(f"dns: {args.config}: records: {err.message}")
         return 2
-    rest = None
+    rest = steering = None
     try:
         if config.rest_port:
             if not config.rest_token:
@@ -47,14 +49,17 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             rest = start_rest(redirector, config.rest_address or config.address,
                               config.rest_port, config.rest_token)
+        if config.steering is not None:
+            steering = start_steering(redirector, config.steering)
         asyncio.run(serve(redirector))
     except OSError as err:
         stderr_line(f"dns: cannot listen on {config.address}:{config.port}: {err}")
         return 2
     finally:
-        if rest is not None:
-            rest.shutdown()
-            rest.server_close()
+        for front in (rest, steering):
+            if front is not None:
+                front.shutdown()
+                front.server_close()
         redirector.close()
     return 0
 

@@ -11,6 +11,8 @@
     spill: {gain: 1.0, max_share: 0.9}
     tsig: {name: cdnlab-key, algorithm: hmac-sha256, secret: <base64>}
     rest: {address: 10.0.1.5, port: 8053, token: <text>}
+    steering: {port: 8054, ttl: 10, services: [video], stick_ms: 2, rate_per_s: 500,
+               pathways: [edge_a, edge_x], demote_below_bps: 1000000}   # nodes/steering
     seed: 1
     decision_log: true
     records: ["www 30 A 10.0.1.9", "10-0-4-0-24.edge_a.rtt 0 TXT 6.1"]  # initial, relative
@@ -39,6 +41,7 @@ from nodes.common.conventions import (
 )
 from nodes.dns.policies import POLICIES, PolicySettings
 from nodes.dns.zone import absolute
+from nodes.steering.manifest import SteeringSettings
 
 
 class ConfigError(ValueError):
@@ -78,6 +81,7 @@ class RedirectorConfig:
     seed: int = 1
     decision_log: bool = True
     records: tuple[tuple[str, int, str, str], ...] = ()  # (absolute name, ttl, type, rdata)
+    steering: SteeringSettings | None = None
 
 
 def _get(data: dict[str, Any], key: str, kind: type, where: str, default: Any = None) -> Any:
@@ -95,7 +99,8 @@ def parse_config(data: Any, source: str = "config") -> RedirectorConfig:
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping at the top")
     known = {"zone", "listen", "nameserver", "soa", "services", "clusters", "coverage_zones",
-             "stale_after_s", "spill", "tsig", "rest", "seed", "decision_log", "records"}
+             "stale_after_s", "spill", "tsig", "rest", "seed", "decision_log", "records",
+             "steering"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"{source}: unknown field(s) {', '.join(unknown)}")
@@ -170,7 +175,53 @@ def parse_config(data: Any, source: str = "config") -> RedirectorConfig:
         rest_port=int(rest["port"]) if rest.get("port") else None,
         rest_token=str(rest["token"]) if rest.get("token") else None,
         seed=int(data.get("seed", 1)), decision_log=bool(data.get("decision_log", True)),
-        records=tuple(records))
+        records=tuple(records),
+        steering=_steering(data.get("steering"), f"{source}: steering", zone, address,
+                           services, clusters))
+
+
+def _steering(spec: Any, where: str, zone: str, address: str, services: dict[str, Service],
+              clusters: dict[str, dict[str, Any]]) -> SteeringSettings | None:
+    if spec is None:
+        return None
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{where} must be a mapping (port:, ttl:, …)")
+    known = {"address", "port", "ttl", "services", "stick_ms", "rate_per_s", "pathways",
+             "demote_below_bps"}
+    unknown = sorted(set(spec) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown field(s) {', '.join(unknown)} (known: "
+                          f"{', '.join(sorted(known))})")
+    ttl = _get(spec, "ttl", int, where, 10)
+    if not 1 <= ttl <= 3600:
+        raise ConfigError(f"{where}.ttl {ttl} is outside 1–3600 s")
+    steered = None
+    if spec.get("services") is not None:
+        steered = tuple(absolute(n if str(n).endswith(".") else f"{n}.{zone}")
+                        for n in _get(spec, "services", list, where))
+        for name in steered:
+            if name not in services:
+                raise ConfigError(f"{where}.services: {name} is not a service (services: "
+                                  f"{', '.join(services)})")
+    pathways = None
+    if spec.get("pathways") is not None:
+        pathways = tuple(str(p) for p in _get(spec, "pathways", list, where))
+        for name in pathways:
+            if name not in clusters:
+                raise ConfigError(f"{where}.pathways: {name!r} is not a cluster (clusters: "
+                                  f"{', '.join(clusters)})")
+    rate = _get(spec, "rate_per_s", float, where, 500.0)
+    stick = _get(spec, "stick_ms", float, where, 2.0)
+    if rate <= 0 or stick < 0:
+        raise ConfigError(f"{where}: rate_per_s must be above 0 and stick_ms not negative")
+    demote = spec.get("demote_below_bps")
+    if demote is not None and (isinstance(demote, bool) or not isinstance(demote, int | float)
+                               or demote <= 0):
+        raise ConfigError(f"{where}.demote_below_bps must be a positive number of bit/s")
+    return SteeringSettings(
+        port=_get(spec, "port", int, where), address=str(spec.get("address", address)),
+        ttl_s=ttl, services=steered, stick_ms=stick, rate_per_s=rate, pathways=pathways,
+        demote_below_bps=None if demote is None else float(demote))
 
 
 def _ns_name(name: str, zone: str) -> str:

@@ -1,5 +1,6 @@
-"""The decision log: one JSON line per answer a policy made, the raw material for "what
-share of clients got the lowest-RTT cluster". `client` is the querier's address (a
+"""The decision log: one JSON line per answer a policy made (a DNS answer, or a steering
+manifest: `"event": "steer"`), the raw material for "what share of clients got the
+lowest-RTT cluster". `client` is the querier's address (a
 recursive resolver's when viewers ask through one), `subnet` the client subnet it sent.
 
     {"t", "node", "event": "answer", "client", "subnet", "service", "cluster", "reason",
@@ -15,6 +16,7 @@ line.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 from typing import Any, TextIO
@@ -31,24 +33,30 @@ class DecisionLog:
         self._last_flush = time.monotonic()
         self._strings: dict[str | None, str] = {}
         self._candidate_cache: dict[int, tuple[tuple[Any, ...], str]] = {}
+        self._lock = threading.Lock()  # the steering server's threads log here too
 
     def answer(self, client: str, subnet: str | None, service: str,
-               decision: Decision) -> None:
+               decision: Decision, event: str = "answer",
+               more: dict[str, object] | None = None) -> None:
+        """One line: `answer` for a DNS answer, `steer` for a steering manifest (with the
+        steering server's own fields in `more`)."""
         if self._out is None:
             return
         candidates = self._candidates_json(decision.candidates)
-        extra = json.dumps(decision.extra, separators=(",", ":"))[1:-1] if decision.extra \
-            else ""
-        self._lines.append(
+        fields = decision.extra | more if more else decision.extra
+        extra = json.dumps(fields, separators=(",", ":"))[1:-1] if fields else ""
+        line = (
             f'{{"t":{time.time() - self.epoch:.6f},"node":{self._quoted(self.node)},'
-            f'"event":"answer","client":{self._quoted(client)},'
+            f'"event":"{event}","client":{self._quoted(client)},'
             f'"subnet":{self._quoted(subnet)},"service":{self._quoted(service)},'
             f'"cluster":{self._quoted(decision.cluster)},"reason":"{decision.reason}",'
             f'"lowest":{self._quoted(decision.lowest)},'
             f'"spill_share":{decision.spill_share:.4f},"candidates":{candidates}'
             f'{"," + extra if extra else ""}}}')
-        if len(self._lines) >= 256 or time.monotonic() - self._last_flush > 0.5:
-            self.flush()
+        with self._lock:
+            self._lines.append(line)
+            if len(self._lines) >= 256 or time.monotonic() - self._last_flush > 0.5:
+                self._flush()
 
     def _quoted(self, text: str | None) -> str:
         found = self._strings.get(text)
@@ -70,6 +78,10 @@ class DecisionLog:
         return held[1]
 
     def flush(self) -> None:
+        with self._lock:
+            self._flush()
+
+    def _flush(self) -> None:
         if self._out is not None and self._lines:
             self._out.write("\n".join(self._lines) + "\n")
             self._out.flush()

@@ -50,6 +50,7 @@ class Redirector:
         self._lock = threading.Lock()
         self._rng = random.Random(config.seed)
         self._turns = itertools.count()
+        self._deciding = threading.Lock()  # DNS's loop and the steering server's threads
         self.spill = SpillController(config.settings.spill_gain, config.settings.spill_max_share,
                                      max((s.ttl for s in config.services.values()), default=0))
         self.log = EventLog(events, node, self.epoch)
@@ -75,8 +76,9 @@ class Redirector:
     def decide(self, service: str, client: int) -> Decision:
         policy = POLICIES[self.config.services[service].policy]
         zone = self.zone
-        return policy(PolicyInput(client, zone.view, time.time(), self.config.settings,
-                                  self._rng.random, self._turns.__next__, self.spill))
+        with self._deciding:
+            return policy(PolicyInput(client, zone.view, time.time(), self.config.settings,
+                                      self._rng.random, self._turns.__next__, self.spill))
 
     # -- messages --------------------------------------------------------------------------
     def handle(self, data: bytes, client: str) -> bytes | None:
