@@ -57,7 +57,8 @@ def load_plan(args: argparse.Namespace) -> list[SessionSpec]:
         if not args.title:
             raise ValueError("give --title or --plan")
         specs = [SessionSpec(f"{args.node}-{n}", args.title, args.algo, None, args.segments,
-                             n * args.stagger, args.codec, args.max_buffer)
+                             n * args.stagger, args.codec, args.max_buffer,
+                             manifest=args.manifest)
                  for n in range(args.sessions)]
     for spec in specs:
         if spec.algo not in ALGORITHMS:
@@ -115,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stagger", type=float, default=0.0, help="seconds between starts")
     parser.add_argument("--port", type=int, default=HTTP_PORT, help="the servers' HTTP port")
     parser.add_argument("--codec", default="avc1")
+    parser.add_argument("--manifest", default="manifest.mpd",
+                        help="the MPD's name in the title (steered.mpd: content steering)")
     parser.add_argument("--max-buffer", type=float, default=MAX_BUFFER_S)
     parser.add_argument("--cluster", action="append", default=[],
                         help="NAME=ADDR[,ADDR…]: name the cluster of a server in logs")

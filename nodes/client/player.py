@@ -17,17 +17,26 @@ bitrate, bytes, download time, buffer, server, cluster and the edge's cache-stat
 header; video segments also the ABR rule and throughput. Every request carries Common
 Media Client Data in query mode (CTA-5004, as dash.js sends it: `nodes/common/cmcd.py`),
 so edges can group requests by session, object type, buffer and bitrate.
+
+An MPD with content steering (`steered.mpd`: BaseURLs per pathway and a ContentSteering
+element) is followed instead of DNS for segments: `nodes/client/steering.py` asks the
+steering server (before the start when the MPD says so, then every TTL), and each segment
+goes to the pathway ranked first that has not failed lately; pathway hosts are resolved
+by DNS like the service name. Segments then carry their `pathway`, and every change of
+pathway is a `pathway_change` event with its reason.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import math
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from nodes.client import failures
 from nodes.client.abr import Observations
@@ -37,6 +46,7 @@ from nodes.client.dnsclient import Resolution, ResolveError, StubConfig, resolve
 from nodes.client.failures import Failure
 from nodes.client.http import HttpClient, HttpError
 from nodes.client.qoe import session_metrics
+from nodes.client.steering import SteeringClient
 from nodes.common import cmcd
 from nodes.common.conventions import ABR_DEFAULT, MAX_BUFFER_S
 from nodes.common.dash import ManifestError, Representation, parse_mpd
@@ -62,6 +72,8 @@ class SessionSpec:
     # while fewer than `until_s` seconds have passed since the process started
     more_titles: list[str] | None = None
     until_s: float | None = None
+    manifest: str = "manifest.mpd"  # the title's MPD (steered.mpd: with content steering)
+    steering: bool = True  # follow the MPD's ContentSteering when it has one
 
 
 class SessionError(Exception):
@@ -81,6 +93,7 @@ RESOLVE_RETRY_S = (1.0, 2.0, 4.0, 8.0)
 # that came back. The request back-off doubles from 0.25 s up to the last step's 4 s.
 AVOID_S = 10.0
 RETRY_BACKOFF_S = (0.25, 0.5, 1.0, 2.0, 4.0)
+STEERING_RETRY_S = 10.0  # a failed steering request before any TTL was given
 
 
 class Session:
@@ -106,6 +119,10 @@ class Session:
         self._stopped = False  # a track failed: the other stops too
         self._last_kbps: float | None = None  # the last video segment's throughput
         self._resolve_failures = 0  # re-resolutions failed in a row (the last answer kept)
+        self.steering: SteeringClient | None = None  # the MPD steers: pathways, not DNS
+        self.steering_http = HttpClient()
+        self._hosts: dict[str, tuple[tuple[str, ...], float]] = {}  # pathway host → A, until
+        self._pathways: dict[str, str] = {}  # server address → the pathway it served
         self.known: list[str] = []  # every server DNS named to this session, as learned
         self.failed_at: dict[str, float] = {}  # server → its last failed request (monotonic)
 
@@ -232,14 +249,33 @@ class Session:
         self.log.emit("session_start", session=self.spec.id, title=self.spec.title,
                       algo=self.spec.algo)
         try:
-            response, _ = await self.fetch(f"/{self.spec.title}/manifest.mpd?"
+            mpd_path = f"/{self.spec.title}/{self.spec.manifest}"
+            response, _ = await self.fetch(f"{mpd_path}?"
                                            + cmcd.query(self._cmcd({"ot": "m"})))
             if response.status != 200:
                 raise SessionError(f"MPD: HTTP {response.status}",
                                    failures.reason_of(None, response.status))
             presentation = parse_mpd(response.body)
+            if presentation.steering is not None and self.spec.steering:
+                self.steering = SteeringClient(
+                    presentation, f"http://{self.service}{mpd_path}",
+                    lambda event, **fields: self.log.emit(event, session=self.spec.id,
+                                                          **fields))
         except (SessionError, ResolveError, ManifestError) as err:
             return self._end(clock, None, [], _failure(err))
+        except ValueError as err:  # an MPD that steers without pathways
+            return self._end(clock, None, [], Failure(failures.BAD_MANIFEST, str(err)))
+        reloads = None
+        if self.steering is not None:  # asked at once; before starting if the MPD says so
+            wait = await self._steer() if self.steering.query_before_start else 0.0
+            reloads = asyncio.create_task(self._steer_every(wait))
+        try:
+            return await self._play(presentation, clock)
+        finally:
+            if reloads is not None:
+                reloads.cancel()
+
+    async def _play(self, presentation: Any, clock: Callable[[], float]) -> dict[str, Any]:
         sets = [a for a in presentation.sets("video") if a.codec_family == self.spec.codec] \
             or presentation.sets("video")
         reps: list[Representation] = sorted(sets[0].representations, key=lambda r: r.bandwidth)
@@ -354,8 +390,12 @@ class Session:
             "nor": rep.segment_path(rep.start_number + index + 1)})
         try:
             # a segment's size and timing are what a player needs: its bytes are not kept
-            response, server = await self.fetch(f"{path}?{cmcd.query(data)}", http,
-                                                keep_body=False)
+            if self.steering is not None:
+                response, server = await self._fetch_steered(
+                    rep.segment_path(rep.start_number + index), cmcd.query(data), http)
+            else:
+                response, server = await self.fetch(f"{path}?{cmcd.query(data)}", http,
+                                                    keep_body=False)
         except (SessionError, ResolveError) as err:
             self._stopped = True
             return _failure(err)
@@ -366,11 +406,102 @@ class Session:
         buffer.add(rep.segment_duration_s, clock(), track)
         return response, server, asked
 
+    # -- content steering (nodes/client/steering.py) ---------------------------------------
+    async def _steer(self) -> float | None:
+        """One request to the steering server; the seconds until the next (None: never)."""
+        steering = self.steering
+        assert steering is not None
+        url = urlsplit(steering.request_url())
+        server = None
+        try:
+            server = await self._address_of(url.hostname or "", "steering")
+            response = await self.steering_http.get(
+                server, url.port or 80, url.path + (f"?{url.query}" if url.query else ""),
+                url.netloc)
+        except (OSError, TimeoutError, HttpError, asyncio.IncompleteReadError,
+                ResolveError) as err:
+            if server is not None:
+                self.steering_http.forget(server, url.port or 80)
+            self.log.emit("steering", session=self.spec.id, status=None, error=str(err))
+            return steering.ttl_s or STEERING_RETRY_S
+        return steering.answered(response.status, response.body,
+                                 response.headers.get("retry-after"))
+
+    async def _steer_every(self, wait: float | None) -> None:
+        """Ask the steering server again after each answer's TTL until steering stops."""
+        while wait is not None and not self._stopped:
+            await asyncio.sleep(wait)
+            wait = await self._steer()
+
+    async def _address_of(self, host: str, why: str) -> str:
+        """An address of a pathway's (or the steering server's) host: itself when it is an
+        address, else from DNS, kept for the answer's TTL (and past it when DNS fails)."""
+        try:
+            ipaddress.IPv4Address(host)
+            return host
+        except ValueError:
+            pass
+        known = self._hosts.get(host)
+        if known is None or time.monotonic() >= known[1]:
+            try:
+                resolution = await resolve(host, self.stub, self._resolver_failed)
+            except ResolveError:
+                if known is None:
+                    raise
+                return self.rng.choice(known[0])
+            known = self._hosts[host] = (resolution.addresses,
+                                         time.monotonic() + resolution.ttl)
+            self.log.emit("resolve", session=self.spec.id, why=why, host=host,
+                          addresses=resolution.addresses, ttl=resolution.ttl,
+                          resolver=resolution.server)
+        return self.rng.choice(known[0])
+
+    async def _fetch_steered(self, relative: str, query: str, http: HttpClient,
+                             attempts: int = 6) -> tuple[Any, str]:
+        """GET a segment from the pathway steering ranks first; on failure the next one
+        (the failed pathway is passed over for a while), backing off as `fetch` does, until
+        every pathway has failed it and `attempts` are spent."""
+        steering = self.steering
+        assert steering is not None
+        last: Exception | None = None
+        tried: set[str] = set()
+        attempt = 0
+        while attempt < attempts or (steering.untried(tried)
+                                     and attempt < attempts + len(steering.priority)):
+            if attempt:
+                await asyncio.sleep(RETRY_BACKOFF_S[min(attempt, len(RETRY_BACKOFF_S)) - 1])
+            attempt += 1
+            pathway = steering.choose()
+            server = None
+            try:
+                server = await self._address_of(pathway.host, "pathway")
+                response = await http.get(server, pathway.port, pathway.path(relative, query),
+                                          pathway.host_header, keep_body=False)
+            except (OSError, TimeoutError, HttpError, asyncio.IncompleteReadError,
+                    ResolveError) as err:
+                last = err
+            else:
+                if response.status < 500:
+                    if response.size and response.seconds > 0:
+                        steering.measured(pathway.name, response.size * 8 / response.seconds)
+                    self._pathways[server] = pathway.name
+                    return response, server
+                last = HttpError(f"HTTP {response.status}")
+            self.log.emit("request_failed", session=self.spec.id, path=f"/{relative}",
+                          server=server, pathway=pathway.name, error=str(last),
+                          attempt=attempt)
+            if server is not None:
+                http.forget(server, pathway.port)
+            steering.failed(pathway.name)
+            tried.add(pathway.name)
+        raise SessionError(f"/{relative}: {last}", failures.reason_of(last))
+
     def _delivery(self, response: Any, server: str) -> dict[str, Any]:
         """Who delivered a segment: the server that answered, the one DNS gave, its cluster
         and the edge's cache status."""
         answered_by = response.server.rsplit(":", 1)[0]
-        return {"server": answered_by, "resolved": server,
+        steered = {"pathway": self._pathways.get(server)} if self.steering else {}
+        return {**steered, "server": answered_by, "resolved": server,
                 "cluster": response.headers.get("x-cluster") or self.clusters.get(answered_by),
                 "cache": next((response.headers[h] for h in CACHE_HEADERS
                                if h in response.headers), None),
@@ -380,6 +511,7 @@ class Session:
              error: Failure | None) -> dict[str, Any]:
         self.http.close()
         self.audio_http.close()
+        self.steering_http.close()
         stalls = buffer.stalls if buffer else []
         metrics = session_metrics(chosen, stalls, buffer.started_at if buffer else None,
                                   self.segment_s, self.ladder_kbps)

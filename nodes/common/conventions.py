@@ -43,6 +43,7 @@ MAX_BUFFER_S = 30.0  # a player's buffer target (dash.js's bufferTimeAtTopQualit
 
 # -- Servers -------------------------------------------------------------------------------
 HTTP_PORT = 80  # every origin and edge server, and what players and TCP probes connect to
+STEERED_MPD = "steered.mpd"  # a title's MPD with content steering, beside manifest.mpd
 ORIGIN_HTTP_PORT = HTTP_PORT
 ORIGIN_INGEST_PORT = 8080
 SYNTH_PREFIX = "synth-"

@@ -2,7 +2,10 @@
 representation's SegmentTemplate into segment URLs.
 
 Only what cdnlab's content uses is covered: a static MPD, one Period, SegmentTemplate with
-`$RepresentationID$` and `$Number$` (with an optional `%0Nd` width) and a fixed duration.
+`$RepresentationID$` and `$Number$` (with an optional `%0Nd` width) and a fixed duration;
+at the MPD level, content steering (ISO/IEC 23009-1 6th ed. 5.8.5.13 and annex K.3.6:
+`<ContentSteering defaultServiceLocation queryBeforeStart>` with the steering server's URL,
+and one `<BaseURL serviceLocation>` per pathway), which `add_steering` writes.
 That is what ffmpeg's dash muxer writes with `-use_template 1 -use_timeline 0`, and what the
 synthetic titles imitate, so origin, edges, fill agent and players share one reader.
 """
@@ -65,9 +68,24 @@ class AdaptationSet:
 
 
 @dataclass(frozen=True)
+class ContentSteering:
+    server_url: str
+    default_service_location: str | None = None
+    query_before_start: bool = False
+
+
+@dataclass(frozen=True)
+class BaseUrl:
+    url: str
+    service_location: str | None = None
+
+
+@dataclass(frozen=True)
 class Presentation:
     duration_s: float
     adaptation_sets: tuple[AdaptationSet, ...] = field(default_factory=tuple)
+    base_urls: tuple[BaseUrl, ...] = ()  # the MPD's own (pathways, with steering)
+    steering: ContentSteering | None = None
 
     def sets(self, content_type: str) -> list[AdaptationSet]:
         return [a for a in self.adaptation_sets if a.content_type == content_type]
@@ -135,7 +153,43 @@ def parse_mpd(text: str | bytes) -> Presentation:
                                       set_type or reps[0].content_type, tuple(reps)))
     if not sets:
         raise ManifestError("MPD has no representations")
-    return Presentation(parse_duration(total), tuple(sets))
+    base_urls = tuple(BaseUrl((b.text or "").strip(), b.get("serviceLocation"))
+                      for b in root.findall(f"{_Q}BaseURL"))
+    steering = None
+    element = root.find(f"{_Q}ContentSteering")
+    if element is not None:
+        if not (element.text or "").strip():
+            raise ManifestError("ContentSteering names no steering server URL")
+        steering = ContentSteering((element.text or "").strip(),
+                                   element.get("defaultServiceLocation"),
+                                   element.get("queryBeforeStart", "false") == "true")
+    return Presentation(parse_duration(total), tuple(sets), base_urls, steering)
+
+
+def add_steering(text: str | bytes, server_url: str, pathways: list[tuple[str, str]],
+                 default: str | None = None, query_before_start: bool = True) -> str:
+    """The MPD with content steering: a `ContentSteering` element naming `server_url`
+    and one `BaseURL` per (service location, URL) in `pathways`, placed before the
+    Period; any it had are replaced."""
+    parse_mpd(text)  # a usable MPD first
+    ET.register_namespace("", NS)
+    root = ET.fromstring(text)
+    for old in root.findall(f"{_Q}BaseURL") + root.findall(f"{_Q}ContentSteering"):
+        root.remove(old)
+    at = list(root).index(root.find(f"{_Q}Period"))
+    added = []
+    for location, url in pathways:
+        element = ET.Element(f"{_Q}BaseURL", {"serviceLocation": location})
+        element.text = url
+        added.append(element)
+    steering = ET.Element(f"{_Q}ContentSteering", {
+        "defaultServiceLocation": default or pathways[0][0],
+        "queryBeforeStart": "true" if query_before_start else "false"})
+    steering.text = server_url
+    for offset, element in enumerate([*added, steering]):
+        root.insert(at + offset, element)
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode")
 
 
 def write_mpd(presentation: Presentation) -> str:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nodes.common.conventions import STEERED_MPD
 from nodes.common.events import EventLog
 from nodes.common.files import sha256_file
 
@@ -70,8 +71,9 @@ class ClusterPlan:
     rate_mbps: float
 
 
-def title_files(entry: dict[str, Any]) -> list[str]:
-    """Every file of a title, relative to the store: segments first, the MPD last."""
+def title_files(entry: dict[str, Any], steered: bool = False) -> list[str]:
+    """Every file of a title, relative to the store: segments first, the MPDs last
+    (with `steered`, the steered MPD too)."""
     title = entry["title"]
     files: list[str] = []
     reps = [r for p in entry["profiles"].values() for r in p["representations"]] + \
@@ -83,6 +85,8 @@ def title_files(entry: dict[str, Any]) -> list[str]:
             media = rep["media"].replace("$Number%05d$", f"{start + k:05d}")
             files.append(f"{title}/{media}")
     files.append(f"{title}/manifest.mpd")
+    if steered:
+        files.append(f"{title}/{STEERED_MPD}")
     return files
 
 
@@ -185,7 +189,8 @@ class ClusterFill:
             with ThreadPoolExecutor(PARALLEL, thread_name_prefix=f"fill-{self.plan.name}") \
                     as pool:
                 for title in self.titles:
-                    files = title_files(self.catalog["titles"][title])
+                    files = title_files(self.catalog["titles"][title],
+                                        (self.store / title / STEERED_MPD).exists())
                     for server in self.plan.servers:
                         title_started = time.time()
                         # segments in parallel (the bucket sets the pace; round trips

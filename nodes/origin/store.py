@@ -4,6 +4,8 @@
     STORE/<title>               a symlink to the title's current version
     STORE/.titles/<title>@<key> a complete version: manifest.mpd and its segments
     STORE/.staging/, .incoming/ work in progress (hidden: nginx refuses dot paths)
+    STORE/steering.json         present when the run steers: each version published then
+                                also gets steered.mpd (`steered_mpd`)
 
 A version is written in `.staging`, checked, then renamed into `.titles`; the title's
 symlink is swapped in one `rename`, and the catalog rewritten the same way, under an
@@ -26,9 +28,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from nodes.common.conventions import STEERED_MPD
+from nodes.common.dash import ManifestError, add_steering
 from nodes.origin.errors import ContentError, disk_full
 
 CATALOG = "catalog.json"
+STEERING = "steering.json"
 _TITLE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -58,6 +63,11 @@ class ContentStore:
     def title_dir(self, title: str) -> Path:
         return self.root / title
 
+    def steering(self) -> dict[str, Any] | None:
+        """The run's steering settings (`steered_mpd`), if it steers."""
+        path = self.root / STEERING
+        return dict(json.loads(path.read_text())) if path.exists() else None
+
     # -- writing ---------------------------------------------------------------------------
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
@@ -86,8 +96,11 @@ class ContentStore:
         try:
             with self.locked():
                 catalog = self.catalog()
+                steering = self.steering()
                 for staged, entry in entries:
                     title = check_title_id(entry["title"])
+                    if steering is not None:
+                        steered_mpd(staged, title, steering)
                     link = self.root / title
                     if link.exists() and not link.is_symlink():
                         raise ContentError(f"{link} exists and is not a published title", 409)
@@ -119,3 +132,20 @@ class ContentStore:
                 shutil.rmtree(version, ignore_errors=True)
         for old in retired:
             shutil.rmtree(old, ignore_errors=True)
+
+
+def steered_mpd(directory: Path, title: str, steering: dict[str, Any]) -> None:
+    """`steered.mpd` beside a version's manifest.mpd: the same presentation with content
+    steering (nodes/common/dash.py `add_steering`): the steering server's URL
+    (`server_url`) and one BaseURL per pathway, `pathways` mapping each service location
+    (a cluster) to its host, so the pathway's segments are asked of
+    `http://<host>/<title>/`; `default` the default service location."""
+    source = directory / "manifest.mpd"
+    try:
+        text = add_steering(source.read_bytes(), steering["server_url"],
+                            [(name, f"http://{host}/{title}/")
+                             for name, host in steering["pathways"].items()],
+                            steering.get("default"))
+    except (ManifestError, KeyError) as err:
+        raise ContentError(f"{title}: cannot write the steered MPD: {err}", 500) from err
+    (directory / STEERED_MPD).write_text(text)

@@ -1,0 +1,125 @@
+"""A live session following DASH content steering on loopback, against the real redirector
+(its steering front end) and two real origins standing for two clusters: the origin's
+store publishes steered.mpd (BaseURL per pathway, ContentSteering), the player asks the
+steering server before starting and every TTL, moves to the pathway steering ranks first
+at the next segment when RTTs change (DNS is not asked again), and falls back to the other
+pathway when the one in use dies."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nodes.common.conventions import STEERED_MPD
+from nodes.common.dash import parse_mpd
+from nodes.origin.profiles import DEFAULT_LADDER, Profile, TitleSpec
+from nodes.origin.store import STEERING, ContentStore
+from nodes.origin.synth import SynthOptions, synthesize
+from tests.client.test_player_loopback import LIVE, LIVE2, port_free_on_all
+from tests.dns.conftest import free_port
+
+
+def test_a_steered_session_moves_with_the_ranking_and_on_failure(tmp_path: Path) -> None:
+    http_port, dns_port, rest_port, steer_port = (port_free_on_all(), free_port(),
+                                                  free_port(), free_port())
+    store = tmp_path / "store"
+    ContentStore(store)
+    (store / STEERING).write_text(json.dumps({
+        "server_url": f"http://127.0.0.1:{steer_port}/steer/video",
+        "pathways": {"a": f"a.cluster.cdn.lab:{http_port}",
+                     "b": f"b.cluster.cdn.lab:{http_port}"}, "default": "a"}))
+    spec = TitleSpec(profiles=(Profile("avc", DEFAULT_LADDER[:2]),), segment_s=1.0,
+                     audio_kbps=0)
+    synthesize(ContentStore(store), SynthOptions(titles=1, duration_s=16, spec=spec, seed=9))
+    steered = parse_mpd((store / "synth-0001" / STEERED_MPD).read_bytes())
+    assert steered.steering is not None and steered.steering.query_before_start
+    assert [(b.service_location, b.url) for b in steered.base_urls] == [
+        ("a", f"http://a.cluster.cdn.lab:{http_port}/synth-0001/"),
+        ("b", f"http://b.cluster.cdn.lab:{http_port}/synth-0001/")]
+
+    config = tmp_path / "dns.yaml"
+    config.write_text(yaml.safe_dump({
+        "zone": "cdn.lab.", "listen": {"address": "127.0.0.1", "port": dns_port},
+        "services": {"video": {"policy": "min_rtt", "ttl": 30}},
+        "clusters": {"a": {"addresses": [LIVE]}, "b": {"addresses": [LIVE2]}},
+        "rest": {"port": rest_port, "token": "t"},
+        "steering": {"port": steer_port, "ttl": 1, "pathways": ["a", "b"]}}))
+    processes = [subprocess.Popen([sys.executable, "-m", "nodes.dns", "--config", str(config),
+                                   "--decisions", str(tmp_path / "decisions.jsonl")])]
+    processes += [subprocess.Popen(
+        [sys.executable, "-m", "nodes.origin", "serve", "--store", str(store), "--address",
+         address, "--http-port", str(http_port), "--ingest-port", str(free_port()),
+         "--work", str(tmp_path / f"w-{address}")]) for address in (LIVE, LIVE2)]
+    events = tmp_path / "players.jsonl"
+
+    def rtt(cluster: str, value: float) -> None:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{rest_port}/clusters/{cluster}/rtt", method="PUT",
+            data=json.dumps({"network": "127.0.0.0/8", "rtt_ms": value}).encode(),
+            headers={"Authorization": "Bearer t", "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            assert answer.status == 200
+
+    def segments_from(server: str) -> int:
+        lines = events.read_text().splitlines() if events.exists() else []
+        return sum(1 for x in lines if json.loads(x).get("event") == "segment"
+                   and json.loads(x)["server"] == server)
+
+    def wait_for(ready: Any, what: str) -> None:
+        deadline = time.monotonic() + 20
+        while not ready():
+            assert time.monotonic() < deadline, what
+            time.sleep(0.05)
+
+    try:
+        time.sleep(1.5)
+        rtt("a", 5)
+        rtt("b", 20)
+        player = subprocess.Popen(
+            [sys.executable, "-m", "nodes.client", "--service", "video.cdn.lab", "--resolver",
+             f"127.0.0.1:{dns_port}", "--port", str(http_port), "--title", "synth-0001",
+             "--manifest", STEERED_MPD, "--algo", "throughput", "--max-buffer", "3",
+             "--events", str(events), "--summary", str(tmp_path / "s.json")],
+            stderr=subprocess.PIPE, text=True)
+        wait_for(lambda: segments_from(LIVE) >= 2, "pathway a served")
+        rtt("a", 40)  # steering ranks b first at its next reload
+        wait_for(lambda: segments_from(LIVE2) >= 2, "the session moved to pathway b")
+        processes[2].terminate()  # b's origin dies: back to a
+        processes[2].wait(10)
+        _, stderr = player.communicate(timeout=60)
+        assert player.returncode == 0, stderr
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(10)
+    log = [json.loads(line) for line in events.read_text().splitlines()]
+    changes = [(e["pathway"], e["reason"]) for e in log if e["event"] == "pathway_change"]
+    assert changes == [("a", "start"), ("b", "steering"), ("a", "failure")], changes
+    answers = [e for e in log if e["event"] == "steering"]
+    assert answers[0]["status"] == 200 and answers[0]["priority"] == ["a", "b"]
+    assert any(a.get("priority") == ["b", "a"] for a in answers)
+    assert all(a["ttl_s"] == 1 for a in answers if a["status"] == 200)
+    first = next(e["t"] for e in log if e["event"] == "segment")
+    assert answers[0]["t"] < first, "asked before starting (queryBeforeStart)"
+    service = [e for e in log if e["event"] == "resolve" and "host" not in e]
+    assert len(service) == 1, "DNS named the service once, for the MPD; steering moved it"
+    segments = [e for e in log if e["event"] == "segment"]
+    assert all(s["server"] == {"a": LIVE, "b": LIVE2}[s["pathway"]] for s in segments)
+    failed = [e for e in log if e["event"] == "request_failed"]
+    assert failed and {f["pathway"] for f in failed} == {"b"}
+    summary = json.loads((tmp_path / "s.json").read_text())["sessions"][0]
+    assert summary["completed"] and summary["segments"] == 16
+    steers = [json.loads(line) for line in
+              (tmp_path / "decisions.jsonl").read_text().splitlines()
+              if '"steer"' in line]
+    reported = [s for s in steers if s["reported"]]
+    assert reported and set(reported[0]["reported"]) <= {"a", "b"}
+    assert all(bps > 0 for s in reported for bps in s["reported_bps"]), \
+        "the player reports its measured throughput per pathway"
