@@ -94,7 +94,8 @@ def viewers(bundle: Bundle, out: Path) -> list[Path]:
 
 
 def clusters_over_time(bundle: Bundle, out: Path) -> list[Path]:
-    answers = [a for a in bundle.lines("dns.decisions.jsonl") if a.get("cluster")]
+    answers = [a for a in bundle.lines("dns.decisions.jsonl")
+               if a.get("event") == "answer" and a.get("cluster")]
     if not answers:
         return []
     names = sorted({a["cluster"] for a in answers})

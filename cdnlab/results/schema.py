@@ -232,6 +232,25 @@ SCHEMA: dict[str, Any] = {
             "sessions_failed_after": {"*": f(int, "sessions that failed from this fault "
                                                   "until the next, by reason")}}],
     }),
+    "routing": {
+        "mode": f(str, "how viewers reached clusters: dns or steering (scenario routing)"),
+        "steering": Maybe({
+            "requests": f(int, "steering requests the players made "
+                               "(nodes/client/steering.py)"),
+            "answered_by_status": {"*": f(int, "those requests by HTTP status ('None': "
+                                               "no answer)")},
+            "pathway_changes": {"*": f(int, "changes of the pathway in use, by reason "
+                                            "(start, steering, failure, retry)")},
+            "segments_by_pathway": {"*": f(int, "video segments each pathway delivered")},
+            "server_manifests": f(int, "manifests the steering server logged (steer lines "
+                                       "of the decision log)"),
+            "judged": f(int, "manifests whose first pathway could be judged against the "
+                             "true RTTs (cdnlab/results/truth.py)"),
+            "lowest_rtt_share": f(Maybe(NUM), "of those, the share whose first pathway was "
+                                              "the client's lowest-RTT cluster"),
+            "extra_rtt_ms_mean": f(Maybe(NUM), "the mean true RTT above the lowest where "
+                                               "it was not")}),
+    },
     "events": {"applied": [f(str, "timeline events applied, by kind")],
                "failed": [f(str, "timeline events that failed, by kind")]},
 }

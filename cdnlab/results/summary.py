@@ -42,6 +42,7 @@ from cdnlab.results.bundle import Bundle
 from cdnlab.results.cmcd import cmcd_summary
 from cdnlab.results.faults import failed_sessions, faults_summary
 from cdnlab.results.resolvers import resolvers_summary
+from cdnlab.results.routing import routing_summary
 from cdnlab.results.truth import RttTruth
 
 SERVED = {"HIT", "STALE", "REVALIDATED", "UPDATING"}
@@ -405,6 +406,7 @@ def build_summary(root: Path) -> dict[str, Any]:
         "cmcd": cmcd_summary(bundle),
         "fidelity": fidelity_summary(bundle, fidelity.get("summary") if fidelity else None),
         "faults": faults_summary(bundle),
+        "routing": routing_summary(bundle),
         "events": {"applied": [e["kind"] for e in bundle.engine("event_applied")],
                    "failed": [e["kind"] for e in bundle.engine("event_failed")]},
     }

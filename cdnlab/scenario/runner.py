@@ -61,14 +61,25 @@ from cdnlab.services.fill import FillService
 from cdnlab.services.origin import OriginService
 from cdnlab.services.probe import ProbeService
 from cdnlab.services.resolver import ResolverService, write_resolv_conf
-from nodes.common.conventions import BROWSER_ABR, HTTP_PORT, SERVICE, origin_fault_flag
+from nodes.common.conventions import (
+    BROWSER_ABR,
+    HTTP_PORT,
+    SERVICE,
+    SERVICE_LABEL,
+    STEERED_MPD,
+    STEERING_PORT,
+    ZONE,
+    origin_fault_flag,
+)
 from nodes.common.events import EventLog
+from nodes.common.records import record_name
 
 # A bound on waiting for the first RTT of every (client network, cluster) pair, not a
 # pause: a run goes on as soon as they are in (a few seconds here; slower on the QEMU
 # tier's emulated CPU, where every process starts at a tenth of the speed).
 WARM_UP_LIMIT_S = 90.0
 ORIGIN_HOST = "origin"
+DNS_HOST = "dns"  # DnsService's host
 
 
 @dataclass
@@ -204,11 +215,22 @@ class Run:
         content = self.scenario.content
         store = Path(emu.run_dir) / "store"
         spec = self._title_spec(emu, "synth")
+        steering = ["--steering", json.dumps(self._steering(emu))] \
+            if self.scenario.routing.steering else []
         run_program(emu, ORIGIN_HOST, "nodes.origin", [
             "synth", "--store", str(store), "--titles", str(content.titles),
             "--duration", f"{content.title_s:g}", "--spec", str(spec),
-            "--seed", str(self.scenario.seed)], "content synthesis")
+            "--seed", str(self.scenario.seed), *steering], "content synthesis")
         return store
+
+    def _steering(self, emu: Emulation) -> dict[str, Any]:
+        """What the store writes into every steered MPD: the redirector's steering server
+        and one pathway per cluster, named by its `<cluster>.cluster.<zone>` record."""
+        clusters = list(self.scenario.topology.clusters())
+        return {"server_url": f"http://{emu.ip(DNS_HOST)}:{STEERING_PORT}/steer/"
+                              f"{SERVICE_LABEL}",
+                "pathways": {c: record_name("cluster", ZONE, c).rstrip(".") for c in clusters},
+                "default": clusters[0]}
 
     def _origin(self, emu: Emulation, store: Path, log: EventLog) -> OriginService:
         """The origin serving the store; then the content section's uploads, through it."""
@@ -247,7 +269,11 @@ class Run:
                                        "max_share": scenario.dns.spill_max_share},
                              "clusters": {c: {"addresses": [emu.ip(s) for s in servers],
                                               "threshold": scenario.cdn.threshold}
-                                          for c, servers in clusters.items()}})
+                                          for c, servers in clusters.items()},
+                             **({"steering": {"port": STEERING_PORT,
+                                              "ttl": scenario.routing.steering_ttl_s,
+                                              "pathways": list(clusters)}}
+                                if scenario.routing.steering else {})})
         dns.start()
         for cluster in clusters:
             ProbeService(emu, dns, cluster, scenario.probes.interval_s, scenario.probes.method,
@@ -453,6 +479,8 @@ class Run:
         with_resolvers = host in self.scenario.dns.nameservers
         resolv_conf = self._resolv_conf(emu, host) if with_resolvers else None
         python = [s for s in sessions if s["algo"] != BROWSER_ABR]
+        if self.scenario.routing.steering:
+            python = [s | {"manifest": STEERED_MPD} for s in python]
         browsers = [s for s in sessions if s["algo"] == BROWSER_ABR]
         started: list[PlayerProgram] = []
         if python:

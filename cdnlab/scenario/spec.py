@@ -20,6 +20,9 @@ the field and the fix. Shape (every section but `topology` has defaults):
           resolvers: {res_a: {kind: isp},    # recursive resolvers (topology role resolver):
                       pub: {kind: public, ecs: true, clients: [a2, b2], fallback: res_a}}}
     probes: {interval_s: 1, method: icmp}
+    routing: dns                       # or steering, or {mode: steering, steering_ttl_s: 5}:
+                                       # DNS names the MPD's server, content steering ranks
+                                       # the pathways (clusters) from then on (Python players)
     controller: null                   # or os-ken
     workload:
       viewers: {a1: 3, isp_b: 4}       # per client host, or per ISP (spread over its clients)
@@ -105,6 +108,7 @@ TIMED_FAULTS = ("origin_fault", "dns_drop", "fill_cache")
 # found through the package, so an installed cdnlab finds them as a checkout does
 SCENARIOS_DIR = Path(str(resources.files("scenarios")))
 MODES = ("pull", "push")
+ROUTING_MODES = ("dns", "steering")
 ARRIVALS = ("poisson", "uniform")
 ABR_ASSIGNMENTS = ("random", "cycle")  # by weight | each algorithm in turn, side by side
 DEFAULT_SEED = 1
@@ -212,6 +216,19 @@ class Event:
 
 
 @dataclass
+class Routing:
+    """How viewers reach a cluster: `dns` (the redirector's answers), or `steering` (DNS
+    picks the server of the MPD; DASH content steering, nodes/steering, ranks the
+    pathways every `steering_ttl_s` from then on)."""
+    mode: str = "dns"
+    steering_ttl_s: int = 10
+
+    @property
+    def steering(self) -> bool:
+        return self.mode == "steering"
+
+
+@dataclass
 class Scenario:
     name: str
     source: str
@@ -227,6 +244,7 @@ class Scenario:
     timeline: list[Event]
     raw: dict[str, Any]  # as resolved, for run.json
     supervise: tuple[str, ...] = ()  # programs restarted when they exit unasked
+    routing: Routing = field(default_factory=lambda: Routing())
 
     def origin_slow_rates(self) -> tuple[int, ...]:
         """Every rate an `origin_fault` caps the origin at (its nginx is told them)."""
@@ -632,6 +650,18 @@ def _probes(reader: _Reader, data: Any) -> Probes:
                                 PROBE_METHODS))
 
 
+def _routing(reader: _Reader, data: Any) -> Routing:
+    """`routing: dns`, `routing: steering` or `{mode: steering, steering_ttl_s: 5}`."""
+    if data is None:
+        return Routing()
+    if isinstance(data, str):
+        data = {"mode": data}
+    section = reader.mapping(data, "routing", {"mode", "steering_ttl_s"})
+    mode = reader.choice(section, "mode", "routing", "dns", ROUTING_MODES)
+    ttl = reader.number(section, "steering_ttl_s", "routing", 10, low=1, high=3600, kind=int)
+    return Routing(str(mode), int(ttl))
+
+
 def _controller(reader: _Reader, data: Any) -> str | None:
     if data not in (None, *CONTROLLERS):
         raise reader.fail("controller", f"{data!r} is not a controller",
@@ -711,7 +741,7 @@ def parse_scenario(data: Any, source: str, base: Path | None = None,
     top = reader.mapping(data, "", {"name", "description", "topology", "seed", "duration_s",
                                     "content", "cdn", "dns", "probes", "controller",
                                     "workload", "timeline", "cluster", "supervise",
-                                    "chaos"})
+                                    "chaos", "routing"})
     topology = _topology(reader, top.get("topology"), base)
     if top.get("cluster") is not None:  # the scenario's machines over the topology's
         from cdnlab.machines.spec import parse_section
@@ -728,11 +758,13 @@ def parse_scenario(data: Any, source: str, base: Path | None = None,
         dns=_dns(reader, top.get("dns"), topology), probes=_probes(reader, top.get("probes")),
         controller=_controller(reader, top.get("controller")),
         workload=_workload(reader, top.get("workload"), topology),
-        timeline=_timeline(reader, top.get("timeline"), topology, base), raw=data)
+        timeline=_timeline(reader, top.get("timeline"), topology, base), raw=data,
+        routing=_routing(reader, top.get("routing")))
     scenario.supervise = _supervise(reader, top.get("supervise"), scenario)
     _chaos(reader, top.get("chaos"), scenario)
     _programs_named_exist(reader, scenario)
     _browsers_have_real_titles(reader, scenario)
+    _steering_players(reader, scenario)
     _arrivals_within_duration(reader, scenario)
     _events_within_duration(reader, scenario)
     return scenario
@@ -798,6 +830,15 @@ def _programs_named_exist(reader: _Reader, scenario: Scenario) -> None:
                               "placed, it has no cache to fill" if pushed else
                               f"unknown edge server {name!r}",
                               choices(name, pulled, "pull edge servers"))
+
+
+def _steering_players(reader: _Reader, scenario: Scenario) -> None:
+    """Content steering is followed by the Python player; browser viewers do not follow it
+    yet, so a steering run with them is refused rather than run half-steered."""
+    if scenario.routing.steering and scenario.workload.abr.get(BROWSER_ABR):
+        raise reader.fail("routing", "browser viewers (dashjs) do not follow content "
+                          "steering in cdnlab yet", "use routing: dns with dashjs viewers, "
+                          "or Python players with steering")
 
 
 def _browsers_have_real_titles(reader: _Reader, scenario: Scenario) -> None:

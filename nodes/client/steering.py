@@ -16,8 +16,10 @@ ContentSteeringController and BaseURL selection do it (DASH-IF CTS 001 v1.0 clau
   ranking takes effect at the next segment; a pathway a request failed on is passed over
   for AVOID_S (as dash.js blacklists the service location), the next one used.
 
-Every change of the pathway in use is reported with its reason (`steering`, `failure`,
-`start`), for the session's event log.
+Every change of the pathway in use is reported with its reason, for the session's event
+log: `start`; `steering` (the server's ranking changed since the pathway in use was
+chosen); `failure` (the pathway in use failed); `retry` (the ranking is the same, but a
+pathway passed over after a failure is used again once its hold ended).
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ class SteeringClient:
         self.reload_url: str | None = None
         self.stopped = False  # a 410: steering ends for this session
         self.current: str | None = None
+        self._chosen_under: tuple[str, ...] = ()  # the priority when `current` was chosen
         self.used: list[str] = []  # since the last steering request
         self.samples: dict[str, list[float]] = {}
         self.failed_at: dict[str, float] = {}
@@ -158,10 +161,12 @@ class SteeringClient:
         if name != self.current:
             reason = "start" if self.current is None else \
                 "failure" if self.current in self.failed_at and \
-                now - self.failed_at[self.current] < AVOID_S else "steering"
+                now - self.failed_at[self.current] < AVOID_S else \
+                "steering" if tuple(self.priority) != self._chosen_under else "retry"
             self.emit("pathway_change", pathway=name, previous=self.current, reason=reason,
                       priority=list(self.priority))
             self.current = name
+            self._chosen_under = tuple(self.priority)
         if name not in self.used:
             self.used.append(name)
         return self.pathways[name]

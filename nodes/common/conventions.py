@@ -16,6 +16,7 @@ SERVICE_LABEL = "video"
 SERVICE = f"{SERVICE_LABEL}.{ZONE}"  # the name every viewer resolves
 TSIG_KEY_NAME = "cdnlab-key."
 DNS_REST_PORT = 8053
+STEERING_PORT = 8054  # the redirector's content steering server (nodes/steering)
 DNS_TTL_S = 5  # of the service's answers: how long a viewer keeps its cluster
 STALE_AFTER_S = 10.0  # an RTT or load record older than this no longer ranks a cluster
 SPILL_GAIN = 0.5  # the spill controller's step toward its target share (nodes/dns/spill.py)

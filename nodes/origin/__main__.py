@@ -99,7 +99,10 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.spec) if args.spec else SynthOptions().spec
     started = time.monotonic()
-    titles = synthesize(ContentStore(Path(args.store)), SynthOptions(
+    store = ContentStore(Path(args.store))
+    if args.steering:  # every title published from now on also gets its steered MPD
+        store.set_steering(args.steering)
+    titles = synthesize(store, SynthOptions(
         args.titles, args.duration, spec, args.vbr_sigma, args.seed, args.prefix))
     print(f"{len(titles)} synthetic titles ({titles[0]} … {titles[-1]}) in "
           f"{time.monotonic() - started:.2f} s")
@@ -174,6 +177,9 @@ def parser() -> argparse.ArgumentParser:
     synth.add_argument("--vbr-sigma", type=float, default=0.25)
     synth.add_argument("--seed", type=int, default=1)
     synth.add_argument("--prefix", default=SYNTH_PREFIX)
+    synth.add_argument("--steering", metavar="JSON",
+                       help="content steering for the store: {server_url, pathways: "
+                            "{name: host}, default} (nodes/origin/store.py)")
     synth.set_defaults(run=cmd_synth)
     testsrc = sub.add_parser("testsrc", help="make a test master")
     testsrc.add_argument("out")

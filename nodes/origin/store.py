@@ -63,6 +63,19 @@ class ContentStore:
     def title_dir(self, title: str) -> Path:
         return self.root / title
 
+    def set_steering(self, text: str) -> None:
+        """Steer from now on: `text` is the JSON `steered_mpd` reads, checked first."""
+        try:
+            steering = json.loads(text)
+            if not isinstance(steering, dict) or not isinstance(steering["server_url"], str) \
+                    or not isinstance(steering["pathways"], dict) or not steering["pathways"]:
+                raise ValueError("needs server_url and a non-empty pathways mapping")
+        except (ValueError, KeyError) as err:
+            raise ContentError(f"--steering: {err}", 400) from err
+        tmp = self.root / ".staging" / f"{STEERING}.{uuid.uuid4().hex[:6]}"
+        tmp.write_text(json.dumps(steering))
+        os.replace(tmp, self.root / STEERING)
+
     def steering(self) -> dict[str, Any] | None:
         """The run's steering settings (`steered_mpd`), if it steers."""
         path = self.root / STEERING

@@ -39,6 +39,40 @@ def port_free_on_all() -> int:
         return port
 
 
+def put_cluster(rest_port: int, cluster: str, what: str, body: dict[str, Any]) -> None:
+    """A cluster's health, RTT or load set through the redirector's REST API (token t)."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{rest_port}/clusters/{cluster}/{what}", method="PUT",
+        data=json.dumps(body).encode(),
+        headers={"Authorization": "Bearer t", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=5) as answer:
+        assert answer.status == 200
+
+
+def segments_from(events: Path, server: str) -> int:
+    """Video segments the player's log says `server` delivered so far."""
+    lines = events.read_text().splitlines() if events.exists() else []
+    return sum(1 for x in lines if json.loads(x).get("event") == "segment"
+               and json.loads(x)["server"] == server)
+
+
+def stop_all(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        process.terminate()
+        process.wait(10)
+
+
+def log_of(events: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in events.read_text().splitlines()]
+
+
+def wait_for(ready: Any, what: str, timeout_s: float = 20) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not ready():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
 def start_dns_and_origin(tmp_path: Path, store: Path, dns_port: int, http_port: int,
                          ttl: int, clusters: dict[str, Any], origins: tuple[str, ...] = (LIVE,),
                          rest: dict[str, Any] | None = None) -> list[subprocess.Popen[bytes]]:
@@ -197,23 +231,10 @@ def test_dns_naming_a_dead_server_moves_the_player_to_a_cluster_it_knows(
     events = tmp_path / "players.jsonl"
 
     def health(cluster: str, up: bool) -> None:
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{rest_port}/clusters/{cluster}/health", method="PUT",
-            data=json.dumps({"up": up}).encode(),
-            headers={"Authorization": "Bearer t", "Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=5) as answer:
-            assert answer.status == 200
+        put_cluster(rest_port, cluster, "health", {"up": up})
 
     def served_by(server: str) -> bool:
-        lines = events.read_text().splitlines() if events.exists() else []
-        return any(json.loads(x).get("event") == "segment" and json.loads(x)["server"] == server
-                   for x in lines)
-
-    def wait_for(ready: Any, what: str) -> None:
-        deadline = time.monotonic() + 20
-        while not ready():
-            assert time.monotonic() < deadline, what
-            time.sleep(0.05)
+        return segments_from(events, server) > 0
 
     try:
         time.sleep(1.5)
@@ -228,15 +249,12 @@ def test_dns_naming_a_dead_server_moves_the_player_to_a_cluster_it_knows(
         health("a", True)
         health("b", False)
         wait_for(lambda: served_by(LIVE), "the player moved to a at the TTL")
-        origin_a.terminate()
-        origin_a.wait(10)
+        stop_all([origin_a])
         _, stderr = player.communicate(timeout=60)
         assert player.returncode == 0, stderr
     finally:
-        for process in processes:
-            process.terminate()
-            process.wait(10)
-    log = [json.loads(line) for line in events.read_text().splitlines()]
+        stop_all(processes)
+    log = log_of(events)
     failed = [e for e in log if e["event"] == "request_failed"]
     assert failed and all(f["server"] == LIVE for f in failed), failed
     moved = [e for e in log if e["event"] == "resolve" and e.get("from_known")]

@@ -11,9 +11,7 @@ import json
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -22,7 +20,16 @@ from nodes.common.dash import parse_mpd
 from nodes.origin.profiles import DEFAULT_LADDER, Profile, TitleSpec
 from nodes.origin.store import STEERING, ContentStore
 from nodes.origin.synth import SynthOptions, synthesize
-from tests.client.test_player_loopback import LIVE, LIVE2, port_free_on_all
+from tests.client.test_player_loopback import (
+    LIVE,
+    LIVE2,
+    log_of,
+    port_free_on_all,
+    put_cluster,
+    segments_from,
+    stop_all,
+    wait_for,
+)
 from tests.dns.conftest import free_port
 
 
@@ -60,23 +67,7 @@ def test_a_steered_session_moves_with_the_ranking_and_on_failure(tmp_path: Path)
     events = tmp_path / "players.jsonl"
 
     def rtt(cluster: str, value: float) -> None:
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{rest_port}/clusters/{cluster}/rtt", method="PUT",
-            data=json.dumps({"network": "127.0.0.0/8", "rtt_ms": value}).encode(),
-            headers={"Authorization": "Bearer t", "Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=5) as answer:
-            assert answer.status == 200
-
-    def segments_from(server: str) -> int:
-        lines = events.read_text().splitlines() if events.exists() else []
-        return sum(1 for x in lines if json.loads(x).get("event") == "segment"
-                   and json.loads(x)["server"] == server)
-
-    def wait_for(ready: Any, what: str) -> None:
-        deadline = time.monotonic() + 20
-        while not ready():
-            assert time.monotonic() < deadline, what
-            time.sleep(0.05)
+        put_cluster(rest_port, cluster, "rtt", {"network": "127.0.0.0/8", "rtt_ms": value})
 
     try:
         time.sleep(1.5)
@@ -88,18 +79,15 @@ def test_a_steered_session_moves_with_the_ranking_and_on_failure(tmp_path: Path)
              "--manifest", STEERED_MPD, "--algo", "throughput", "--max-buffer", "3",
              "--events", str(events), "--summary", str(tmp_path / "s.json")],
             stderr=subprocess.PIPE, text=True)
-        wait_for(lambda: segments_from(LIVE) >= 2, "pathway a served")
+        wait_for(lambda: segments_from(events, LIVE) >= 2, "pathway a served")
         rtt("a", 40)  # steering ranks b first at its next reload
-        wait_for(lambda: segments_from(LIVE2) >= 2, "the session moved to pathway b")
-        processes[2].terminate()  # b's origin dies: back to a
-        processes[2].wait(10)
+        wait_for(lambda: segments_from(events, LIVE2) >= 2, "the session moved to pathway b")
+        stop_all(processes[2:])  # b's origin dies: back to a
         _, stderr = player.communicate(timeout=60)
         assert player.returncode == 0, stderr
     finally:
-        for process in processes:
-            process.terminate()
-            process.wait(10)
-    log = [json.loads(line) for line in events.read_text().splitlines()]
+        stop_all(processes)
+    log = log_of(events)
     changes = [(e["pathway"], e["reason"]) for e in log if e["event"] == "pathway_change"]
     assert changes == [("a", "start"), ("b", "steering"), ("a", "failure")], changes
     answers = [e for e in log if e["event"] == "steering"]

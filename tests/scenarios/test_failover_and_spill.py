@@ -108,3 +108,48 @@ def test_the_spill_controller_holds_the_threshold_and_follows_demand(
     assert all(a["cluster"] == "edge_a" for a in answers if a["t"] < first_spill), \
         "nearest until loaded"
     assert summary["players"]["completed"] == summary["players"]["sessions"] == 24
+
+
+def test_failover_under_content_steering_moves_sessions_within_a_steering_ttl(
+        run_scenario: RunScenario) -> None:
+    """The same failure with `routing: steering`: the players fetch the steered MPD
+    through DNS once, then steering ranks their pathways every 2 s; when edge_a's servers
+    stop, sessions leave it at their next segment (a failed request) or the next manifest,
+    without asking DNS again, and return to it once it is back."""
+    ttl, segment_s = 2, 2
+    summary = run_scenario("failover", {"routing": {"mode": "steering",
+                                                    "steering_ttl_s": ttl}})
+    bundle = Path(summary["bundle"])
+    routing = summary["routing"]
+    assert routing["mode"] == "steering" and routing["steering"]["requests"] > 0, routing
+    assert set(routing["steering"]["answered_by_status"]) == {"200"}, routing
+    assert routing["steering"]["server_manifests"] >= routing["steering"]["requests"]
+    engine = lines(bundle / "events" / "engine.jsonl")
+    marked = next(e["t"] for e in engine if e["event"] == "cluster_health" and not e["up"])
+    recovered = next(e["t"] for e in engine if e["event"] == "cluster_health" and e["up"])
+    events = [e for p in (bundle / "events").glob("*.players.jsonl") for e in lines(p)]
+    segments = [e for e in events if e["event"] == "segment"]
+    assert all(s["pathway"] == s["cluster"] for s in segments), "pathway = cluster served"
+    before = [s for s in segments if s["t"] < marked and s["pathway"] == "edge_a"]
+    assert before, "ISP A's viewers were on edge_a before"
+    stayed = [s for s in segments if s["pathway"] == "edge_a"
+              and marked + ttl + segment_s < s["t"] - s["download_s"] < recovered]
+    assert not stayed, stayed
+    back = [s for s in segments if s["pathway"] == "edge_a"
+            and s["t"] - s["download_s"] > recovered + ttl + segment_s]
+    assert back, "steering sends them back once edge_a is up again"
+    sessions = summary["players"]["sessions"]
+    assert routing["steering"]["requests"] > 3 * sessions, "asked again every TTL"
+    manifests = [m for m in lines(bundle / "events" / "dns.decisions.jsonl")
+                 if m["event"] == "steer"]
+    during = [m for m in manifests if marked < m["t"] < recovered]
+    assert during and not [m for m in during if "edge_a" in m["priority"]], \
+        "edge_a is not offered while it is down"
+    reasons = routing["steering"]["pathway_changes"]
+    assert reasons.get("failure", 0) >= 1 and reasons.get("steering", 0) >= 1, reasons
+    steering = routing["steering"]
+    assert steering["judged"] > 0 and steering["lowest_rtt_share"] >= 0.9, steering
+    asked = [e for e in events if e["event"] == "resolve" and "host" not in e]
+    assert len(asked) == sessions, \
+        "DNS named the service once per session (the MPD); steering moved them after"
+    assert summary["players"]["completed"] == summary["players"]["sessions"] == 6

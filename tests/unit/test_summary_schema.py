@@ -22,7 +22,8 @@ MINIMAL: dict[str, Any] = {
                 "jain_fairness": {}, "by_algo": {}, "jain_fairness_mean": None,
                 "browsers": None, "failures_by_reason": {}, "per_session": []},
     "cmcd": {"requests": 0, "with_cmcd": 0, "sessions": 0, "by": {}},
-    "fidelity": None, "faults": None, "events": {"applied": [], "failed": []},
+    "fidelity": None, "faults": None,
+    "routing": {"mode": "dns", "steering": None}, "events": {"applied": [], "failed": []},
 }
 
 

@@ -1,0 +1,53 @@
+"""The `routing` section of a run's summary: how viewers reached clusters (`routing: dns`
+or `steering` in the scenario) and, under content steering, what the steering exchange
+did: requests the players made and how they were answered, pathway changes by reason,
+segments by pathway, and the manifests the steering server logged, each judged as a DNS
+answer is (`cdnlab/results/truth.py`): was the pathway ranked first the client's
+lowest-RTT cluster then, and if not, by how much RTT."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from cdnlab.results.bundle import Bundle
+from cdnlab.results.truth import RttTruth
+
+
+def routing_summary(bundle: Bundle) -> dict[str, Any]:
+    chosen = (bundle.run.get("scenario") or {}).get("routing") or "dns"
+    mode = chosen if isinstance(chosen, str) else str(chosen.get("mode", "dns"))
+    if mode != "steering":
+        return {"mode": mode, "steering": None}
+    events = bundle.lines("*.players.jsonl")
+    answers = [e for e in events if e.get("event") == "steering"]
+    changes = [e for e in events if e.get("event") == "pathway_change"]
+    segments = [e for e in events if e.get("event") == "segment"]
+    manifests = [e for e in bundle.lines("dns.decisions.jsonl") if e.get("event") == "steer"]
+    return {"mode": mode, "steering": {
+        "requests": len(answers),
+        "answered_by_status": dict(Counter(str(a.get("status")) for a in answers)),
+        "pathway_changes": dict(Counter(str(c.get("reason")) for c in changes)),
+        "segments_by_pathway": dict(Counter(str(s.get("pathway")) for s in segments)),
+        "server_manifests": len(manifests),
+        **_judged(bundle, manifests),
+    }}
+
+
+def _judged(bundle: Bundle, manifests: list[dict[str, Any]]) -> dict[str, Any]:
+    truth = RttTruth(bundle)
+    lowest, extra = 0, []
+    for manifest in manifests:
+        host = truth.host_of(manifest.get("client"))
+        first = (manifest.get("priority") or [None])[0]
+        judgement = truth.judge(host, first, manifest["t"]) if host else None
+        if judgement is None:
+            continue
+        if judgement.lowest:
+            lowest += 1
+        else:
+            extra.append(judgement.extra_ms)
+    judged = lowest + len(extra)
+    return {"judged": judged,
+            "lowest_rtt_share": round(lowest / judged, 4) if judged else None,
+            "extra_rtt_ms_mean": round(sum(extra) / len(extra), 4) if extra else None}
