@@ -49,7 +49,7 @@ from nodes.client.qoe import session_metrics
 from nodes.client.steering import SteeringClient
 from nodes.common import cmcd
 from nodes.common.conventions import ABR_DEFAULT, MAX_BUFFER_S
-from nodes.common.dash import ManifestError, Representation, parse_mpd
+from nodes.common.dash import ManifestError, Presentation, Representation, parse_mpd
 from nodes.common.events import EventLog
 
 CACHE_HEADERS = ("x-cache-status", "x-cache")
@@ -275,7 +275,8 @@ class Session:
             if reloads is not None:
                 reloads.cancel()
 
-    async def _play(self, presentation: Any, clock: Callable[[], float]) -> dict[str, Any]:
+    async def _play(self, presentation: Presentation,
+                    clock: Callable[[], float]) -> dict[str, Any]:
         sets = [a for a in presentation.sets("video") if a.codec_family == self.spec.codec] \
             or presentation.sets("video")
         reps: list[Representation] = sorted(sets[0].representations, key=lambda r: r.bandwidth)
