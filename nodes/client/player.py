@@ -46,7 +46,7 @@ from nodes.client.dnsclient import Resolution, ResolveError, StubConfig, resolve
 from nodes.client.failures import Failure
 from nodes.client.http import HttpClient, HttpError
 from nodes.client.qoe import session_metrics
-from nodes.client.steering import SteeringClient
+from nodes.client.steering import AVOID_S, SteeringClient
 from nodes.common import cmcd
 from nodes.common.conventions import ABR_DEFAULT, MAX_BUFFER_S
 from nodes.common.dash import ManifestError, Presentation, Representation, parse_mpd
@@ -86,12 +86,8 @@ class SessionError(Exception):
 # section 4, keeps an expired answer in use while the authority cannot be reached)
 RESOLVE_RETRY_S = (1.0, 2.0, 4.0, 8.0)
 
-# a server a request failed on is avoided this long after its last failure while another
-# known server is left. dash.js blacklists a failed service location for the rest of the
-# period (StreamProcessor: SERVICE_LOCATION_BASE_URL_BLACKLIST_ADD; BaseURLSelector then
-# selects the next BaseURL); a hold keeps a long session from shunning a nearest cluster
-# that came back. The request back-off doubles from 0.25 s up to the last step's 4 s.
-AVOID_S = 10.0
+# the request back-off doubles from 0.25 s up to the last step's 4 s (a failed server is
+# passed over for AVOID_S, nodes/client/steering.py)
 RETRY_BACKOFF_S = (0.25, 0.5, 1.0, 2.0, 4.0)
 STEERING_RETRY_S = 10.0  # a failed steering request before any TTL was given
 

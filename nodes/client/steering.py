@@ -33,7 +33,12 @@ from urllib.parse import urlencode, urljoin, urlsplit
 from nodes.common.dash import Presentation
 
 THROUGHPUT_SAMPLES = 4  # dash.js ContentSteeringController
-AVOID_S = 10.0  # as the player's own hold on a failed server (nodes/client/player.py)
+# a server or pathway a request failed on is passed over this long after its last failure
+# while another is left (also the player's hold on a failed server, nodes/client/player.py).
+# dash.js blacklists a failed service location for the rest of the period (StreamProcessor:
+# SERVICE_LOCATION_BASE_URL_BLACKLIST_ADD; BaseURLSelector then selects the next BaseURL);
+# a hold keeps a long session from shunning a nearest cluster that came back.
+AVOID_S = 10.0
 
 
 @dataclass

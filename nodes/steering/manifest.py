@@ -30,7 +30,6 @@ from urllib.parse import parse_qs
 
 from nodes.common.records import record_name
 from nodes.dns.policies import Candidate, Decision
-from nodes.dns.view import View
 
 VERSION = 1
 
@@ -95,11 +94,10 @@ class Ranking:
     reason: str  # the policy's reason for the first, or `sticky` / `demoted`
 
 
-def rank(decision: Decision, view: View, reported: Reported,
-         settings: SteeringSettings) -> Ranking:
-    """Pathways best first, from the policy's decision and the client's report."""
-    up = [c for c in decision.candidates if view.clusters.get(c.cluster) is not None
-          and view.clusters[c.cluster].up]
+def rank(decision: Decision, reported: Reported, settings: SteeringSettings) -> Ranking:
+    """Pathways best first, from the policy's decision (its candidates carry each
+    cluster's health, from the same zone snapshot) and the client's report."""
+    up = [c for c in decision.candidates if c.why_not != "down"]
     fresh = [c for c in up if c.usable]
     order = [c.cluster for c in fresh] + [c.cluster for c in up if not c.usable]
     if decision.cluster is not None and decision.cluster in order:

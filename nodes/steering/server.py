@@ -101,8 +101,7 @@ class SteeringHandler(BaseHTTPRequestHandler):
         session = session or f"s{next(self.server.sessions)}"
         client = self.client_address[0]
         decision = redirector.decide(service, int(ipaddress.IPv4Address(client)))
-        view = redirector.zone.view
-        ranking = rank(decision, view, reported, settings)
+        ranking = rank(decision, reported, settings)
         redirector.decisions.answer(client, None, service, decision, event="steer", more={
             "session": session, "priority": list(ranking.priority), "steer_reason":
             ranking.reason, "reported": list(reported.pathways),
