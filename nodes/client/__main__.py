@@ -58,7 +58,7 @@ def load_plan(args: argparse.Namespace) -> list[SessionSpec]:
             raise ValueError("give --title or --plan")
         specs = [SessionSpec(f"{args.node}-{n}", args.title, args.algo, None, args.segments,
                              n * args.stagger, args.codec, args.max_buffer,
-                             manifest=args.manifest)
+                             manifest=args.manifest, cmsd=args.cmsd)
                  for n in range(args.sessions)]
     for spec in specs:
         if spec.algo not in ALGORITHMS:
@@ -118,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--codec", default="avc1")
     parser.add_argument("--manifest", default="manifest.mpd",
                         help="the MPD's name in the title (steered.mpd: content steering)")
+    parser.add_argument("--cmsd", action="store_true",
+                        help="honour the edges' CMSD (mb caps the bitrate, du moves away)")
     parser.add_argument("--max-buffer", type=float, default=MAX_BUFFER_S)
     parser.add_argument("--cluster", action="append", default=[],
                         help="NAME=ADDR[,ADDR…]: name the cluster of a server in logs")

@@ -24,6 +24,14 @@ steering server (before the start when the MPD says so, then every TTL), and eac
 goes to the pathway ranked first that has not failed lately; pathway hosts are resolved
 by DNS like the service name. Segments then carry their `pathway`, and every change of
 pathway is a `pathway_change` event with its reason.
+
+A session with `cmsd` reads the server data edges send (CTA-5006, `nodes/common/cmsd.py`)
+on every segment response, as dash.js does with `streaming.cmsd.enabled`: `mb` caps the
+video bitrate the ABR may choose (the audio bitrate taken off, no cap when no rung fits:
+dash.js AbrController._filterByCmsdMaxBitrate; kept until a later response replaces it),
+and `du` (duress) makes the session leave that cluster at the next segment: the pathway
+is passed over as after a failure (steering), or the server avoided and DNS asked again
+(DNS routing). Each duress seen is a `cmsd_duress` event; segments carry the `cmsd` data.
 """
 
 from __future__ import annotations
@@ -47,7 +55,7 @@ from nodes.client.failures import Failure
 from nodes.client.http import HttpClient, HttpError
 from nodes.client.qoe import session_metrics
 from nodes.client.steering import AVOID_S, SteeringClient
-from nodes.common import cmcd
+from nodes.common import cmcd, cmsd
 from nodes.common.conventions import ABR_DEFAULT, MAX_BUFFER_S
 from nodes.common.dash import ManifestError, Presentation, Representation, parse_mpd
 from nodes.common.events import EventLog
@@ -74,6 +82,7 @@ class SessionSpec:
     until_s: float | None = None
     manifest: str = "manifest.mpd"  # the title's MPD (steered.mpd: with content steering)
     steering: bool = True  # follow the MPD's ContentSteering when it has one
+    cmsd: bool = False  # honour the edges' CMSD: mb caps the bitrate, du moves away
 
 
 class SessionError(Exception):
@@ -111,6 +120,9 @@ class Session:
         self.server: str | None = None
         self.metrics: dict[str, Any] | None = None
         self._server_failed = False
+        self._leave_why = "server_failed"  # why the next segment asks DNS again
+        self._mb_kbps: float | None = None  # CMSD's maximum suggested bitrate, kept
+        self._audio_kbps = 0.0  # the audio track's bitrate (taken off mb)
         self._resolving = asyncio.Lock()
         self._stopped = False  # a track failed: the other stops too
         self._last_kbps: float | None = None  # the last video segment's throughput
@@ -187,7 +199,8 @@ class Session:
                 return await self.resolve("start")
             if self._server_failed:
                 self._server_failed = False
-                return await self.resolve("server_failed")
+                why, self._leave_why = self._leave_why, "server_failed"
+                return await self.resolve(why)
             if time.monotonic() >= self.expires:
                 return await self.resolve("ttl_expired")
             return self.server
@@ -282,6 +295,7 @@ class Session:
         count = min(total, self.spec.segments or total)
         audio = [a for a in presentation.sets("audio") if self.spec.audio]
         audio_rep = min(audio[0].representations, key=lambda r: r.bandwidth) if audio else None
+        self._audio_kbps = audio_rep.bandwidth / 1000 if audio_rep else 0.0
         buffer = PlaybackBuffer(self.spec.startup_s or self.segment_s,
                                 self.spec.resume_s or self.segment_s,
                                 (VIDEO, AUDIO) if audio_rep else (VIDEO,))
@@ -314,7 +328,8 @@ class Session:
             if choice.wait_s > 0 and buffer.playing:
                 await asyncio.sleep(min(choice.wait_s, buffer.level_of(VIDEO)))
                 buffer.advance(clock())
-            rep = reps[choice.quality]
+            quality = self._capped(choice.quality, bitrates)
+            rep = reps[quality]
             starved = len(buffer.stalls) > stalls_seen
             stalls_seen = len(buffer.stalls)
             got = await self._download(rep, index, buffer, VIDEO, clock, self.http, {
@@ -324,17 +339,19 @@ class Session:
                 return got
             response, server, asked = got
             level = buffer.level_of(VIDEO)
-            throughput = seen.downloaded(choice.quality, response.size, response.seconds,
+            throughput = seen.downloaded(quality, response.size, response.seconds,
                                          level, clock())
             self._last_kbps = throughput
-            chosen.append(bitrates[choice.quality])
+            chosen.append(bitrates[quality])
+            capped = {"abr_quality": choice.quality} if quality != choice.quality else {}
             self.log.emit(
-                "segment", session=self.spec.id, segment=index, quality=choice.quality,
+                "segment", session=self.spec.id, segment=index, quality=quality,
                 rule=choice.rule, representation=rep.id,
-                bitrate_kbps=bitrates[choice.quality], bytes=response.size,
+                bitrate_kbps=bitrates[quality], bytes=response.size,
                 start_s=round(asked, 4), download_s=round(response.seconds, 4),
                 throughput_kbps=round(throughput, 1), buffer_s=round(level, 3),
-                **self._delivery(response, server),
+                **self._delivery(response, server), **capped,
+                **self._server_data(response, server, VIDEO),
                 stalled=bool(buffer.stalls and buffer.stalls[-1][0] >= asked))
         return None
 
@@ -357,7 +374,8 @@ class Session:
                 "audio_segment", session=self.spec.id, segment=index, representation=rep.id,
                 bitrate_kbps=rep.bandwidth / 1000, bytes=response.size,
                 start_s=round(asked, 4), download_s=round(response.seconds, 4),
-                buffer_s=round(buffer.level_of(AUDIO), 3), **self._delivery(response, server))
+                buffer_s=round(buffer.level_of(AUDIO), 3), **self._delivery(response, server),
+                **self._server_data(response, server, AUDIO))
         return None
 
     async def _room(self, buffer: PlaybackBuffer, track: str, seg: float,
@@ -492,6 +510,36 @@ class Session:
             steering.failed(pathway.name)
             tried.add(pathway.name)
         raise SessionError(f"/{relative}: {last}", failures.reason_of(last))
+
+    # -- CMSD (nodes/common/cmsd.py) ---------------------------------------------------------
+    def _capped(self, quality: int, bitrates: list[float]) -> int:
+        """The ABR's choice under CMSD's `mb`, the audio bitrate taken off; uncapped when
+        no rung fits (dash.js AbrController._filterByCmsdMaxBitrate)."""
+        if self._mb_kbps is None:
+            return quality
+        fits = [i for i, kbps in enumerate(bitrates) if kbps <= self._mb_kbps - self._audio_kbps]
+        return min(quality, fits[-1]) if fits else quality
+
+    def _server_data(self, response: Any, server: str, track: str) -> dict[str, Any]:
+        """Take a segment response's CMSD-Dynamic (a session with `cmsd`): keep `mb` (a
+        video response's), and on `du` leave the cluster at the next segment. The fields
+        the segment's log line adds."""
+        if not self.spec.cmsd:
+            return {}
+        data = {k: v for k, v in cmsd.nearest(response.headers).items()
+                if k in ("etp", "mb", "du")}
+        if track == VIDEO and isinstance(data.get("mb"), int | float):
+            self._mb_kbps = float(data["mb"])
+        if data.get("du") is True:
+            pathway = self._pathways.get(server) if self.steering else None
+            if self.steering is not None and pathway is not None:
+                self.steering.failed(pathway, "duress")
+            else:
+                self.failed_at[server] = time.monotonic()
+                self._server_failed, self._leave_why = True, "duress"
+            self.log.emit("cmsd_duress", session=self.spec.id, track=track, server=server,
+                          pathway=pathway, cluster=response.headers.get("x-cluster"))
+        return {"cmsd": data} if data else {}
 
     def _delivery(self, response: Any, server: str) -> dict[str, Any]:
         """Who delivered a segment: the server that answered, the one DNS gave, its cluster

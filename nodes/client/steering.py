@@ -14,12 +14,14 @@ ContentSteeringController and BaseURL selection do it (DASH-IF CTS 001 v1.0 clau
   add pathways made from another's URL with `URI-REPLACEMENT.HOST` (and `PARAMS` as query);
 - a segment is asked of the first pathway in priority that has not failed lately, so a new
   ranking takes effect at the next segment; a pathway a request failed on is passed over
-  for AVOID_S (as dash.js blacklists the service location), the next one used.
+  for AVOID_S (as dash.js blacklists the service location), the next one used; so is a
+  pathway whose edge said it is in duress (CMSD `du`, nodes/client/player.py).
 
 Every change of the pathway in use is reported with its reason, for the session's event
 log: `start`; `steering` (the server's ranking changed since the pathway in use was
-chosen); `failure` (the pathway in use failed); `retry` (the ranking is the same, but a
-pathway passed over after a failure is used again once its hold ended).
+chosen); `failure` (the pathway in use failed); `duress` (its edge sent CMSD `du`);
+`retry` (the ranking is the same, but a pathway passed over after a failure or duress is
+used again once its hold ended).
 """
 
 from __future__ import annotations
@@ -91,6 +93,7 @@ class SteeringClient:
         self.used: list[str] = []  # since the last steering request
         self.samples: dict[str, list[float]] = {}
         self.failed_at: dict[str, float] = {}
+        self.failed_why: dict[str, str] = {}  # failure | duress
 
     # -- the request -------------------------------------------------------------------------
     def request_url(self) -> str:
@@ -165,7 +168,7 @@ class SteeringClient:
         name = (fresh or self.priority)[0]
         if name != self.current:
             reason = "start" if self.current is None else \
-                "failure" if self.current in self.failed_at and \
+                self.failed_why[self.current] if self.current in self.failed_at and \
                 now - self.failed_at[self.current] < AVOID_S else \
                 "steering" if tuple(self.priority) != self._chosen_under else "retry"
             self.emit("pathway_change", pathway=name, previous=self.current, reason=reason,
@@ -176,8 +179,11 @@ class SteeringClient:
             self.used.append(name)
         return self.pathways[name]
 
-    def failed(self, pathway: str) -> None:
+    def failed(self, pathway: str, why: str = "failure") -> None:
+        """Pass the pathway over for AVOID_S: a request failed on it, or its edge is in
+        duress."""
         self.failed_at[pathway] = time.monotonic()
+        self.failed_why[pathway] = why
 
     def measured(self, pathway: str, throughput_bps: float) -> None:
         samples = self.samples.setdefault(pathway, [])

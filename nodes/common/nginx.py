@@ -51,7 +51,7 @@ CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
     "Timing-Allow-Origin": "*",
     "Access-Control-Expose-Headers": "X-Cache-Status, X-Cluster, Content-Length, "
-                                     "Content-Range, Age",
+                                     "Content-Range, Age, CMSD-Static, CMSD-Dynamic",
 }
 PREFLIGHT_HEADERS = {
     "Access-Control-Allow-Methods": "GET, HEAD, OPTIONS",

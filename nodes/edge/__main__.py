@@ -3,11 +3,14 @@
     pull:  --parent HOST:PORT [--cache-size-mb N]
     push:  --store DIR [--miss redirect|proxy] [--parent HOST:PORT] [--fill-port 8081]
     both:  [--redirect-to URL] [--capacity-mbps C] [--threshold U] [--max-connections N]
+           [--cmsd]
            [--address A] [--port 80] [--interval S] [--events F] [--node N] [--epoch T]
 
 nginx serves on ADDRESS:PORT; the load monitor samples every interval; in push mode the
-fill endpoint listens on --fill-port. Writes `<work>/nginx.pids` once serving (the engine
-records them), runs until SIGTERM. Bad arguments exit 2 with the reason.
+fill endpoint listens on --fill-port. With --cmsd every response carries CMSD-Static and
+CMSD-Dynamic (etp, mb, and du while over the threshold: nodes/edge/sites.py). Writes
+`<work>/nginx.pids` once serving (the engine records them), runs until SIGTERM. Bad
+arguments exit 2 with the reason.
 """
 
 from __future__ import annotations
@@ -75,7 +78,8 @@ def serve(args: argparse.Namespace) -> int:
     access_log = events.with_name(f"{args.node}.access.jsonl") if events else \
         work / "access.jsonl"
     site = EdgeSite(args.cluster, args.mode, work, args.parent, args.cache_size_mb,
-                    Path(args.store) if args.store else None, args.miss, args.redirect_to)
+                    Path(args.store) if args.store else None, args.miss, args.redirect_to,
+                    args.cmsd, args.capacity_mbps, args.threshold)
     nginx = Nginx(NginxSite(args.node, f"{args.address}:{args.port}", work, access_log,
                             site.server_body(), site.http_extra(), LOG_FIELDS,
                             master=args.mode == "pull"))
@@ -84,9 +88,11 @@ def serve(args: argparse.Namespace) -> int:
                           site.cache_dir if args.mode == "pull" else Path(args.store), log,
                           args.capacity_mbps, args.threshold, args.max_connections,
                           args.interval, f"http://127.0.0.1:{args.port}/nginx_status",
-                          f"{args.redirect_to.rstrip('/')}/load" if args.redirect_to else None)
+                          f"{args.redirect_to.rstrip('/')}/load" if args.redirect_to else None,
+                          site.duress_flag if args.cmsd else None)
     try:
         site.overload_flag.unlink(missing_ok=True)
+        site.duress_flag.unlink(missing_ok=True)
         nginx.start()
         written = work / "nginx.pids.tmp"
         written.write_text("\n".join(map(str, nginx.pids())) + "\n")
@@ -111,6 +117,7 @@ def serve(args: argparse.Namespace) -> int:
             receiver.server_close()
         nginx.stop()
         site.overload_flag.unlink(missing_ok=True)
+        site.duress_flag.unlink(missing_ok=True)
         log.emit("stopped")
         log.close()
     return status
@@ -133,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--capacity-mbps", type=float, default=1000.0)
     p.add_argument("--threshold", type=float, default=SHED_ABOVE)
     p.add_argument("--max-connections", type=int, default=0)
+    p.add_argument("--cmsd", action="store_true", help="send CMSD-Static/CMSD-Dynamic")
     p.add_argument("--address", default="0.0.0.0")
     p.add_argument("--port", type=int, default=HTTP_PORT)
     p.add_argument("--interval", type=float, default=1.0)

@@ -1,6 +1,7 @@
 """The edge's live load, sampled every interval and published three ways: `load.json`
-(served by nginx at `/load`), a `load` event in the node's log, and the overload flag file
-nginx answers 302 on while it exists.
+(served by nginx at `/load`), a `load` event in the node's log, the overload flag file
+nginx answers 302 on while it exists, and the duress flag (CMSD `du`, when the edge sends
+CMSD) that exists while the cluster is over its threshold.
 
     egress_mbps       bytes the host sent on its interfaces (/proc/net/dev, as on the wire)
     connections       active client connections (nginx stub_status)
@@ -11,8 +12,9 @@ nginx answers 302 on while it exists.
     utilisation       egress_mbps / capacity_mbps — what the DNS redirector's load means
 
 Overloaded = utilisation above `threshold` or connections above `max_connections`. The
-flag is raised only while the cluster the redirects go to is under its own threshold (its
-`/load`): redirecting to an overloaded cluster would only move the overload.
+overload flag is raised only while the cluster the redirects go to is under its own
+threshold (its `/load`): redirecting to an overloaded cluster would only move the overload.
+The duress flag has no such condition: it tells the player, who chooses where to go.
 """
 
 from __future__ import annotations
@@ -58,7 +60,8 @@ class LoadMonitor(threading.Thread):
                  threshold: float = SHED_ABOVE, max_connections: int = 0,
                  interval_s: float = 1.0,
                  status_url: str = "http://127.0.0.1/nginx_status",
-                 redirect_load_url: str | None = None) -> None:
+                 redirect_load_url: str | None = None,
+                 duress_flag: Path | None = None) -> None:
         super().__init__(name="load-monitor", daemon=True)
         self.cluster = cluster
         self.access_log = access_log
@@ -72,6 +75,7 @@ class LoadMonitor(threading.Thread):
         self.interval_s = interval_s
         self.status_url = status_url
         self.redirect_load_url = redirect_load_url  # where overload redirects go: its /load
+        self.duress_flag = duress_flag
         self.stopping = threading.Event()
         self._offset = 0
         self._totals = {"hits": 0, "requests": 0, "hit_bytes": 0, "bytes": 0}
@@ -149,6 +153,14 @@ class LoadMonitor(threading.Thread):
             now_over = sample["utilisation"] > self.threshold or (
                 self.max_connections > 0 and sample["connections"] > self.max_connections)
             sample["overloaded"] = now_over
+            if self.duress_flag is not None and now_over != self.duress_flag.exists():
+                if now_over:
+                    self.duress_flag.touch()
+                else:
+                    self.duress_flag.unlink(missing_ok=True)
+                self.log.emit("duress_on" if now_over else "duress_off",
+                              utilisation=sample["utilisation"],
+                              connections=sample["connections"])
             if now_over and not self._target_has_room():
                 sample["redirect_blocked"] = "the redirect target is over its threshold"
                 now_over = False
@@ -168,6 +180,8 @@ class LoadMonitor(threading.Thread):
             self.latest = sample
             last_t, last_tx, last_requests = now, sent, requests
         self.flag.unlink(missing_ok=True)
+        if self.duress_flag is not None:
+            self.duress_flag.unlink(missing_ok=True)
 
 
 def _ratio(part: int, whole: int) -> float | None:

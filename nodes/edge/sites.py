@@ -7,6 +7,14 @@ preflight; a pull edge revalidates an expired entry with a conditional request (
 lives 2 s, see `nodes/common/nginx.py`). They serve the monitor's `load.json` at
 `/load`, expose `stub_status` to the host itself, and answer 302 to `redirect_to` while the
 monitor's overload flag exists (once: a redirected request is never redirected again).
+With `cmsd` every response carries CTA-5006 server data (`nodes/common/cmsd.py`):
+`CMSD-Static: ot=<type>,sf=d,st=v` (the type from the request's CMCD `ot`, else from the
+name: an MPD `m`, an init segment `i`, else `o`) and `CMSD-Dynamic: "<cluster>";etp=…;mb=…`
+with `;du` while the monitor's duress flag exists (utilisation over the threshold). nginx
+computes both figures per response from the connections it holds open (`$connections_active`,
+n): etp = capacity / n, the cluster's egress shared equally; mb = threshold × capacity / n,
+the share that keeps the cluster under its threshold (kbit/s; n above MAX_SHARED counts
+as MAX_SHARED).
 The request log adds: cache status, upstream time, and the
 reason of any redirect (`overload`, `not_filled`).
 """
@@ -16,6 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from nodes.common import cmsd
+from nodes.common.conventions import SHED_ABOVE
 from nodes.common.nginx import CORS_HEADERS, add_headers, hide_upstream_cors, preflight
 
 REDIRECTED = "cdnlab_redirected"  # query argument an overload redirect adds
@@ -25,6 +35,7 @@ LOG_FIELDS = {
     "redirect": "\"$edge_redirect\"",
     "cluster": "\"$edge_cluster\"",
 }
+MAX_SHARED = 512  # connections the CMSD share maps list one by one
 
 
 @dataclass(frozen=True)
@@ -37,10 +48,18 @@ class EdgeSite:
     store: Path | None = None  # push: the filled content
     miss: str = "redirect"  # push: redirect | proxy
     redirect_to: str | None = None  # base URL answered with 302 (overload, push misses)
+    cmsd: bool = False  # CMSD-Static and CMSD-Dynamic on every response
+    capacity_mbps: float = 1000.0
+    threshold: float = SHED_ABOVE
 
     @property
     def overload_flag(self) -> Path:
         return self.work / "overloaded"
+
+    @property
+    def duress_flag(self) -> Path:
+        """Exists while the cluster is over its threshold (CMSD `du`)."""
+        return self.work / "duress"
 
     @property
     def load_file(self) -> Path:
@@ -54,10 +73,28 @@ class EdgeSite:
         lines = [f'    map $host $edge_cluster {{ default "{self.cluster}"; }}']
         if self.parent:
             lines.append(f"    upstream parent {{ server {self.parent}; keepalive 32; }}")
+        if self.cmsd:
+            lines.append(self._cmsd_maps())
         if self.mode == "pull":
             lines.append(f"    proxy_cache_path {self.cache_dir} levels=1:2 keys_zone=edge:16m "
                          f"max_size={self.cache_size_mb}m inactive=7d use_temp_path=off;")
         return "\n".join(lines)
+
+    def _cmsd_maps(self) -> str:
+        """The object type and the per-connection shares, as nginx variables."""
+        kbps = self.capacity_mbps * 1000
+
+        def shares(name: str, total: float) -> str:
+            rows = "".join(f" {n} {round(total / n)};" for n in range(2, MAX_SHARED + 1))
+            return (f"    map $connections_active ${name} {{ 0 {round(total)}; "
+                    f"1 {round(total)};{rows} default {round(total / MAX_SHARED)}; }}")
+
+        return "\n".join([
+            '    map $arg_CMCD $cmsd_cmcd_ot { "~*(?:^|%2C)ot%3D(?<cmcd_ot>[a-z]+)" '
+            '$cmcd_ot; default ""; }',
+            '    map "$cmsd_cmcd_ot:$uri" $cmsd_ot { "~^(?<sent_ot>[a-z]+):" $sent_ot; '
+            '"~\\.mpd$" m; "~/init-[^/]*$" i; default o; }',
+            shares("cmsd_etp", kbps), shares("cmsd_mb", kbps * self.threshold)])
 
     def _overload(self) -> str:
         """302 to `redirect_to` while the flag exists, marked so the next edge serves the
@@ -78,15 +115,24 @@ class EdgeSite:
 
     def _headers(self, cache_status: str) -> str:
         """add_header in a location replaces the server's: all of them, every time."""
+        server_data = {cmsd.STATIC: "ot=$cmsd_ot,sf=d,st=v",
+                       cmsd.DYNAMIC: f'\\"{self.cluster}\\";etp=$cmsd_etp;mb=$cmsd_mb$cmsd_du'}
         return add_headers({"X-Cache-Status": cache_status, "X-Cluster": self.cluster}
-                           | CORS_HEADERS)
+                           | CORS_HEADERS | (server_data if self.cmsd else {}))
 
     def _preflight(self) -> str:
         return preflight({"X-Cluster": self.cluster})
 
+    def _duress(self) -> str:
+        """`;du` while the flag exists; tested at server level, before any location."""
+        if not self.cmsd:
+            return ""
+        return ('        set $cmsd_du "";\n'
+                f'        if (-f {self.duress_flag}) {{ set $cmsd_du ";du"; }}\n')
+
     def server_body(self) -> str:
         common = ('        set $edge_redirect "";\n'
-                  '        set $edge_cache "";\n'
+                  '        set $edge_cache "";\n' + self._duress() +
                   f"        location = /load {{ default_type application/json; "
                   f"alias {self.load_file}; }}\n"
                   "        location = /nginx_status { stub_status; allow 127.0.0.1; "

@@ -17,6 +17,7 @@ import yaml
 
 from nodes.common.conventions import STEERED_MPD
 from nodes.common.dash import parse_mpd
+from nodes.common.ladder import Rung
 from nodes.origin.profiles import DEFAULT_LADDER, Profile, TitleSpec
 from nodes.origin.store import STEERING, ContentStore
 from nodes.origin.synth import SynthOptions, synthesize
@@ -33,24 +34,23 @@ from tests.client.test_player_loopback import (
 from tests.dns.conftest import free_port
 
 
-def test_a_steered_session_moves_with_the_ranking_and_on_failure(tmp_path: Path) -> None:
-    http_port, dns_port, rest_port, steer_port = (port_free_on_all(), free_port(),
-                                                  free_port(), free_port())
-    store = tmp_path / "store"
+def steered_title(store: Path, steer_port: int, pathways: dict[str, str],
+                  ladder: tuple[Rung, ...], duration_s: float = 16) -> None:
+    """synth-0001 in `store`, 1 s segments, published with steered.mpd naming `pathways`
+    (name → host:port), `a` the default, the steering server on loopback."""
     ContentStore(store)
     (store / STEERING).write_text(json.dumps({
         "server_url": f"http://127.0.0.1:{steer_port}/steer/video",
-        "pathways": {"a": f"a.cluster.cdn.lab:{http_port}",
-                     "b": f"b.cluster.cdn.lab:{http_port}"}, "default": "a"}))
-    spec = TitleSpec(profiles=(Profile("avc", DEFAULT_LADDER[:2]),), segment_s=1.0,
-                     audio_kbps=0)
-    synthesize(ContentStore(store), SynthOptions(titles=1, duration_s=16, spec=spec, seed=9))
-    steered = parse_mpd((store / "synth-0001" / STEERED_MPD).read_bytes())
-    assert steered.steering is not None and steered.steering.query_before_start
-    assert [(b.service_location, b.url) for b in steered.base_urls] == [
-        ("a", f"http://a.cluster.cdn.lab:{http_port}/synth-0001/"),
-        ("b", f"http://b.cluster.cdn.lab:{http_port}/synth-0001/")]
+        "pathways": pathways, "default": "a"}))
+    spec = TitleSpec(profiles=(Profile("avc", ladder),), segment_s=1.0, audio_kbps=0)
+    synthesize(ContentStore(store),
+               SynthOptions(titles=1, duration_s=duration_s, spec=spec, seed=9))
 
+
+def start_steering_redirector(tmp_path: Path, dns_port: int, rest_port: int,
+                              steer_port: int) -> subprocess.Popen[bytes]:
+    """The real redirector (min_rtt, REST token t) with its steering front end, TTL 1 s,
+    clusters a (LIVE) and b (LIVE2); decisions in tmp_path/decisions.jsonl."""
     config = tmp_path / "dns.yaml"
     config.write_text(yaml.safe_dump({
         "zone": "cdn.lab.", "listen": {"address": "127.0.0.1", "port": dns_port},
@@ -58,8 +58,23 @@ def test_a_steered_session_moves_with_the_ranking_and_on_failure(tmp_path: Path)
         "clusters": {"a": {"addresses": [LIVE]}, "b": {"addresses": [LIVE2]}},
         "rest": {"port": rest_port, "token": "t"},
         "steering": {"port": steer_port, "ttl": 1, "pathways": ["a", "b"]}}))
-    processes = [subprocess.Popen([sys.executable, "-m", "nodes.dns", "--config", str(config),
-                                   "--decisions", str(tmp_path / "decisions.jsonl")])]
+    return subprocess.Popen([sys.executable, "-m", "nodes.dns", "--config", str(config),
+                             "--decisions", str(tmp_path / "decisions.jsonl")])
+
+
+def test_a_steered_session_moves_with_the_ranking_and_on_failure(tmp_path: Path) -> None:
+    http_port, dns_port, rest_port, steer_port = (port_free_on_all(), free_port(),
+                                                  free_port(), free_port())
+    store = tmp_path / "store"
+    steered_title(store, steer_port, {"a": f"a.cluster.cdn.lab:{http_port}",
+                                      "b": f"b.cluster.cdn.lab:{http_port}"},
+                  DEFAULT_LADDER[:2])
+    steered = parse_mpd((store / "synth-0001" / STEERED_MPD).read_bytes())
+    assert steered.steering is not None and steered.steering.query_before_start
+    assert [(b.service_location, b.url) for b in steered.base_urls] == [
+        ("a", f"http://a.cluster.cdn.lab:{http_port}/synth-0001/"),
+        ("b", f"http://b.cluster.cdn.lab:{http_port}/synth-0001/")]
+    processes = [start_steering_redirector(tmp_path, dns_port, rest_port, steer_port)]
     processes += [subprocess.Popen(
         [sys.executable, "-m", "nodes.origin", "serve", "--store", str(store), "--address",
          address, "--http-port", str(http_port), "--ingest-port", str(free_port()),

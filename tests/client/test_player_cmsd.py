@@ -1,0 +1,118 @@
+"""CMSD from real nginx edges to the Python player, on loopback: two pull edges (clusters a
+and b, CMSD on) in front of one origin, a steered title, the real redirector ranking a
+first. Once the session plays from a, two more viewers' connections open on edge a, over
+its `--max-connections 1` (on loopback the monitor's egress, which counts only real
+interfaces, stays 0): its monitor raises the duress flag, its next response says `du`,
+and the player moves to pathway b at the next segment. Edge b's `mb` (its threshold's
+share per open connection) caps the bitrate the ABR may choose there. The headers
+themselves are checked too: object type, etp and mb as the edge's capacity and
+connections say."""
+
+from __future__ import annotations
+
+import itertools
+import socket
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+from nodes.common import cmsd
+from nodes.common.conventions import STEERED_MPD
+from nodes.origin.profiles import DEFAULT_LADDER
+from tests.client.test_player_loopback import (
+    LIVE,
+    LIVE2,
+    log_of,
+    put_cluster,
+    segments_from,
+    stop_all,
+    wait_for,
+)
+from tests.client.test_player_steering import start_steering_redirector, steered_title
+from tests.dns.conftest import free_port
+
+THRESHOLD = 0.5
+CAPACITY_MBPS = {"a": 1.0, "b": 8.0}  # b's mb: at most 4000 kbit/s, under the top rung
+
+
+def edge(tmp_path: Path, cluster: str, port: int, origin_port: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([
+        sys.executable, "-m", "nodes.edge", "serve", "--cluster", cluster, "--mode", "pull",
+        "--parent", f"127.0.0.1:{origin_port}", "--work", str(tmp_path / f"edge-{cluster}"),
+        "--address", "0.0.0.0", "--port", str(port), "--cmsd", "--interval", "0.5",
+        "--capacity-mbps", f"{CAPACITY_MBPS[cluster]:g}", "--threshold", f"{THRESHOLD:g}",
+        "--max-connections", "1" if cluster == "a" else "0"])
+
+
+def headers_of(url: str) -> dict[str, str]:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        response.read()
+        return {k.lower(): v for k, v in response.headers.items()}
+
+
+def test_duress_moves_the_session_and_mb_caps_it(tmp_path: Path) -> None:
+    ports = {"a": free_port(), "b": free_port()}
+    origin_port, dns_port, rest_port, steer_port = (free_port(), free_port(), free_port(),
+                                                    free_port())
+    store = tmp_path / "store"
+    steered_title(store, steer_port, {c: f"{c}.cluster.cdn.lab:{p}" for c, p in ports.items()},
+                  DEFAULT_LADDER)
+    processes = [
+        start_steering_redirector(tmp_path, dns_port, rest_port, steer_port),
+        subprocess.Popen([sys.executable, "-m", "nodes.origin", "serve", "--store", str(store),
+                          "--address", "127.0.0.1", "--http-port", str(origin_port),
+                          "--ingest-port", str(free_port()), "--work", str(tmp_path / "o")]),
+        *(edge(tmp_path, c, p, origin_port) for c, p in ports.items())]
+    events = tmp_path / "players.jsonl"
+    try:
+        wait_for(lambda: all((tmp_path / f"edge-{c}" / "nginx.pids").exists() for c in ports),
+                 "the edges serve")
+        mpd = headers_of(f"http://{LIVE}:{ports['a']}/synth-0001/{STEERED_MPD}")
+        assert cmsd.decode_static(mpd["cmsd-static"]) == {"ot": "m", "sf": "d", "st": "v"}
+        (name, params), = cmsd.decode_dynamic(mpd["cmsd-dynamic"])
+        # one connection open (this one): etp the whole capacity, mb its threshold's share
+        assert name == "a" and params == {"etp": 1000, "mb": 500}, params
+        assert "CMSD-Dynamic" in mpd["access-control-expose-headers"]
+        init_name = next((store / "synth-0001").glob("init-*")).name
+        init = headers_of(f"http://{LIVE2}:{ports['b']}/synth-0001/{init_name}")
+        assert cmsd.decode_static(init["cmsd-static"])["ot"] == "i"
+        wait_for(lambda: (tmp_path / "decisions.jsonl").exists(), "the redirector runs")
+        for cluster, rtt_ms in (("a", 5), ("b", 20)):
+            put_cluster(rest_port, cluster, "rtt", {"network": "127.0.0.0/8", "rtt_ms": rtt_ms})
+        player = subprocess.Popen(
+            [sys.executable, "-m", "nodes.client", "--service", "video.cdn.lab", "--resolver",
+             f"127.0.0.1:{dns_port}", "--port", str(ports["a"]), "--title", "synth-0001",
+             "--manifest", STEERED_MPD, "--algo", "throughput", "--max-buffer", "3",
+             "--cmsd", "--events", str(events), "--summary", str(tmp_path / "s.json")],
+            stderr=subprocess.PIPE, text=True)
+        wait_for(lambda: segments_from(events, LIVE) >= 2, "pathway a served")
+        crowd = [socket.create_connection((LIVE, ports["a"])) for _ in range(2)]
+        _, stderr = player.communicate(timeout=90)
+        for connection in crowd:
+            connection.close()
+        assert player.returncode == 0, stderr
+    finally:
+        stop_all(processes)
+    log = log_of(events)
+    segments = [e for e in log if e["event"] == "segment"]
+    assert [s["pathway"] for s in segments[:2]] == ["a", "a"]
+    assert all(s["cmsd"]["etp"] > 0 for s in segments), "every segment carries CMSD"
+    # duress: the segment after the first one that said `du` comes from b
+    said = next(i for i, s in enumerate(segments) if s["cmsd"].get("du"))
+    assert segments[said]["cluster"] == "a"
+    assert segments[said + 1]["pathway"] == "b", segments[said + 1]
+    changes = [(e["pathway"], e["reason"]) for e in log if e["event"] == "pathway_change"]
+    assert changes[:2] == [("a", "start"), ("b", "duress")], changes
+    duress = [e for e in log if e["event"] == "cmsd_duress"]
+    assert duress and duress[0]["pathway"] == "a" and duress[0]["cluster"] == "a"
+    # mb: each choice fits the mb the previous video response carried (when a rung fits),
+    # and on b (mb ≤ 4000) the throughput rule's choice of the top rung (4300) was capped
+    ladder = [r.kbps for r in DEFAULT_LADDER]
+    for before, segment in itertools.pairwise(segments):
+        mb = before["cmsd"]["mb"]
+        if any(kbps <= mb for kbps in ladder):
+            assert segment["bitrate_kbps"] <= mb, (before, segment)
+    capped = [s for s in segments if "abr_quality" in s]
+    assert any(s["pathway"] == "b" and s["abr_quality"] > s["quality"] for s in capped), \
+        [(s["pathway"], s["quality"], s["cmsd"]) for s in segments]
