@@ -240,7 +240,7 @@ SCHEMA: dict[str, Any] = {
             "answered_by_status": {"*": f(int, "those requests by HTTP status ('None': "
                                                "no answer)")},
             "pathway_changes": {"*": f(int, "changes of the pathway in use, by reason "
-                                            "(start, steering, failure, retry)")},
+                                            "(start, steering, failure, duress, retry)")},
             "segments_by_pathway": {"*": f(int, "video segments each pathway delivered")},
             "server_manifests": f(int, "manifests the steering server logged (steer lines "
                                        "of the decision log)"),
@@ -250,6 +250,13 @@ SCHEMA: dict[str, Any] = {
                                               "the client's lowest-RTT cluster"),
             "extra_rtt_ms_mean": f(Maybe(NUM), "the mean true RTT above the lowest where "
                                                "it was not")}),
+        "cmsd": Maybe({
+            "duress_raised": {"*": f(int, "times each edge server's monitor raised CMSD "
+                                          "duress (utilisation over cdn.shed_above)")},
+            "duress_seen": {"*": f(int, "segment responses with du the players took, by "
+                                        "cluster (each moved its session away)")},
+            "segments_capped": f(int, "video segments whose bitrate CMSD's mb capped below "
+                                      "the ABR's choice")}),
     },
     "events": {"applied": [f(str, "timeline events applied, by kind")],
                "failed": [f(str, "timeline events that failed, by kind")]},

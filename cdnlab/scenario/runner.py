@@ -252,7 +252,8 @@ class Run:
             self.edges[cluster] = [EdgeService(
                 emu, server, cdn.mode_of(cluster), parent=f"{origin.address}:{HTTP_PORT}",
                 redirect_to=redirect, cache_size_mb=cdn.cache_mb,
-                capacity_mbps=cdn.capacity_mbps, threshold=cdn.shed_above)
+                capacity_mbps=cdn.capacity_mbps, threshold=cdn.shed_above,
+                cmsd=self.scenario.routing.cmsd)
                 for server in servers]
             for edge in self.edges[cluster]:
                 if edge.host in self.scenario.filled_edges():
@@ -478,9 +479,10 @@ class Run:
         """The host's Python players in one process, its browser viewers in another."""
         with_resolvers = host in self.scenario.dns.nameservers
         resolv_conf = self._resolv_conf(emu, host) if with_resolvers else None
+        routing = self.scenario.routing
+        sessions = [s | ({"manifest": STEERED_MPD} if routing.steering else {})
+                    | ({"cmsd": True} if routing.cmsd else {}) for s in sessions]
         python = [s for s in sessions if s["algo"] != BROWSER_ABR]
-        if self.scenario.routing.steering:
-            python = [s | {"manifest": STEERED_MPD} for s in python]
         browsers = [s for s in sessions if s["algo"] == BROWSER_ABR]
         started: list[PlayerProgram] = []
         if python:

@@ -22,7 +22,8 @@ the field and the fix. Shape (every section but `topology` has defaults):
     probes: {interval_s: 1, method: icmp}
     routing: dns                       # or steering, or {mode: steering, steering_ttl_s: 5}:
                                        # DNS names the MPD's server, content steering ranks
-                                       # the pathways (clusters) from then on (Python players)
+                                       # the pathways (clusters) from then on (both players);
+                                       # cmsd: true adds CMSD from edges (du above shed_above)
     controller: null                   # or os-ken
     workload:
       viewers: {a1: 3, isp_b: 4}       # per client host, or per ISP (spread over its clients)
@@ -219,9 +220,11 @@ class Event:
 class Routing:
     """How viewers reach a cluster: `dns` (the redirector's answers), or `steering` (DNS
     picks the server of the MPD; DASH content steering, nodes/steering, ranks the
-    pathways every `steering_ttl_s` from then on)."""
+    pathways every `steering_ttl_s` from then on). With `cmsd`, edges send CMSD (CTA-5006:
+    etp, mb, and du above `cdn.shed_above`) and players honour it (nodes/client/player.py)."""
     mode: str = "dns"
     steering_ttl_s: int = 10
+    cmsd: bool = False
 
     @property
     def steering(self) -> bool:
@@ -651,15 +654,20 @@ def _probes(reader: _Reader, data: Any) -> Probes:
 
 
 def _routing(reader: _Reader, data: Any) -> Routing:
-    """`routing: dns`, `routing: steering` or `{mode: steering, steering_ttl_s: 5}`."""
+    """`routing: dns`, `routing: steering` or `{mode: steering, steering_ttl_s: 5,
+    cmsd: true}`."""
     if data is None:
         return Routing()
     if isinstance(data, str):
         data = {"mode": data}
-    section = reader.mapping(data, "routing", {"mode", "steering_ttl_s"})
+    section = reader.mapping(data, "routing", {"mode", "steering_ttl_s", "cmsd"})
     mode = reader.choice(section, "mode", "routing", "dns", ROUTING_MODES)
     ttl = reader.number(section, "steering_ttl_s", "routing", 10, low=1, high=3600, kind=int)
-    return Routing(str(mode), int(ttl))
+    server_data = section.get("cmsd", False)
+    if not isinstance(server_data, bool):
+        raise reader.fail("routing.cmsd", f"{server_data!r} is not true or false",
+                          "write cmsd: true to have edges send CMSD and players honour it")
+    return Routing(str(mode), int(ttl), server_data)
 
 
 def _controller(reader: _Reader, data: Any) -> str | None:
@@ -764,7 +772,6 @@ def parse_scenario(data: Any, source: str, base: Path | None = None,
     _chaos(reader, top.get("chaos"), scenario)
     _programs_named_exist(reader, scenario)
     _browsers_have_real_titles(reader, scenario)
-    _steering_players(reader, scenario)
     _arrivals_within_duration(reader, scenario)
     _events_within_duration(reader, scenario)
     return scenario
@@ -830,15 +837,6 @@ def _programs_named_exist(reader: _Reader, scenario: Scenario) -> None:
                               "placed, it has no cache to fill" if pushed else
                               f"unknown edge server {name!r}",
                               choices(name, pulled, "pull edge servers"))
-
-
-def _steering_players(reader: _Reader, scenario: Scenario) -> None:
-    """Content steering is followed by the Python player; browser viewers do not follow it
-    yet, so a steering run with them is refused rather than run half-steered."""
-    if scenario.routing.steering and scenario.workload.abr.get(BROWSER_ABR):
-        raise reader.fail("routing", "browser viewers (dashjs) do not follow content "
-                          "steering in cdnlab yet", "use routing: dns with dashjs viewers, "
-                          "or Python players with steering")
 
 
 def _browsers_have_real_titles(reader: _Reader, scenario: Scenario) -> None:

@@ -30,9 +30,9 @@ class EdgeService(NodeProgram):
                  redirect_to: str | None = None, miss: str = "redirect",
                  cache_size_mb: int = 1024, capacity_mbps: float = 1000.0,
                  threshold: float = SHED_ABOVE, max_connections: int = 0,
-                 interval_s: float = 1.0) -> None:
+                 interval_s: float = 1.0, cmsd: bool = False) -> None:
         self._again = (emu, host, mode, parent, redirect_to, miss, cache_size_mb,
-                       capacity_mbps, threshold, max_connections, interval_s)
+                       capacity_mbps, threshold, max_connections, interval_s, cmsd)
         cluster = emu.topology.nodes[host].cluster
         if cluster is None:
             raise ValueError(f"{host} is not an edge server")
@@ -55,6 +55,8 @@ class EdgeService(NodeProgram):
             args += ["--redirect-to", redirect_to]
         if self.store is not None:
             args += ["--store", str(self.store)]
+        if cmsd:
+            args.append("--cmsd")
         super().__init__(emu, host, "nodes.edge", args, host)
 
     def again(self) -> EdgeService:

@@ -12,7 +12,8 @@ every session's metrics. Exits 0 when every session completed, 1 otherwise, 2 on
 arguments or when Chromium or the pinned Node packages are missing.
 
 A plan is a YAML/JSON list of sessions: {id, title, start_s, segments, max_buffer_s,
-segment_s, abr_params (dash.js settings merged over cdnlab's), timeout_s}.
+segment_s, abr_params (dash.js settings merged over cdnlab's), timeout_s, manifest (the
+title's MPD: steered.mpd for content steering), cmsd (read the edges' CMSD)}.
 """
 
 from __future__ import annotations
@@ -78,7 +79,9 @@ class Viewer:
         service = self.args.service.rstrip(".")
         config = {
             "chromium": self.args.chromium, "profile": str(self.work / f"chromium-{self.id}"),
-            "mpd_url": f"http://{service}/{self.spec['title']}/manifest.mpd",
+            "mpd_url": f"http://{service}/{self.spec['title']}/"
+                       f"{self.spec.get('manifest') or 'manifest.mpd'}",
+            "cmsd": bool(self.spec.get("cmsd")), "host_rules": self.args.host_rules,
             "session": self.id, "title": self.spec["title"],
             "max_buffer_s": float(self.spec.get("max_buffer_s") or MAX_BUFFER_S),
             "segments": self.spec.get("segments"),
@@ -183,6 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cluster", action="append", default=[],
                         help="NAME=ADDR[,ADDR…]: name the cluster of a server in logs")
     parser.add_argument("--chromium", default=CHROMIUM)
+    parser.add_argument("--host-rules", help="Chromium's --host-resolver-rules (e.g. 'MAP "
+                                             "video.cdn.lab 127.0.0.2'): names mapped "
+                                             "without DNS, for viewers on loopback")
     parser.add_argument("--events")
     parser.add_argument("--summary")
     parser.add_argument("--node", default="client")

@@ -24,9 +24,11 @@ const ARGS = [
   "--disable-features=Translate,MediaRouter,OptimizationHints,AutofillServerCommunication",
 ];
 
+// host_rules (nodes.browser --host-rules): names mapped to addresses instead of DNS
+const args = config.host_rules ? [...ARGS, `--host-resolver-rules=${config.host_rules}`] : ARGS;
 const browser = await puppeteer.launch({
   executablePath: config.chromium, headless: true, pipe: true, userDataDir: config.profile,
-  args: ARGS, protocolTimeout: 60000,
+  args, protocolTimeout: 60000,
 });
 out({ kind: "browser", wall: Date.now() / 1000, pid: browser.process().pid,
       version: await browser.version() });

@@ -8,9 +8,17 @@ Raw kinds (each with `wall`, epoch seconds): `session_start` (the page initialis
 media segment: index, representation, bytes, request start and end, buffer level,
 dash.js's throughput estimate), `response` (who answered a URL: address, status, cache
 headers), `quality_requested`, `buffer_empty` (dash.js's BUFFER_EMPTY, per media type),
-`waiting` / `playing` (the video element's), and the end: `ended` (dash.js's
-PLAYBACK_ENDED), `limit_reached` (the session's segment count played), `error` (dash.js's
-ERROR) or the driver's `driver_error`.
+`waiting` / `playing` (the video element's), `steering` (a steering answer dash.js took:
+its PATHWAY-PRIORITY and TTL), `cmsd_duress` (a media response said `du`), and the end:
+`ended` (dash.js's PLAYBACK_ENDED), `limit_reached` (the session's segment count played),
+`error` (dash.js's ERROR) or the driver's `driver_error`.
+
+Under content steering a fragment's pathway is dash.js's serviceLocation, or the one the
+page moved it to after a `du` (`moved_to`); a change of pathway between video fragments is
+a `pathway_change` with the Python player's reasons: `start`; `duress` (moved by the page);
+`retry` (back once the hold ended); `steering` (dash.js's own move to the pathway the last
+steering answer ranks first); `failure` (any other move of dash.js's: it passes over a
+service location whose request failed). Steering answers become `steering` records.
 
 Definitions, where dash.js differs from the Python player:
 - startup: from the page's `session_start` to the first `playing`;
@@ -103,7 +111,10 @@ def convert(raw: list[dict[str, Any]], session: str, title: str, algo: str,
     played: dict[int, float] = {}
     seen: set[tuple[str, int]] = set()
     rule: str | None = None
+    pathways = _Pathways(session)
     for event in raw:
+        if event["kind"] in ("steering", "cmsd_duress"):
+            out.records.append((event["wall"], *pathways.other(event)))
         if event["kind"] == "quality_requested" and event.get("media_type") == "video":
             rule = event.get("rule")
         if event["kind"] != "fragment" or event.get("media_type") not in ("video", "audio"):
@@ -123,6 +134,13 @@ def convert(raw: list[dict[str, Any]], session: str, title: str, algo: str,
             "cache": answer.get("cache"), "redirects": None,
             "replaced": (track, index) in seen}
         seen.add((track, index))
+        pathway = event.get("moved_to") or event.get("service_location")
+        if pathway:
+            fields["pathway"] = pathway
+        if track == "video" and pathway:
+            change = pathways.change(event, pathway)
+            if change:
+                out.records.append((event["wall"], "pathway_change", change))
         if track == "video":
             fields |= {"quality": rank.get(rep), "rule": rule,
                        "throughput_kbps": event.get("throughput_kbps"),
@@ -149,6 +167,36 @@ def convert(raw: list[dict[str, Any]], session: str, title: str, algo: str,
                 if raw else 0.0}
     out.metrics = metrics
     return out
+
+
+class _Pathways:
+    """The pathway changes of one session's video fragments, and its steering records."""
+
+    def __init__(self, session: str) -> None:
+        self.session = session
+        self.current: str | None = None
+        self.moved = False  # the pathway in use is one the page moved a request to
+        self.priority: list[str] = []
+
+    def other(self, event: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        if event["kind"] == "cmsd_duress":
+            return "cmsd_duress", {"session": self.session, "pathway": event.get("pathway")}
+        self.priority = list(event.get("priority") or [])
+        return "steering", {"session": self.session, "status": 200,
+                            "priority": self.priority, "ttl_s": event.get("ttl")}
+
+    def change(self, fragment: dict[str, Any], pathway: str) -> dict[str, Any] | None:
+        if pathway == self.current:
+            self.moved = bool(fragment.get("moved_to"))
+            return None
+        moved = bool(fragment.get("moved_to"))
+        reason = "start" if self.current is None else "duress" if moved else \
+            "retry" if self.moved else \
+            "steering" if self.priority[:1] == [pathway] else "failure"
+        change = {"session": self.session, "pathway": pathway, "previous": self.current,
+                  "reason": reason, "priority": self.priority}
+        self.current, self.moved = pathway, moved
+        return change
 
 
 def _by_track(dry: list[str | None]) -> dict[str, int]:

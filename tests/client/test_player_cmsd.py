@@ -36,13 +36,15 @@ THRESHOLD = 0.5
 CAPACITY_MBPS = {"a": 1.0, "b": 8.0}  # b's mb: at most 4000 kbit/s, under the top rung
 
 
-def edge(tmp_path: Path, cluster: str, port: int, origin_port: int) -> subprocess.Popen[bytes]:
+def edge(tmp_path: Path, cluster: str, port: int, origin_port: int,
+         max_connections: int) -> subprocess.Popen[bytes]:
+    """A real pull edge with CMSD on, in tmp_path/edge-<cluster>, on 0.0.0.0:port."""
     return subprocess.Popen([
         sys.executable, "-m", "nodes.edge", "serve", "--cluster", cluster, "--mode", "pull",
         "--parent", f"127.0.0.1:{origin_port}", "--work", str(tmp_path / f"edge-{cluster}"),
         "--address", "0.0.0.0", "--port", str(port), "--cmsd", "--interval", "0.5",
         "--capacity-mbps", f"{CAPACITY_MBPS[cluster]:g}", "--threshold", f"{THRESHOLD:g}",
-        "--max-connections", "1" if cluster == "a" else "0"])
+        "--max-connections", str(max_connections)])
 
 
 def headers_of(url: str) -> dict[str, str]:
@@ -63,7 +65,8 @@ def test_duress_moves_the_session_and_mb_caps_it(tmp_path: Path) -> None:
         subprocess.Popen([sys.executable, "-m", "nodes.origin", "serve", "--store", str(store),
                           "--address", "127.0.0.1", "--http-port", str(origin_port),
                           "--ingest-port", str(free_port()), "--work", str(tmp_path / "o")]),
-        *(edge(tmp_path, c, p, origin_port) for c, p in ports.items())]
+        edge(tmp_path, "a", ports["a"], origin_port, max_connections=1),
+        edge(tmp_path, "b", ports["b"], origin_port, max_connections=0)]
     events = tmp_path / "players.jsonl"
     try:
         wait_for(lambda: all((tmp_path / f"edge-{c}" / "nginx.pids").exists() for c in ports),

@@ -50,11 +50,12 @@ def steered_title(store: Path, steer_port: int, pathways: dict[str, str],
 def start_steering_redirector(tmp_path: Path, dns_port: int, rest_port: int,
                               steer_port: int) -> subprocess.Popen[bytes]:
     """The real redirector (min_rtt, REST token t) with its steering front end, TTL 1 s,
-    clusters a (LIVE) and b (LIVE2); decisions in tmp_path/decisions.jsonl."""
+    clusters a (LIVE) and b (LIVE2); decisions in tmp_path/decisions.jsonl. RTTs given
+    over REST stay fresh for a minute (no probe renews them here)."""
     config = tmp_path / "dns.yaml"
     config.write_text(yaml.safe_dump({
         "zone": "cdn.lab.", "listen": {"address": "127.0.0.1", "port": dns_port},
-        "services": {"video": {"policy": "min_rtt", "ttl": 30}},
+        "services": {"video": {"policy": "min_rtt", "ttl": 30}}, "stale_after_s": 60,
         "clusters": {"a": {"addresses": [LIVE]}, "b": {"addresses": [LIVE2]}},
         "rest": {"port": rest_port, "token": "t"},
         "steering": {"port": steer_port, "ttl": 1, "pathways": ["a", "b"]}}))

@@ -23,7 +23,8 @@ MINIMAL: dict[str, Any] = {
                 "browsers": None, "failures_by_reason": {}, "per_session": []},
     "cmcd": {"requests": 0, "with_cmcd": 0, "sessions": 0, "by": {}},
     "fidelity": None, "faults": None,
-    "routing": {"mode": "dns", "steering": None}, "events": {"applied": [], "failed": []},
+    "routing": {"mode": "dns", "steering": None, "cmsd": None},
+    "events": {"applied": [], "failed": []},
 }
 
 
