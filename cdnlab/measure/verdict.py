@@ -26,8 +26,10 @@ limits, in one place:
                     applying it takes, `apply_s`, is the event's own, not lateness)
     probe_loss      a cluster's RTT probes unanswered for over 20 % of the networks they
                     measure, round after round for ≥ 3 s, while no timeline event has a
-                    link or cluster down (then loss is the emulated network's, not the
-                    emulator's): the probes starve, as they did under CPU saturation
+                    link or cluster down, and not for a cluster whose capacity a
+                    `cluster_capacity` event cut (then loss is the emulated network's, a
+                    down or congested path, not the emulator's): the probes starve, as
+                    they did under CPU saturation
 
 Violations carry the invariant, where (a link's queue, an event), from and to (scenario
 seconds), the worst value, the limit and the unit. `describe` puts them in words for the
@@ -172,10 +174,14 @@ def judge(samples: list[dict[str, Any]], queue_stats: list[dict[str, Any]],
             add("rate_short", where, _held(points, RATE_SHORT_LIMIT, HOLD_S, interval_s),
                 RATE_SHORT_LIMIT, "share of the rate missing")
     lost: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    cut = {e["args"]["cluster"]: float(e["at"]) for e in events_applied
+           if e["kind"] == "cluster_capacity"}
     for probe in probe_rounds or []:
         raw = probe.get("raw_ms") or {}
         at = probe["t"] - offset
-        if raw and not any(start - 1.0 <= at <= end + 2.0 for start, end in downs):
+        congested = at >= cut.get(str(probe.get("cluster")), float("inf")) - 1.0
+        if raw and not congested and \
+                not any(start - 1.0 <= at <= end + 2.0 for start, end in downs):
             share = sum(1 for v in raw.values() if v is None) / len(raw)
             lost[probe.get("cluster") or probe.get("node", "?")].append((probe["t"], share))
     for cluster, points in sorted(lost.items()):

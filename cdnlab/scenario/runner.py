@@ -253,7 +253,7 @@ class Run:
                 emu, server, cdn.mode_of(cluster), parent=f"{origin.address}:{HTTP_PORT}",
                 redirect_to=redirect, cache_size_mb=cdn.cache_mb,
                 capacity_mbps=cdn.capacity_mbps, threshold=cdn.shed_above,
-                cmsd=self.scenario.routing.cmsd)
+                cmsd=self.scenario.routing.cmsd, duress_above=cdn.threshold)
                 for server in servers]
             for edge in self.edges[cluster]:
                 if edge.host in self.scenario.filled_edges():
@@ -351,6 +351,7 @@ class Run:
         timeline = Timeline(self.scenario.timeline, emu, epoch, log,
                             {"cluster_down": lambda c: self._cluster(emu, dns, c, False),
                              "cluster_up": lambda c: self._cluster(emu, dns, c, True),
+                             "cluster_capacity": lambda a: self._capacity(emu, a),
                              "surge": lambda a: self._surge(emu, dns, a),
                              "resolver_down": lambda r: self._resolver(r, False),
                              "resolver_up": lambda r: self._resolver(r, True),
@@ -526,6 +527,20 @@ class Run:
             fresh.start()
             restarted.append(fresh)
         self.edges[cluster] = restarted
+
+    def _capacity(self, emu: Emulation, args: dict[str, Any]) -> None:
+        """A cluster's capacity cut (or raised) to `mbps`: the rate of its uplink toward
+        the network, and the capacity its servers' load monitors divide by (shared
+        equally), so utilisation, DNS's load, CMSD's duress and the overload redirect all
+        see the cut."""
+        cluster, mbps = args["cluster"], float(args["mbps"])
+        uplink = emu.topology.uplinks(cluster)[0]
+        direction = "a_to_b" if uplink.a == cluster else "b_to_a"
+        link = emu.link(uplink.a, uplink.b)
+        emu.changes.set_shape(uplink.a, uplink.b, direction,
+                              link.shapes[direction].with_changes(rate=mbps))
+        for server in self.edges[cluster]:
+            server.set_capacity(mbps / len(self.edges[cluster]))
 
     def _program_fault(self, emu: Emulation, kind: str, args: dict[str, Any]) -> None:
         """A timeline fault on the node program named (its latest start, for one a

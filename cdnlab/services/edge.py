@@ -30,9 +30,11 @@ class EdgeService(NodeProgram):
                  redirect_to: str | None = None, miss: str = "redirect",
                  cache_size_mb: int = 1024, capacity_mbps: float = 1000.0,
                  threshold: float = SHED_ABOVE, max_connections: int = 0,
-                 interval_s: float = 1.0, cmsd: bool = False) -> None:
+                 interval_s: float = 1.0, cmsd: bool = False,
+                 duress_above: float | None = None) -> None:
         self._again = (emu, host, mode, parent, redirect_to, miss, cache_size_mb,
-                       capacity_mbps, threshold, max_connections, interval_s, cmsd)
+                       capacity_mbps, threshold, max_connections, interval_s, cmsd,
+                       duress_above)
         cluster = emu.topology.nodes[host].cluster
         if cluster is None:
             raise ValueError(f"{host} is not an edge server")
@@ -57,7 +59,17 @@ class EdgeService(NodeProgram):
             args += ["--store", str(self.store)]
         if cmsd:
             args.append("--cmsd")
+        if duress_above is not None:
+            args += ["--duress-above", f"{duress_above:g}"]
         super().__init__(emu, host, "nodes.edge", args, host)
+
+    def set_capacity(self, mbps: float) -> None:
+        """The capacity the load monitor divides by from its next sample on (a restarted
+        edge keeps it: the file stays in the work directory)."""
+        self.work.mkdir(parents=True, exist_ok=True)
+        written = self.work / "capacity_mbps.tmp"
+        written.write_text(f"{mbps:g}\n")
+        written.replace(self.work / "capacity_mbps")
 
     def again(self) -> EdgeService:
         """A new, not yet started service with the same settings (a restart after a

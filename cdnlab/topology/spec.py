@@ -109,6 +109,13 @@ class Topology:
                 found.setdefault(node.cluster, []).append(node.name)
         return found
 
+    def uplinks(self, cluster: str) -> list[Link]:
+        """The links joining a cluster's switch to the rest of the network (its servers'
+        links aside)."""
+        servers = set(self.clusters().get(cluster, []))
+        return [link for link in self.links if cluster in (link.a, link.b)
+                and not {link.a, link.b} & servers]
+
     def link(self, a: str, b: str) -> Link:
         for link in self.links:
             if {link.a, link.b} == {a, b}:

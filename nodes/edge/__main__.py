@@ -3,12 +3,13 @@
     pull:  --parent HOST:PORT [--cache-size-mb N]
     push:  --store DIR [--miss redirect|proxy] [--parent HOST:PORT] [--fill-port 8081]
     both:  [--redirect-to URL] [--capacity-mbps C] [--threshold U] [--max-connections N]
-           [--cmsd]
+           [--cmsd] [--duress-above U]
            [--address A] [--port 80] [--interval S] [--events F] [--node N] [--epoch T]
 
 nginx serves on ADDRESS:PORT; the load monitor samples every interval; in push mode the
 fill endpoint listens on --fill-port. With --cmsd every response carries CMSD-Static and
-CMSD-Dynamic (etp, mb, and du while over the threshold: nodes/edge/sites.py). Writes
+CMSD-Dynamic (etp, mb, and du while utilisation is over --duress-above, by default the
+threshold: nodes/edge/sites.py). Writes
 `<work>/nginx.pids` once serving (the engine records them), runs until SIGTERM. Bad
 arguments exit 2 with the reason.
 """
@@ -79,7 +80,7 @@ def serve(args: argparse.Namespace) -> int:
         work / "access.jsonl"
     site = EdgeSite(args.cluster, args.mode, work, args.parent, args.cache_size_mb,
                     Path(args.store) if args.store else None, args.miss, args.redirect_to,
-                    args.cmsd, args.capacity_mbps, args.threshold)
+                    args.cmsd, args.capacity_mbps, args.duress_above or args.threshold)
     nginx = Nginx(NginxSite(args.node, f"{args.address}:{args.port}", work, access_log,
                             site.server_body(), site.http_extra(), LOG_FIELDS,
                             master=args.mode == "pull"))
@@ -89,7 +90,7 @@ def serve(args: argparse.Namespace) -> int:
                           args.capacity_mbps, args.threshold, args.max_connections,
                           args.interval, f"http://127.0.0.1:{args.port}/nginx_status",
                           f"{args.redirect_to.rstrip('/')}/load" if args.redirect_to else None,
-                          site.duress_flag if args.cmsd else None)
+                          site.duress_flag if args.cmsd else None, args.duress_above)
     try:
         site.overload_flag.unlink(missing_ok=True)
         site.duress_flag.unlink(missing_ok=True)
@@ -141,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threshold", type=float, default=SHED_ABOVE)
     p.add_argument("--max-connections", type=int, default=0)
     p.add_argument("--cmsd", action="store_true", help="send CMSD-Static/CMSD-Dynamic")
+    p.add_argument("--duress-above", type=float,
+                   help="CMSD du (and mb's share) above this utilisation (default: --threshold)")
     p.add_argument("--address", default="0.0.0.0")
     p.add_argument("--port", type=int, default=HTTP_PORT)
     p.add_argument("--interval", type=float, default=1.0)

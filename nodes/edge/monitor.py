@@ -14,7 +14,10 @@ CMSD) that exists while the cluster is over its threshold.
 Overloaded = utilisation above `threshold` or connections above `max_connections`. The
 overload flag is raised only while the cluster the redirects go to is under its own
 threshold (its `/load`): redirecting to an overloaded cluster would only move the overload.
-The duress flag has no such condition: it tells the player, who chooses where to go.
+The duress flag exists while utilisation is above `duress_above` (the cluster's threshold
+in a scenario), with no condition on others: it tells the player, who chooses where to go.
+A `capacity_mbps` file beside the load file, when present, replaces the capacity from the
+next sample on (a scenario's `cluster_capacity` event writes it).
 """
 
 from __future__ import annotations
@@ -61,7 +64,7 @@ class LoadMonitor(threading.Thread):
                  interval_s: float = 1.0,
                  status_url: str = "http://127.0.0.1/nginx_status",
                  redirect_load_url: str | None = None,
-                 duress_flag: Path | None = None) -> None:
+                 duress_flag: Path | None = None, duress_above: float | None = None) -> None:
         super().__init__(name="load-monitor", daemon=True)
         self.cluster = cluster
         self.access_log = access_log
@@ -76,6 +79,8 @@ class LoadMonitor(threading.Thread):
         self.status_url = status_url
         self.redirect_load_url = redirect_load_url  # where overload redirects go: its /load
         self.duress_flag = duress_flag
+        self.duress_above = threshold if duress_above is None else duress_above
+        self.capacity_file = load_file.with_name("capacity_mbps")
         self.stopping = threading.Event()
         self._offset = 0
         self._totals = {"hits": 0, "requests": 0, "hit_bytes": 0, "bytes": 0}
@@ -119,6 +124,14 @@ class LoadMonitor(threading.Thread):
         except (OSError, ValueError, KeyError, TypeError):
             return True
 
+    def _capacity(self) -> float:
+        """The capacity in force: the file's, once a cut wrote one, else the configured."""
+        with contextlib.suppress(OSError, ValueError):
+            value = float(self.capacity_file.read_text())
+            if value > 0:
+                return value
+        return self.capacity_mbps
+
     def run(self) -> None:
         last_t, last_tx = time.monotonic(), tx_bytes()
         try:
@@ -138,6 +151,7 @@ class LoadMonitor(threading.Thread):
             for key, value in new.items():
                 self._totals[key] += value
             totals = self._totals
+            capacity = self._capacity()
             sample = {
                 "cluster": self.cluster, "egress_mbps": round(egress, 3),
                 "connections": max(active - 1, 0),  # our own status request aside
@@ -147,18 +161,19 @@ class LoadMonitor(threading.Thread):
                 "hit_ratio_total": _ratio(totals["hits"], totals["requests"]),
                 "byte_hit_ratio_total": _ratio(totals["hit_bytes"], totals["bytes"]),
                 "storage_bytes": directory_bytes(self.storage),
-                "utilisation": round(egress / self.capacity_mbps, 4),
-                "capacity_mbps": self.capacity_mbps, "threshold": self.threshold,
+                "utilisation": round(egress / capacity, 4),
+                "capacity_mbps": capacity, "threshold": self.threshold,
             }
             now_over = sample["utilisation"] > self.threshold or (
                 self.max_connections > 0 and sample["connections"] > self.max_connections)
             sample["overloaded"] = now_over
-            if self.duress_flag is not None and now_over != self.duress_flag.exists():
-                if now_over:
+            duress = sample["utilisation"] > self.duress_above
+            if self.duress_flag is not None and duress != self.duress_flag.exists():
+                if duress:
                     self.duress_flag.touch()
                 else:
                     self.duress_flag.unlink(missing_ok=True)
-                self.log.emit("duress_on" if now_over else "duress_off",
+                self.log.emit("duress_on" if duress else "duress_off",
                               utilisation=sample["utilisation"],
                               connections=sample["connections"])
             if now_over and not self._target_has_room():

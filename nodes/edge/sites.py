@@ -10,7 +10,7 @@ monitor's overload flag exists (once: a redirected request is never redirected a
 With `cmsd` every response carries CTA-5006 server data (`nodes/common/cmsd.py`):
 `CMSD-Static: ot=<type>,sf=d,st=v` (the type from the request's CMCD `ot`, else from the
 name: an MPD `m`, an init segment `i`, else `o`) and `CMSD-Dynamic: "<cluster>";etp=…;mb=…`
-with `;du` while the monitor's duress flag exists (utilisation over the threshold). nginx
+with `;du` while the monitor's duress flag exists (utilisation over `threshold`). nginx
 computes both figures per response from the connections it holds open (`$connections_active`,
 n): etp = capacity / n, the cluster's egress shared equally; mb = threshold × capacity / n,
 the share that keeps the cluster under its threshold (kbit/s; n above MAX_SHARED counts

@@ -60,6 +60,12 @@ def test_starved_probes_count_unless_the_timeline_took_a_link_down() -> None:
     assert verdict.judge([], [], taken_down, 0.0,
                          probe_rounds=rounds(10.0, [1.0, 0.5, 1.0, 0.0])) == []
     assert verdict.down_windows(taken_down[:1]) == [(9.5, float("inf"))], "never came up"
+    cut = [{"at": 9.5, "kind": "cluster_capacity", "args": {"cluster": "edge_a", "mbps": 4}}]
+    assert verdict.judge([], [], cut, 0.0, probe_rounds=rounds(10.0, [1.0, 0.5, 1.0])) == \
+        [], "a cluster whose capacity was cut loses probes to its congested uplink"
+    other = [{**cut[0], "args": {"cluster": "edge_x", "mbps": 4}}]
+    assert len(verdict.judge([], [], other, 0.0,
+                             probe_rounds=rounds(10.0, [1.0, 0.5, 1.0]))) == 1
 
 
 def queue_samples(points: list[tuple[float, float | None, int]]) -> list[dict[str, Any]]:
