@@ -37,7 +37,7 @@ from typing import Any
 import yaml
 
 from cdnlab import jsonout
-from cdnlab.errors import CdnlabError
+from cdnlab.errors import CdnlabError, choices
 from cdnlab.measure.reachability import unreachable
 from cdnlab.net.cpu_awake import MODES
 from cdnlab.vm.image import DEFAULT_CACHE as DEFAULT_VM_CACHE
@@ -262,12 +262,19 @@ def cmd_abr_simulate(args: argparse.Namespace) -> int:
 
 
 def _scenario(args: argparse.Namespace) -> Any:
-    from cdnlab.scenario.spec import load_scenario
+    from cdnlab.scenario.spec import load_scenario, variant_overrides
 
     overrides = _params(args.set, "--set") if getattr(args, "set", None) else {}
     if getattr(args, "seed", None) is not None:
         overrides["seed"] = args.seed
     scenario = load_scenario(args.scenario, overrides)
+    variant = getattr(args, "variant", None)
+    if variant is not None:
+        if variant not in scenario.variants:
+            raise CdnlabError(f"{args.scenario} has no variant {variant!r}; "
+                              + choices(variant, scenario.variants, "variants"))
+        scenario = load_scenario(args.scenario, overrides | variant_overrides(
+            variant, scenario.variants[variant]))
     if getattr(args, "cluster", None):  # the command line's machines over the files'
         from cdnlab.machines.spec import parse_machines
 
@@ -310,19 +317,55 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.repeat < 1:
         raise CdnlabError(f"--repeat {args.repeat}: give the number of runs, 1 or more")
     if not args.json:
-        return _run_repeated(args) if args.repeat > 1 else \
-            _run_once(args, Path(args.out) if args.out else None)
+        return _run_chosen(args)
     with jsonout.people_output_to_stderr():
-        code = _run_repeated(args) if args.repeat > 1 else \
-            _run_once(args, Path(args.out) if args.out else None)
+        code = _run_chosen(args)
     root = Path(args.last_bundle) if getattr(args, "last_bundle", None) else None
     data: dict[str, Any] = {"bundle": str(root) if root else None}
     if root is not None and (root / "repeat.json").exists():
         data["repeat"] = json.loads((root / "repeat.json").read_text())
+    elif root is not None and (root / "variants.json").exists():
+        data["variants"] = json.loads((root / "variants.json").read_text())
     elif root is not None and (root / "summary.json").exists():
         data["summary"] = json.loads((root / "summary.json").read_text())
     print(jsonout.envelope("run", code == 0, data))
     return code
+
+
+def _run_chosen(args: argparse.Namespace) -> int:
+    """One run, `--repeat N` runs, or a scenario's variants (all, or `--variant NAME`)."""
+    if args.variant is None and _scenario(args).variants:
+        if args.repeat > 1:
+            raise CdnlabError("--repeat with a scenario that has variants: give --variant "
+                              "NAME to repeat one of them")
+        return _run_variants(args)
+    return _run_repeated(args) if args.repeat > 1 else \
+        _run_once(args, Path(args.out) if args.out else None)
+
+
+def _run_variants(args: argparse.Namespace) -> int:
+    """Every variant of the scenario, each its own bundle under one directory, then the
+    comparison (`cdnlab/results/variants.py`)."""
+    from cdnlab.results.variants import variants_report, variants_table
+    from cdnlab.scenario.runner import results_dir
+
+    scenario = _scenario(args)
+    root = results_dir(scenario, Path(args.out) if args.out else None)
+    bundles = {}
+    for number, name in enumerate(scenario.variants, 1):
+        bundle = root / name
+        print(f"— variant {number} of {len(scenario.variants)}: {name} ({bundle})", flush=True)
+        args.variant = name
+        code = _run_once(args, bundle)
+        if code:
+            return code
+        bundles[name] = bundle
+    args.variant = None
+    report = variants_report(root, bundles)
+    args.last_bundle = str(root)
+    print(variants_table(report["variants"]))
+    print(f"variants: {root / 'variants.md'}")
+    return 0
 
 
 def _run_repeated(args: argparse.Namespace) -> int:
@@ -486,6 +529,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run it N times (same seed): each figure's mean and 95 %% CI")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override a field, e.g. --set dns.ttl=10")
+    run.add_argument("--variant", help="run only this one of the scenario's variants")
     run.set_defaults(func=cmd_run)
     report = sub.add_parser("report", help="rebuild a bundle's summary, plots and report")
     report.add_argument("bundle")

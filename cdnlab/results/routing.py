@@ -5,10 +5,29 @@ segments by pathway, and the manifests the steering server logged, each judged a
 answer is (`cdnlab/results/truth.py`): was the pathway ranked first the client's
 lowest-RTT cluster then, and if not, by how much RTT. With `cmsd: true`, what the edges'
 server data did: duress raised per edge server, duress seen by players per cluster, and
-video segments whose bitrate CMSD's mb capped below the ABR's choice."""
+video segments whose bitrate CMSD's mb capped below the ABR's choice.
+
+Whatever the mechanism, three figures compare them (`request_routing` puts them side by
+side):
+- `segments`: every video segment judged by the cluster that delivered it, against the
+  true RTTs of its viewer's host at the moment it arrived (lowest-RTT share, mean extra
+  RTT where it was not the lowest): where viewers were actually served from;
+- `moves`: per `cluster_down` and `cluster_capacity` event, the sessions affected (whose
+  last video segment before the event came from that cluster and that played on), how
+  many later asked another cluster for a segment, and the time from the event until 90 %
+  of them had (`to_90pct_s`, null when fewer than 90 % moved): each session's move is the
+  moment its first request to another cluster began (the segment's arrival less its
+  download time: the routing decision, not how long the new cluster took to deliver);
+- `overloads`: per `cluster_capacity` event, the cluster's load over the overload's own
+  window (from the event until the timeline's next event, or the run's end: what came
+  after is another event's doing) as its edges' monitors measured it (utilisation of the
+  new capacity, each server's `load` events; the cluster's is the mean of its servers' at
+  each second): the peak, and the seconds above the cluster's threshold
+  (`cdn.threshold`)."""
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from typing import Any
 
@@ -21,7 +40,90 @@ def routing_summary(bundle: Bundle) -> dict[str, Any]:
     mode = chosen if isinstance(chosen, str) else str(chosen.get("mode", "dns"))
     server_data = isinstance(chosen, dict) and chosen.get("cmsd") is True
     return {"mode": mode, "steering": _steering(bundle) if mode == "steering" else None,
-            "cmsd": _server_data(bundle) if server_data else None}
+            "cmsd": _server_data(bundle) if server_data else None,
+            "segments": _segments(bundle), "moves": _moves(bundle),
+            "overloads": _overloads(bundle)}
+
+
+def _video(bundle: Bundle) -> list[dict[str, Any]]:
+    return [e for e in bundle.lines("*.players.jsonl") if e.get("event") == "segment"]
+
+
+def _segments(bundle: Bundle) -> dict[str, Any]:
+    truth = RttTruth(bundle)
+    lowest, extra = 0, []
+    for segment in _video(bundle):
+        judgement = truth.judge(str(segment.get("node")), segment.get("cluster"),
+                                float(segment["t"]))
+        if judgement is None:
+            continue
+        if judgement.lowest:
+            lowest += 1
+        else:
+            extra.append(judgement.extra_ms)
+    judged = lowest + len(extra)
+    return {"judged": judged,
+            "lowest_rtt_share": round(lowest / judged, 4) if judged else None,
+            "extra_rtt_ms_mean": round(sum(extra) / judged, 4) if judged else None}
+
+
+def _moves(bundle: Bundle) -> list[dict[str, Any]]:
+    by_session: dict[str, list[dict[str, Any]]] = {}
+    for segment in _video(bundle):
+        by_session.setdefault(str(segment.get("session")), []).append(segment)
+    found = []
+    for event in bundle.engine("event_applied"):
+        if event.get("kind") not in ("cluster_down", "cluster_capacity"):
+            continue
+        args = event.get("args")
+        cluster = args if isinstance(args, str) else (args or {}).get("cluster")
+        at = float(event["t"])
+        waits = []
+        affected = 0
+        for segments in by_session.values():
+            before = [s for s in segments if s["t"] <= at]
+            after = [s for s in segments if s["t"] > at]
+            if not before or not after or before[-1].get("cluster") != cluster:
+                continue
+            affected += 1
+            moved = next((s for s in after if s.get("cluster") != cluster), None)
+            if moved is not None:
+                asked = float(moved["t"]) - float(moved.get("download_s") or 0.0)
+                waits.append(max(asked - at, 0.0))
+        waits.sort()
+        needed = math.ceil(0.9 * affected) if affected else 0
+        found.append({
+            "kind": event["kind"], "cluster": cluster,
+            "at_s": round(at - bundle.scenario_t, 3), "affected": affected,
+            "moved": len(waits),
+            "to_90pct_s": round(waits[needed - 1], 3) if affected and
+            len(waits) >= needed else None})
+    return found
+
+
+def _overloads(bundle: Bundle) -> list[dict[str, Any]]:
+    threshold = float(((bundle.run.get("scenario") or {}).get("cdn") or {}).get(
+        "threshold", 0.8))
+    found = []
+    applied = sorted(bundle.engine("event_applied"), key=lambda e: float(e["t"]))
+    for n, event in enumerate(applied):
+        if event.get("kind") != "cluster_capacity":
+            continue
+        cluster, at = event["args"]["cluster"], float(event["t"])
+        until = float(applied[n + 1]["t"]) if n + 1 < len(applied) else float("inf")
+        seconds: dict[int, list[float]] = {}
+        for load in bundle.lines("*.jsonl"):
+            if load.get("event") == "load" and load.get("cluster") == cluster and \
+                    at < float(load["t"]) <= until:
+                seconds.setdefault(int(load["t"]), []).append(float(load["utilisation"]))
+        means = [sum(v) / len(v) for v in seconds.values()]
+        found.append({
+            "cluster": cluster, "at_s": round(at - bundle.scenario_t, 3),
+            "mbps": float(event["args"]["mbps"]), "threshold": threshold,
+            "utilisation_max": round(max(means), 4) if means else None,
+            "seconds_over_threshold": sum(1 for m in means if m > threshold)
+            if means else None})
+    return found
 
 
 def _server_data(bundle: Bundle) -> dict[str, Any]:

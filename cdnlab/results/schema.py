@@ -257,6 +257,34 @@ SCHEMA: dict[str, Any] = {
                                         "cluster (each moved its session away)")},
             "segments_capped": f(int, "video segments whose bitrate CMSD's mb capped below "
                                       "the ABR's choice")}),
+        "segments": {
+            "judged": f(int, "video segments whose delivering cluster could be judged "
+                             "against the true RTTs of their viewer's host "
+                             "(cdnlab/results/routing.py)"),
+            "lowest_rtt_share": f(Maybe(NUM), "of those, the share delivered by the host's "
+                                              "lowest-RTT cluster up then"),
+            "extra_rtt_ms_mean": f(Maybe(NUM), "the true RTT above the lowest, averaged over "
+                                               "every judged segment (0 for the lowest)")},
+        "moves": [{
+            "kind": f(str, "cluster_down or cluster_capacity"),
+            "cluster": f(str, "the cluster the event hit"),
+            "at_s": f(NUM, "scenario second it was applied"),
+            "affected": f(int, "sessions whose last video segment before it came from that "
+                               "cluster and that played on"),
+            "moved": f(int, "of those, sessions that later asked another cluster for a "
+                            "segment"),
+            "to_90pct_s": f(Maybe(NUM), "seconds from the event until 90 % of the affected "
+                                        "sessions had (null: fewer moved)")}],
+        "overloads": [{
+            "cluster": f(str, "the cluster a cluster_capacity event cut"),
+            "at_s": f(NUM, "scenario second it was applied"),
+            "mbps": f(NUM, "the capacity it was cut to"),
+            "threshold": f(NUM, "the cluster's threshold (cdn.threshold)"),
+            "utilisation_max": f(Maybe(NUM), "the peak of the cluster's utilisation from "
+                                             "then until the timeline's next event (its "
+                                             "servers' mean per second)"),
+            "seconds_over_threshold": f(Maybe(int), "seconds of that window it was above "
+                                                    "the threshold")}],
     },
     "events": {"applied": [f(str, "timeline events applied, by kind")],
                "failed": [f(str, "timeline events that failed, by kind")]},

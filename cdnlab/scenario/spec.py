@@ -23,7 +23,7 @@ the field and the fix. Shape (every section but `topology` has defaults):
     routing: dns                       # or steering, or {mode: steering, steering_ttl_s: 5}:
                                        # DNS names the MPD's server, content steering ranks
                                        # the pathways (clusters) from then on (both players);
-                                       # cmsd: true adds CMSD from edges (du above shed_above)
+                                       # cmsd: true adds CMSD from edges (du above threshold)
     controller: null                   # or os-ken
     workload:
       viewers: {a1: 3, isp_b: 4}       # per client host, or per ISP (spread over its clients)
@@ -44,6 +44,8 @@ the field and the fix. Shape (every section but `topology` has defaults):
       - {at: 10, replay: {a: a1, b: acc_a, trace: traces/step_down.csv}}
       - {at: 15, cluster_down: edge_a}
       - {at: 35, cluster_up: edge_a}
+      - {at: 12, cluster_capacity: {cluster: edge_x, mbps: 4}}  # its uplink's rate and
+                                       # the capacity its edges' utilisation divides by
       - {at: 20, surge: {viewers: {b1: 5}, segments: 8}}
       - {at: 5, upload: {title: clip, uploader: b3, seconds: 6, size: 426x240}}
       - {at: 20, resolver_down: res_b}  # its clients fail over to their second nameserver
@@ -55,6 +57,9 @@ the field and the fix. Shape (every section but `topology` has defaults):
       - {at: 16, fill_cache: {edge: edge_a_1, seconds: 4}}  # a pull edge's cache disk full
     supervise: [dns]                   # or all: restarted when they exit unasked
     chaos: {from_s: 3, to_s: 20}       # one fault of each kind at seeded times
+    variants:                          # named runs of this scenario, each with its own
+      dns: {}                          # overrides (as --set): `cdnlab run` runs them all
+      steering: {routing: steering}    # and compares them (cdnlab/results/variants.py)
 """
 
 from __future__ import annotations
@@ -95,7 +100,7 @@ from nodes.common.ladder import DEFAULT_LADDER, LadderError, Rung, parse_rung
 EVENTS = ("set_link", "link_down", "link_up", "replay", "cluster_down", "cluster_up", "surge",
           "upload", "resolver_down", "resolver_up", "kill_program", "stop_program",
           "pause_program", "resume_program", "restart_program", "origin_fault", "dns_drop",
-          "fill_cache")
+          "fill_cache", "cluster_capacity")
 # faults on one node program, by its name (`program_names`): kill (a signal, SIGKILL unless
 # given), stop (SIGTERM, as an operator stops it), pause and resume (SIGSTOP, SIGCONT), and
 # restart (the same command again, once it has exited)
@@ -221,7 +226,7 @@ class Routing:
     """How viewers reach a cluster: `dns` (the redirector's answers), or `steering` (DNS
     picks the server of the MPD; DASH content steering, nodes/steering, ranks the
     pathways every `steering_ttl_s` from then on). With `cmsd`, edges send CMSD (CTA-5006:
-    etp, mb, and du above `cdn.shed_above`) and players honour it (nodes/client/player.py)."""
+    etp, mb, and du above `cdn.threshold`) and players honour it (nodes/client/player.py)."""
     mode: str = "dns"
     steering_ttl_s: int = 10
     cmsd: bool = False
@@ -248,6 +253,8 @@ class Scenario:
     raw: dict[str, Any]  # as resolved, for run.json
     supervise: tuple[str, ...] = ()  # programs restarted when they exit unasked
     routing: Routing = field(default_factory=lambda: Routing())
+    # name → overrides of each variant (`variants:`); a variant's own scenario has none
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def origin_slow_rates(self) -> tuple[int, ...]:
         """Every rate an `origin_fault` caps the origin at (its nginx is told them)."""
@@ -425,6 +432,18 @@ def _event(reader: _Reader, n: int, data: Any, topology: Topology, clusters: dic
         if args not in clusters:
             raise reader.fail(f"{where}.{kind}", f"unknown cluster {args!r}",
                               choices(args, clusters, "clusters"))
+    elif kind == "cluster_capacity":
+        args = dict(reader.mapping(args, f"{where}.{kind}", {"cluster", "mbps"}))
+        if args.get("cluster") not in clusters:
+            raise reader.fail(f"{where}.{kind}.cluster", f"unknown cluster "
+                              f"{args.get('cluster')!r}", choices(str(args.get("cluster")),
+                                                                  clusters, "clusters"))
+        if len(topology.uplinks(args["cluster"])) != 1:
+            raise reader.fail(f"{where}.{kind}", f"cluster {args['cluster']} has "
+                              f"{len(topology.uplinks(args['cluster']))} links to the "
+                              "network; its capacity is cut on its one uplink",
+                              "give the cluster one link to its site")
+        args["mbps"] = reader.number(args, "mbps", f"{where}.{kind}", 0, low=0.01)
     elif kind in ("resolver_down", "resolver_up"):
         if args not in topology.by_role("resolver"):
             raise reader.fail(f"{where}.{kind}", f"unknown resolver {args!r}",
@@ -749,7 +768,7 @@ def parse_scenario(data: Any, source: str, base: Path | None = None,
     top = reader.mapping(data, "", {"name", "description", "topology", "seed", "duration_s",
                                     "content", "cdn", "dns", "probes", "controller",
                                     "workload", "timeline", "cluster", "supervise",
-                                    "chaos", "routing"})
+                                    "chaos", "routing", "variants", "variant"})
     topology = _topology(reader, top.get("topology"), base)
     if top.get("cluster") is not None:  # the scenario's machines over the topology's
         from cdnlab.machines.spec import parse_section
@@ -774,7 +793,36 @@ def parse_scenario(data: Any, source: str, base: Path | None = None,
     _browsers_have_real_titles(reader, scenario)
     _arrivals_within_duration(reader, scenario)
     _events_within_duration(reader, scenario)
+    scenario.variants = _variants(reader, top.get("variants"), data, source, base)
     return scenario
+
+
+def _variants(reader: _Reader, data: Any, scenario_data: dict[str, Any], source: str,
+              base: Path) -> dict[str, dict[str, Any]]:
+    """`variants: {NAME: {dotted.key: value, …}}`: each must make a valid scenario (checked
+    here, so a run never fails on its third variant)."""
+    if data is None:
+        return {}
+    if not isinstance(data, dict) or not data:
+        raise reader.fail("variants", "expected a mapping of variant names to overrides",
+                          "e.g. variants: {dns: {}, steering: {routing: steering}}")
+    found = {}
+    for name, overrides in data.items():
+        if not isinstance(overrides, dict) or not all(isinstance(k, str) for k in overrides):
+            raise reader.fail(f"variants.{name}", "expected a mapping of dotted keys to "
+                              "values, as --set takes them", "e.g. {dns.ttl: 10}")
+        try:
+            parse_scenario(scenario_data, source, base, variant_overrides(name, overrides))
+        except SpecError as err:
+            raise reader.fail(f"variants.{name}", str(err)) from err
+        found[str(name)] = dict(overrides)
+    return found
+
+
+def variant_overrides(name: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The overrides that make variant `name` of a scenario: its own, no variants of its
+    own, and its name recorded (`variant`, in run.json)."""
+    return {**overrides, "variants": None, "variant": name}
 
 
 def _chaos(reader: _Reader, data: Any, scenario: Scenario) -> None:
