@@ -15,7 +15,8 @@ Overloaded = utilisation above `threshold` or connections above `max_connections
 overload flag is raised only while the cluster the redirects go to is under its own
 threshold (its `/load`): redirecting to an overloaded cluster would only move the overload.
 The duress flag exists while utilisation is above `duress_above` (the cluster's threshold
-in a scenario), with no condition on others: it tells the player, who chooses where to go.
+in a scenario) or connections above `max_connections`, with no condition on others: it
+tells the player, who chooses where to go.
 A `capacity_mbps` file beside the load file, when present, replaces the capacity from the
 next sample on (a scenario's `cluster_capacity` event writes it).
 """
@@ -167,7 +168,8 @@ class LoadMonitor(threading.Thread):
             now_over = sample["utilisation"] > self.threshold or (
                 self.max_connections > 0 and sample["connections"] > self.max_connections)
             sample["overloaded"] = now_over
-            duress = sample["utilisation"] > self.duress_above
+            duress = sample["utilisation"] > self.duress_above or (
+                self.max_connections > 0 and sample["connections"] > self.max_connections)
             if self.duress_flag is not None and duress != self.duress_flag.exists():
                 if duress:
                     self.duress_flag.touch()
