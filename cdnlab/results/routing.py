@@ -29,10 +29,11 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 from cdnlab.results.bundle import Bundle
-from cdnlab.results.truth import RttTruth
+from cdnlab.results.truth import RttTruth, Verdict
 
 
 def routing_summary(bundle: Bundle) -> dict[str, Any]:
@@ -49,22 +50,27 @@ def _video(bundle: Bundle) -> list[dict[str, Any]]:
     return [e for e in bundle.lines("*.players.jsonl") if e.get("event") == "segment"]
 
 
-def _segments(bundle: Bundle) -> dict[str, Any]:
-    truth = RttTruth(bundle)
+def _tally(judgements: Iterable[Verdict | None]) -> tuple[int, list[float]]:
+    """(how many were the lowest, the extra RTT of each that was not), None skipped."""
     lowest, extra = 0, []
-    for segment in _video(bundle):
-        judgement = truth.judge(str(segment.get("node")), segment.get("cluster"),
-                                float(segment["t"]))
+    for judgement in judgements:
         if judgement is None:
             continue
         if judgement.lowest:
             lowest += 1
         else:
             extra.append(judgement.extra_ms)
+    return lowest, extra
+
+
+def _segments(bundle: Bundle) -> dict[str, Any]:
+    truth = RttTruth(bundle)
+    lowest, extra = _tally(truth.judge(str(s.get("node")), s.get("cluster"), float(s["t"]))
+                           for s in _video(bundle))
     judged = lowest + len(extra)
     return {"judged": judged,
             "lowest_rtt_share": round(lowest / judged, 4) if judged else None,
-            "extra_rtt_ms_mean": round(sum(extra) / judged, 4) if judged else None}
+            "extra_rtt_ms_per_segment": round(sum(extra) / judged, 4) if judged else None}
 
 
 def _moves(bundle: Bundle) -> list[dict[str, Any]]:
@@ -156,17 +162,13 @@ def _steering(bundle: Bundle) -> dict[str, Any]:
 
 def _judged(bundle: Bundle, manifests: list[dict[str, Any]]) -> dict[str, Any]:
     truth = RttTruth(bundle)
-    lowest, extra = 0, []
-    for manifest in manifests:
+
+    def judged_one(manifest: dict[str, Any]) -> Verdict | None:
         host = truth.host_of(manifest.get("client"))
         first = (manifest.get("priority") or [None])[0]
-        judgement = truth.judge(host, first, manifest["t"]) if host else None
-        if judgement is None:
-            continue
-        if judgement.lowest:
-            lowest += 1
-        else:
-            extra.append(judgement.extra_ms)
+        return truth.judge(host, first, manifest["t"]) if host else None
+
+    lowest, extra = _tally(judged_one(m) for m in manifests)
     judged = lowest + len(extra)
     return {"judged": judged,
             "lowest_rtt_share": round(lowest / judged, 4) if judged else None,

@@ -263,8 +263,9 @@ SCHEMA: dict[str, Any] = {
                              "(cdnlab/results/routing.py)"),
             "lowest_rtt_share": f(Maybe(NUM), "of those, the share delivered by the host's "
                                               "lowest-RTT cluster up then"),
-            "extra_rtt_ms_mean": f(Maybe(NUM), "the true RTT above the lowest, averaged over "
-                                               "every judged segment (0 for the lowest)")},
+            "extra_rtt_ms_per_segment": f(Maybe(NUM), "the true RTT above the lowest, "
+                                                      "averaged over every judged segment "
+                                                      "(0 for the lowest)")},
         "moves": [{
             "kind": f(str, "cluster_down or cluster_capacity"),
             "cluster": f(str, "the cluster the event hit"),

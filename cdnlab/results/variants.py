@@ -17,6 +17,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from cdnlab.results.report import _text
+
 
 def _routing(summary: dict[str, Any]) -> str:
     routing = summary.get("routing") or {}
@@ -40,7 +42,7 @@ def figures(summary: dict[str, Any]) -> dict[str, Any]:
     return {
         "routing": _routing(summary),
         "lowest_rtt_share": segments.get("lowest_rtt_share"),
-        "extra_rtt_ms_mean": segments.get("extra_rtt_ms_mean"),
+        "extra_rtt_ms_per_segment": segments.get("extra_rtt_ms_per_segment"),
         "overload_to_90pct_s": (moves.get("cluster_capacity") or {}).get("to_90pct_s"),
         "overload_affected": (moves.get("cluster_capacity") or {}).get("affected"),
         "death_to_90pct_s": (moves.get("cluster_down") or {}).get("to_90pct_s"),
@@ -54,7 +56,7 @@ def figures(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 COLUMNS = (("routing", "routing"), ("lowest_rtt_share", "lowest-RTT share"),
-           ("extra_rtt_ms_mean", "extra RTT ms"),
+           ("extra_rtt_ms_per_segment", "extra RTT ms per segment"),
            ("overload_to_90pct_s", "overload: 90 % moved s"),
            ("overloaded_utilisation_max", "overloaded peak util."),
            ("overloaded_seconds_over", "s over threshold"),
@@ -63,20 +65,12 @@ COLUMNS = (("routing", "routing"), ("lowest_rtt_share", "lowest-RTT share"),
            ("faithful", "faithful"))
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float):
-        return f"{value:.3g}"
-    return str(value)
-
-
 def variants_table(rows: dict[str, dict[str, Any]]) -> str:
     """A Markdown table: one row per variant, the columns above."""
     lines = ["| variant | " + " | ".join(label for _, label in COLUMNS) + " |",
              "|---" * (len(COLUMNS) + 1) + "|"]
     for name, row in rows.items():
-        lines.append(f"| {name} | " + " | ".join(_cell(row.get(key)) for key, _ in COLUMNS)
+        lines.append(f"| {name} | " + " | ".join(_text(row.get(key)) for key, _ in COLUMNS)
                      + " |")
     return "\n".join(lines)
 
@@ -93,5 +87,5 @@ def variants_report(root: Path, bundles: dict[str, Path]) -> dict[str, Any]:
     (root / "variants.md").write_text(
         f"# {scenario}: its variants side by side\n\n"
         "Each figure as its run's summary.json defines it (cdnlab/results/variants.py); "
-        "— where a run did not measure it.\n\n" + variants_table(rows) + "\n")
+        "– where a run did not measure it.\n\n" + variants_table(rows) + "\n")
     return report

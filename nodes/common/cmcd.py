@@ -22,6 +22,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote, unquote
 
+from nodes.common.sfv import split_unquoted, unquote_string
+
 TOKEN_KEYS = {"ot", "sf", "st"}  # bare tokens, never quoted
 QUERY_ARG = "CMCD"
 
@@ -55,28 +57,12 @@ def decode(payload: str) -> dict[str, Any]:
     quoted strings unescaped, tokens as str. Commas inside quotes do not split."""
     text = unquote(payload) if "%" in payload else payload
     found: dict[str, Any] = {}
-    items, current, quoted, escaped = [], [], False, False
-    for char in text:
-        if escaped:
-            current.append(char)
-            escaped = False
-        elif char == "\\" and quoted:
-            escaped = True
-        elif char == '"':
-            quoted = not quoted
-            current.append(char)
-        elif char == "," and not quoted:
-            items.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    items.append("".join(current))
-    for item in filter(None, (i.strip() for i in items)):
+    for item in split_unquoted(text, ","):
         key, sep, value = item.partition("=")
         if not sep:
             found[key] = True
         elif value.startswith('"') and value.endswith('"') and len(value) >= 2:
-            found[key] = value[1:-1]
+            found[key] = unquote_string(value)
         else:
             try:
                 found[key] = int(value)

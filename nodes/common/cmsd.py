@@ -26,68 +26,31 @@ from __future__ import annotations
 
 from typing import Any
 
+from nodes.common.sfv import bare_item, split_unquoted
+
 STATIC = "CMSD-Static"
 DYNAMIC = "CMSD-Dynamic"
-
-
-def _split(text: str, separator: str) -> list[str]:
-    """`text` split on `separator` outside double quotes (a `\\` escapes inside them)."""
-    parts, current, quoted, escaped = [], [], False, False
-    for char in text:
-        if escaped:
-            current.append(char)
-            escaped = False
-        elif char == "\\" and quoted:
-            current.append(char)
-            escaped = True
-        elif char == '"':
-            current.append(char)
-            quoted = not quoted
-        elif char == separator and not quoted:
-            parts.append("".join(current).strip())
-            current = []
-        else:
-            current.append(char)
-    parts.append("".join(current).strip())
-    return [p for p in parts if p]
-
-
-def _bare_item(text: str) -> Any:
-    """An RFC 8941 bare item: a quoted string, a boolean (?1/?0), an integer or decimal,
-    else a token (kept as str)."""
-    if text.startswith('"') and text.endswith('"') and len(text) >= 2:
-        return text[1:-1].replace('\\"', '"').replace("\\\\", "\\")
-    if text in ("?1", "?0"):
-        return text == "?1"
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        return float(text)
-    except ValueError:
-        return text
 
 
 def _parameters(parts: list[str]) -> dict[str, Any]:
     params: dict[str, Any] = {}
     for part in parts:
         key, sep, value = part.partition("=")
-        params[key.strip()] = _bare_item(value.strip()) if sep else True
+        params[key.strip()] = bare_item(value.strip()) if sep else True
     return params
 
 
 def decode_static(value: str) -> dict[str, Any]:
     """A CMSD-Static Dictionary as a dict (a bare key is True)."""
-    return _parameters(_split(value, ","))
+    return _parameters(split_unquoted(value, ","))
 
 
 def decode_dynamic(value: str) -> list[tuple[Any, dict[str, Any]]]:
     """A CMSD-Dynamic List: (server named, its parameters) per member, in order."""
     members = []
-    for member in _split(value, ","):
-        item, *params = _split(member, ";")
-        members.append((_bare_item(item), _parameters(params)))
+    for member in split_unquoted(value, ","):
+        item, *params = split_unquoted(member, ";")
+        members.append((bare_item(item), _parameters(params)))
     return members
 
 
