@@ -20,7 +20,7 @@ import pytest
 
 from cdnlab.results.variants import variants_report
 from cdnlab.scenario.spec import load_scenario, variant_overrides
-from tests.scenarios.conftest import RunScenario
+from tests.scenarios.conftest import RunScenario, assert_faithful
 
 pytestmark = pytest.mark.root
 
@@ -39,6 +39,7 @@ def test_request_routing(run_scenario: RunScenario, cdnlab_results: Path) -> Non
     rows = report["variants"]
     assert "| steering_cmsd |" in (cdnlab_results / "variants.md").read_text()
     for name, summary in summaries.items():
+        assert_faithful(summary)
         players = summary["players"]
         assert players["completed"] == players["sessions"] == 12, (name, players)
         run = json.loads((Path(summary["bundle"]) / "run.json").read_text())
