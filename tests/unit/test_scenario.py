@@ -14,7 +14,12 @@ import yaml
 
 from cdnlab.errors import SpecError
 from cdnlab.results.summary import concurrency, jain
-from cdnlab.scenario.spec import SCENARIOS_DIR, load_scenario, parse_scenario
+from cdnlab.scenario.spec import (
+    SCENARIOS_DIR,
+    load_scenario,
+    parse_scenario,
+    variant_overrides,
+)
 from cdnlab.scenario.workload import plan_sessions, zipf_weights
 
 BASE: dict[str, Any] = {
@@ -79,6 +84,13 @@ def test_every_shipped_scenario_validates(path: Path) -> None:
       "timeline": [{"at": 5, "fill_cache": {"edge": "edge_c_1"}}]},
      "timeline[0].fill_cache", "'edge_c_1' is a push edge"),
     ({"chaos": {"from_s": 3, "to_s": 58}}, "chaos.to_s", "past duration_s 60"),
+    ({"timeline": [{"at": 5, "cluster_capacity": {"cluster": "edge_q", "mbps": 4}}]},
+     "timeline[0].cluster_capacity.cluster", "unknown cluster 'edge_q'"),
+    ({"timeline": [{"at": 5, "cluster_capacity": {"cluster": "edge_x", "mbps": 0}}]},
+     "timeline[0].cluster_capacity.mbps", "outside"),
+    ({"routing": {"mode": "steering", "cmsd": "yes"}}, "routing.cmsd", "not true or false"),
+    ({"variants": {"fast": {"dns.ttl": -1}}}, "variants.fast", "dns.ttl"),
+    ({"variants": {"fast": ["dns.ttl", 1]}}, "variants.fast", "mapping of dotted keys"),
     ({"duration_s": "long"}, "duration_s", "must be a number"),
     ({"topology": 7}, "topology", "not a name, path or mapping"),
 ])
@@ -88,6 +100,17 @@ def test_bad_scenarios_name_the_field(changes: dict[str, Any], where: str,
         scenario(**changes)
     assert caught.value.where == where and words in caught.value.problem, str(caught.value)
     assert str(caught.value).startswith("t.yaml: ")
+
+
+def test_variants_are_the_scenario_with_their_overrides() -> None:
+    base = scenario(variants={"short": {"dns.ttl": 2}, "steered": {"routing": "steering"}})
+    assert base.variants == {"short": {"dns.ttl": 2}, "steered": {"routing": "steering"}}
+    short = parse_scenario(BASE | {"variants": base.variants}, "t.yaml", SCENARIOS_DIR,
+                           variant_overrides("short", base.variants["short"]))
+    assert short.dns.ttl == 2 and short.variants == {} and short.raw["variant"] == "short"
+    steered = parse_scenario(BASE | {"variants": base.variants}, "t.yaml", SCENARIOS_DIR,
+                             variant_overrides("steered", base.variants["steered"]))
+    assert steered.routing.steering and steered.dns.ttl == base.dns.ttl
 
 
 def test_a_fault_on_a_misspelt_program_names_the_nearest() -> None:
