@@ -17,11 +17,12 @@ from pathlib import Path
 
 OVS_CTL = "/usr/share/openvswitch/scripts/ovs-ctl"
 TOOLS = ("ip", "tc", "iptables", "ethtool", "ping", "iperf3", "tcpdump", "ovs-vsctl",
-         "ffmpeg", "nginx", "dig", "nsupdate", "dnsperf", "unbound", "unbound-control")
+         "ffmpeg", "nginx", "dig", "nsupdate", "dnsperf", "unbound", "unbound-control",
+         "vtysh")
 ESSENTIAL_TOOLS = ("ip", "tc", "iptables", "ethtool", "ping", "iperf3")
 APT_FOR_TOOL = {"ip": "iproute2", "tc": "iproute2", "ping": "iputils-ping",
                 "ovs-vsctl": "openvswitch-switch", "dig": "bind9-dnsutils",
-                "nsupdate": "bind9-dnsutils", "unbound-control": "unbound"}
+                "nsupdate": "bind9-dnsutils", "unbound-control": "unbound", "vtysh": "frr"}
 # On the kernel command line of the real-kernel tier's QEMU guest (cdnlab/vm/boot.py),
 # whose CPU is emulated (TCG): the one machine fact that no probe can read reliably
 EMULATED_CPU_FLAG = "cdnlab.guest=tcg"

@@ -30,7 +30,7 @@ PARENT = "cdnlab"
 PARTS = {"delay": "delay path", "probes": "probes", "players": "players",
          "browsers": "browsers", "edges": "edges", "origin": "origin", "fill": "fill",
          "dns": "DNS", "resolvers": "resolvers", "monitor": "monitor",
-         "controller": "controller", "engine": "engine"}
+         "controller": "controller", "routing": "routing daemons", "engine": "engine"}
 ENGINE = "engine"  # not a child cgroup: the run cgroup's own processes
 
 
