@@ -19,9 +19,10 @@ ContentSteeringController and BaseURL selection do it (DASH-IF CTS 001 v1.0 clau
 
 Every change of the pathway in use is reported with its reason, for the session's event
 log: `start`; `steering` (the server's ranking changed since the pathway in use was
-chosen); `failure` (the pathway in use failed); `duress` (its edge sent CMSD `du`);
-`retry` (the ranking is the same, but a pathway passed over after a failure or duress is
-used again once its hold ended).
+chosen, even if it changed back since: a pathway left out while its cluster was down and
+ranked again once it is back); `failure` (the pathway in use failed); `duress` (its edge
+sent CMSD `du`); `retry` (no answer changed the ranking, but a pathway passed over after a
+failure or duress is used again once its hold ended).
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ class SteeringClient:
         self.reload_url: str | None = None
         self.stopped = False  # a 410: steering ends for this session
         self.current: str | None = None
-        self._chosen_under: tuple[str, ...] = ()  # the priority when `current` was chosen
+        self._reranked = False  # a steering answer changed the priority since `current`
         self.used: list[str] = []  # since the last steering request
         self.samples: dict[str, list[float]] = {}
         self.failed_at: dict[str, float] = {}
@@ -141,6 +142,7 @@ class SteeringClient:
             self._clone(clone)
         listed = [p for p in data.get("PATHWAY-PRIORITY") or [] if p in self.pathways]
         if listed:
+            self._reranked |= listed != self.priority
             self.priority = listed
         self.emit("steering", status=200, priority=self.priority, ttl_s=self.ttl_s)
         return self.ttl_s
@@ -170,11 +172,11 @@ class SteeringClient:
             reason = "start" if self.current is None else \
                 self.failed_why[self.current] if self.current in self.failed_at and \
                 now - self.failed_at[self.current] < AVOID_S else \
-                "steering" if tuple(self.priority) != self._chosen_under else "retry"
+                "steering" if self._reranked else "retry"
             self.emit("pathway_change", pathway=name, previous=self.current, reason=reason,
                       priority=list(self.priority))
             self.current = name
-            self._chosen_under = tuple(self.priority)
+            self._reranked = False
         if name not in self.used:
             self.used.append(name)
         return self.pathways[name]
