@@ -34,6 +34,7 @@ from typing import Any
 
 from cdnlab.results.bundle import Bundle
 from cdnlab.results.truth import RttTruth, Verdict
+from nodes.common.conventions import LOAD_THRESHOLD
 
 
 def routing_summary(bundle: Bundle) -> dict[str, Any]:
@@ -109,7 +110,7 @@ def _moves(bundle: Bundle) -> list[dict[str, Any]]:
 
 def _overloads(bundle: Bundle) -> list[dict[str, Any]]:
     threshold = float(((bundle.run.get("scenario") or {}).get("cdn") or {}).get(
-        "threshold", 0.8))
+        "threshold", LOAD_THRESHOLD))
     found = []
     applied = sorted(bundle.engine("event_applied"), key=lambda e: float(e["t"]))
     for n, event in enumerate(applied):
