@@ -6,9 +6,11 @@ Experiments Using Container-Based Emulation", CoNEXT 2012, §3: monitor the inva
 during the experiment). Every `interval_s` the monitor process (at normal priority, like
 the node programs) writes one `sample` line to `events/fidelity.jsonl`:
 
-    cpu_busy          per core, the share of the interval not idle (/proc/stat), less
-                      what the engine's own SCHED_IDLE spinners took (`--cpu-awake`: they
-                      only keep the core out of its idle halt and yield to anything)
+    cpu_busy          per core, the share of the interval not spent in an idle state
+                      (cpuidle's residency, µs; /proc/stat's ticks where a core has no
+                      cpuidle driver: `core_idle_us` says why), less what the engine's own
+                      SCHED_IDLE spinners took (`--cpu-awake`: they only keep the core out
+                      of its idle halt and yield to anything)
     cpu_busy_mean     their mean
     runnable          tasks running or ready to run (procs_running, /proc/stat)
     run_cpu_share     CPU time of the run's own processes (its cgroup's cpu.stat, less
@@ -79,6 +81,46 @@ def cpu_times() -> tuple[list[tuple[int, int]], int]:
     return cores, running
 
 
+def core_idle_us() -> list[int] | None:
+    """Per core, in CPU number order, the microseconds it has spent in its idle states
+    since boot (cpuidle's per-state `time`, which the kernel keeps at µs precision); None
+    where a core has no cpuidle driver. /proc/stat's busy figures come from 10 ms ticks,
+    and a tickless kernel takes no tick on a core that wakes for a packet and halts again
+    before the next one: under light, bursty load they miss most of the busy time."""
+    cores = sorted(Path("/sys/devices/system/cpu").glob("cpu[0-9]*"),
+                   key=lambda core: int(core.name[3:]))
+    found = []
+    for core in cores:
+        states = list((core / "cpuidle").glob("state[0-9]*/time"))
+        if not states:
+            return None
+        found.append(sum(int(state.read_text()) for state in states))
+    return found or None
+
+
+def idle_residency_us() -> int | None:
+    """`core_idle_us`, summed over the cores."""
+    cores = core_idle_us()
+    return None if cores is None else sum(cores)
+
+
+def core_busy(cores: list[tuple[int, int]], now_cores: list[tuple[int, int]],
+              idle: list[int] | None, now_idle: list[int] | None,
+              spun: dict[int, int], now_spun: dict[int, int], seconds: float) -> list[float]:
+    """Each core's busy share over an interval, less its spinner's ticks: from the cores'
+    idle residency over the interval's wall time where both readings have it for every
+    core, else from /proc/stat's (busy, total) ticks."""
+    spinning = [(now_spun.get(cpu, 0) - spun.get(cpu, 0)) for cpu in range(len(now_cores))]
+    if idle is not None and now_idle is not None and len(idle) == len(now_idle) == \
+            len(now_cores) and seconds > 0:
+        return [round(min(max(seconds - (i1 - i0) / 1e6 - spin / TICKS_PER_S, 0.0)
+                          / seconds, 1.0), 4)
+                for i0, i1, spin in zip(idle, now_idle, spinning, strict=True)]
+    return [round(max(busy1 - busy0 - spin, 0) / max(total1 - total0, 1), 4)
+            for (busy0, total0), (busy1, total1), spin
+            in zip(cores, now_cores, spinning, strict=False)]
+
+
 def part_usage_us(cgroup: Path | None) -> dict[str, int]:
     """Each child cgroup's (part's) usage_usec so far."""
     if cgroup is None:
@@ -137,6 +179,7 @@ class Sampler:
         with self.path.open("a", encoding="utf-8") as out:
             self._out = out
             cores, _ = cpu_times()
+            idle = core_idle_us()
             spun = self._spun()
             usage, at = cgroup_usage_us(self.cgroup), time.monotonic()
             parts = part_usage_us(self.cgroup)
@@ -144,13 +187,11 @@ class Sampler:
             while not self._wait_reading_backlogs(queued):
                 late = lateness_us(WAKE_SAMPLES)
                 now_cores, runnable = cpu_times()
+                now_idle = core_idle_us()
                 now_spun = self._spun()
                 now_usage, now = cgroup_usage_us(self.cgroup), time.monotonic()
                 now_parts = part_usage_us(self.cgroup)
-                busy = [round(max(busy1 - busy0 - (now_spun.get(cpu, 0) - spun.get(cpu, 0)),
-                                  0) / max(total1 - total0, 1), 4)
-                        for cpu, ((busy0, total0), (busy1, total1))
-                        in enumerate(zip(cores, now_cores, strict=False))]
+                busy = core_busy(cores, now_cores, idle, now_idle, spun, now_spun, now - at)
                 spinning_s = (sum(now_spun.values()) - sum(spun.values())) / TICKS_PER_S
                 share = None if usage is None or now_usage is None else round(max(
                     (now_usage - usage) / 1e6 - spinning_s, 0.0) /
@@ -174,6 +215,7 @@ class Sampler:
                              "wake_max_us": round(late[-1], 1)}
                             | ({"queues": by_queue} if self.queues is not None else {}))
                 cores, usage, at, spun, parts = now_cores, now_usage, now, now_spun, now_parts
+                idle = now_idle
                 queued = now_queued
             if self.queues is not None:
                 self.queues.close()
