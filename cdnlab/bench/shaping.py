@@ -5,15 +5,23 @@ the same run.
 Two two-host networks carry the same iperf3 UDP stream (a fixed rate of 1400-byte
 datagrams, so both move the same MTU-sized packets): one over a plain veth pair (the
 baseline), one over a link whose namespace holds the delay (10 ms each way,
-`cdnlab-delayd`). Figures, each the mean of
-`rounds` transfers with its range:
+`cdnlab-delayd`). Figures, each the mean of `rounds` transfers with its range, all per
+packet that crossed the path:
 
     baseline_us_per_packet  the whole machine's busy CPU over the baseline transfer (both
-                            hosts' stacks, iperf3, the veth), per packet that crossed it
-    us_per_packet           the delay server's own CPU (its /proc/PID/stat time) over the
-                            delayed transfer, per packet it passed (one delayed hop),
-                            including the rest of each packet's path that the kernel runs
-                            when the verdict reinjects it
+                            hosts' stacks, iperf3, the veth, waking idle cores)
+    delayed_us_per_packet   the same over the delayed transfer
+    us_per_packet           what the delayed hop adds: delayed less baseline, round by
+                            round (the delay server, its wake-ups, the packet's second
+                            pass through the stack after the verdict)
+    server_us_per_packet    the delay server's own CPU (its /proc/PID/stat time), a part
+                            of what the hop adds
+
+Busy is wall time times cores less the cores' idle residency, which cpuidle keeps in
+microseconds; /proc/stat's busy ticks miss most of it on a tickless kernel (a core woken
+for a packet and back in its idle state before the next tick is never counted busy: here
+it said 1–6 µs for a baseline of about 20), so /proc/stat is only the fallback where a
+core has no cpuidle driver.
 
 Packets are counted by the receiving host's interface (received and sent), the same way
 on both paths. UDP, not TCP: GSO would merge TCP's segments into a few large socket
@@ -24,13 +32,14 @@ The run ends `shaping: backend=nfqueue us_per_packet=<x> baseline_us_per_packet=
 
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from cdnlab.measure.monitor import cpu_times
+from cdnlab.measure.monitor import cpu_times, idle_residency_us
 from cdnlab.net.emulation import Emulation
 from cdnlab.net.shaping.base import run_in
 from cdnlab.topology.spec import parse_topology
@@ -59,8 +68,14 @@ class Transfer:
 
 
 def _busy_s() -> float:
-    cores, _ = cpu_times()
-    return sum(busy for busy, _total in cores) / TICKS_PER_S
+    """The whole machine's busy CPU-seconds so far, all cores: wall time times cores less
+    their idle residency where cpuidle keeps it (µs), else /proc/stat's 10 ms ticks (a
+    2-second baseline costs a few of them, and none at all on an unlucky run)."""
+    idle_us = idle_residency_us()
+    if idle_us is None:
+        cores, _ = cpu_times()
+        return sum(busy for busy, _total in cores) / TICKS_PER_S
+    return time.monotonic() * (os.cpu_count() or 1) - idle_us / 1e6
 
 
 def _packets(emu: Emulation) -> int:
@@ -109,11 +124,16 @@ def measure(rounds: int, seconds: float) -> dict[str, Any]:
     with base, delayed:
         for _ in range(rounds):
             rows.append((transfer(base, seconds), transfer(delayed, seconds)))
+    baseline = [b.per_packet_us(b.busy_s) for b, _d in rows]
+    delayed = [d.per_packet_us(d.busy_s) for _b, d in rows]
     return {
         "rate_mbps": RATE_MBPS, "delay_ms": DELAY_MS, "seconds": seconds, "rounds": rounds,
         "packets": _figure([float(d.packets) for _b, d in rows]),
-        "baseline_us_per_packet": _figure([b.per_packet_us(b.busy_s) for b, _d in rows]),
-        "us_per_packet": _figure([d.per_packet_us(d.server_s) for _b, d in rows]),
+        "baseline_us_per_packet": _figure(baseline),
+        "delayed_us_per_packet": _figure(delayed),
+        "us_per_packet": _figure([None if b is None or d is None else d - b
+                                  for b, d in zip(baseline, delayed, strict=True)]),
+        "server_us_per_packet": _figure([d.per_packet_us(d.server_s) for _b, d in rows]),
     }
 
 
@@ -127,7 +147,8 @@ def run(rounds: int = 3, seconds: float = 5.0) -> int:
     print(f"nfqueue delayed hop ({DELAY_MS:g} ms each way) against an unshaped veth, "
           f"iperf3 UDP at {RATE_MBPS:g} Mbit/s for {seconds:g} s, {rounds} rounds "
           "(mean, min–max):")
-    for key in ("packets", "baseline_us_per_packet", "us_per_packet"):
+    for key in ("packets", "baseline_us_per_packet", "delayed_us_per_packet", "us_per_packet",
+                "server_us_per_packet"):
         f = result[key]
         print(f"  {key:24s} {f['mean']}  ({f['min']}–{f['max']})")
     print(closing_line(result))
