@@ -25,6 +25,12 @@ from tests.scenarios.conftest import RunScenario, assert_faithful
 pytestmark = pytest.mark.root
 
 
+def sooner(seconds: float | None, other: float | None) -> bool:
+    """`seconds` until 90 % moved is measured and sooner than `other`'s; null (fewer than
+    90 % of the sessions ever moved) is later than any measured time."""
+    return seconds is not None and (other is None or seconds < other)
+
+
 def test_request_routing(run_scenario: RunScenario, cdnlab_results: Path) -> None:
     """(Short names: unbound's control socket path under the bundle must stay under the
     107 characters a Unix socket path may have.)"""
@@ -70,8 +76,8 @@ def test_request_routing(run_scenario: RunScenario, cdnlab_results: Path) -> Non
     assert cmsd["cmsd"]["duress_seen"].get("edge_x", 0) > 0, cmsd["cmsd"]
     assert cmsd["steering"]["pathway_changes"].get("duress", 0) > 0, cmsd["steering"]
     moved = {n: rows[n]["overload_to_90pct_s"] for n in ("dns", "steering", "steering_cmsd")}
-    assert moved["steering_cmsd"] < moved["steering"] and moved["steering_cmsd"] < moved["dns"], \
-        moved
+    assert sooner(moved["steering_cmsd"], moved["steering"]), moved
+    assert sooner(moved["steering_cmsd"], moved["dns"]), moved
     over = {n: rows[n]["overloaded_seconds_over"] for n in ("dns", "steering", "steering_cmsd")}
     assert over["steering_cmsd"] <= over["steering"] and over["steering_cmsd"] <= over["dns"], \
         over
