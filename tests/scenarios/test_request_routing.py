@@ -25,10 +25,26 @@ from tests.scenarios.conftest import RunScenario, assert_faithful
 pytestmark = pytest.mark.root
 
 
-def sooner(seconds: float | None, other: float | None) -> bool:
-    """`seconds` until 90 % moved is measured and sooner than `other`'s; null (fewer than
-    90 % of the sessions ever moved) is later than any measured time."""
-    return seconds is not None and (other is None or seconds < other)
+def left_at_next_segment(bundle: Path, cluster: str) -> dict[str, bool]:
+    """Per session that got a response with CMSD's `du` from `cluster`: whether the first
+    video segment it asked for after that response came from another cluster (segments
+    already downloading then are not a choice it could make)."""
+    by_session: dict[str, list[dict[str, Any]]] = {}
+    for path in (bundle / "events").glob("*.players.jsonl"):
+        for event in map(json.loads, path.read_text().splitlines()):
+            if event["event"] in ("segment", "audio_segment"):
+                by_session.setdefault(event["session"], []).append(event)
+    found = {}
+    for session, media in by_session.items():
+        duress = [e["t"] for e in media if e.get("cluster") == cluster
+                  and (e.get("cmsd") or {}).get("du")]
+        if not duress:
+            continue
+        asked = [e for e in media if e["event"] == "segment"
+                 and e["t"] - e["download_s"] > min(duress)]
+        if asked:
+            found[session] = min(asked, key=lambda e: e["t"])["cluster"] != cluster
+    return found
 
 
 def test_request_routing(run_scenario: RunScenario, cdnlab_results: Path) -> None:
@@ -70,16 +86,16 @@ def test_request_routing(run_scenario: RunScenario, cdnlab_results: Path) -> Non
                      if m["kind"] == "cluster_down")
     assert dns_death["affected"] >= 4 and dns_death["to_90pct_s"] is not None, dns_death
 
-    # an overloaded cluster: CMSD's du moves sessions off it at their next segment, where
-    # DNS and steering move them only as the spill policy re-answers
+    # an overloaded cluster: CMSD's du moves each session off it at its next segment, where
+    # DNS and steering move them only as the spill policy re-answers. Judged per session:
+    # how soon 90 % have moved also depends on how long the segments already downloading
+    # from the cut cluster take, in every variant alike (one CI run measured 7.3 s with
+    # CMSD, 7.1 s steering, 7.6 s DNS; others 4.6 against 8.7 and 17.1): the comparison is
+    # reported (variants.md), not asserted
     cmsd = summaries["steering_cmsd"]["routing"]
     assert cmsd["cmsd"]["duress_seen"].get("edge_x", 0) > 0, cmsd["cmsd"]
     assert cmsd["steering"]["pathway_changes"].get("duress", 0) > 0, cmsd["steering"]
-    moved = {n: rows[n]["overload_to_90pct_s"] for n in ("dns", "steering", "steering_cmsd")}
-    assert sooner(moved["steering_cmsd"], moved["steering"]), moved
-    assert sooner(moved["steering_cmsd"], moved["dns"]), moved
-    over = {n: rows[n]["overloaded_seconds_over"] for n in ("dns", "steering", "steering_cmsd")}
-    assert over["steering_cmsd"] <= over["steering"] and over["steering_cmsd"] <= over["dns"], \
-        over
+    left = left_at_next_segment(Path(summaries["steering_cmsd"]["bundle"]), "edge_x")
+    assert left and all(left.values()), left
     for name in ("dns", "steering"):
         assert summaries[name]["routing"]["cmsd"] is None
