@@ -147,6 +147,14 @@ def _topo_check(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
     with _emulation(args, topology) as emu:
         print(f"{topology.name}: up in {time.monotonic() - started:.1f} s "
               f"({emu.shaping} shaping, {emu.datapath} switches)")
+        bgp = emu.bgp.describe() if emu.bgp is not None else None
+        if bgp is not None:
+            print(f"bgp: {len(bgp['asns'])} routers in {len(set(bgp['asns'].values()))} ASes, "
+                  f"{bgp['sessions']} sessions, converged in {bgp['convergence_s']:.1f} s")
+            if bgp["anycast"] is not None:
+                print(f"anycast {bgp['anycast']['address']}: " + ", ".join(
+                    f"{client} → {cluster}"
+                    for client, cluster in bgp["anycast"]["catchments"].items()))
         failed = unreachable(emu)
         pairs = len(topology.hosts()) * (len(topology.hosts()) - 1)
         print(f"connectivity: {pairs - len(failed)}/{pairs} host pairs reach each other")
@@ -174,7 +182,7 @@ def _topo_check(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
               f"byte_err={counted['byte_err_pct']:.2f}%")
     return 0 if report.ok and not failed and not differences else 1, report.to_dict() | {
         "unreachable": [list(pair) for pair in failed], "route_differences": differences,
-        "controller": counted if args.controller else None}
+        "controller": counted if args.controller else None, "bgp": bgp}
 
 
 def _controller_check(emu: Any, topology: Any, pairs: int,

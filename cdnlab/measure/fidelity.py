@@ -172,26 +172,52 @@ def _ping_args(ip: str, count: int, interval: float) -> list[str]:
     return ["ping", "-n", "-q", "-c", str(count), "-i", f"{interval:g}", "-W", "2", ip]
 
 
-def measure_rtt(emu: Any, pairs: list[tuple[str, str]], count: int = 20,
-                interval: float = 0.05) -> list[RttSample]:
-    """Ping each (src, dst) pair, all pairs at once; a warm-up ping first resolves ARP."""
-    warm = [emu.node(s).popen(_ping_args(emu.ip(d), 1, 0.2), stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL) for s, d in pairs]
+ANYCAST = "anycast:"  # an RTT sample's dst to the anycast address: anycast:<its catchment>
+
+
+def _ping_all(emu: Any, targets: list[tuple[str, str]], count: int,
+              interval: float) -> list[tuple[float, float, int, int]]:
+    """Ping each (source node, address), all at once, after one warm-up ping each (ARP):
+    per target (avg ms, min ms, sent, received)."""
+    warm = [emu.node(s).popen(_ping_args(ip, 1, 0.2), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL) for s, ip in targets]
     for process in warm:
         process.wait()
-    running = [(s, d, emu.node(s).popen(_ping_args(emu.ip(d), count, interval),
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
-               for s, d in pairs]
-    samples = []
-    for src, dst, process in running:
+    running = [emu.node(s).popen(_ping_args(ip, count, interval), stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT) for s, ip in targets]
+    found = []
+    for process in running:
         out = process.communicate()[0].decode(errors="replace")
         counts = _PING_COUNTS.search(out)
         sent, received = (int(counts[1]), int(counts[2])) if counts else (count, 0)
         summary = _PING_SUMMARY.search(out)
         low, avg = (float(summary[1]), float(summary[2])) if summary else (0.0, 0.0)
-        samples.append(RttSample(src, dst, emu.paths.expected_rtt_ms(src, dst), avg, low,
-                                 sent, received))
-    return samples
+        found.append((avg, low, sent, received))
+    return found
+
+
+def measure_rtt(emu: Any, pairs: list[tuple[str, str]], count: int = 20,
+                interval: float = 0.05) -> list[RttSample]:
+    """Ping each (src, dst) pair, all pairs at once."""
+    pinged = _ping_all(emu, [(s, emu.ip(d)) for s, d in pairs], count, interval)
+    return [RttSample(src, dst, emu.paths.expected_rtt_ms(src, dst), avg, low, sent, received)
+            for (src, dst), (avg, low, sent, received) in zip(pairs, pinged, strict=True)]
+
+
+def measure_anycast_rtt(emu: Any, count: int = 20, interval: float = 0.05) -> list[RttSample]:
+    """With anycast clusters: ping the anycast address from every client, against the RTT
+    of its catchment's path (there by the anycast routes, back by the server's own);
+    `dst` names the catchment (`anycast:<cluster>`)."""
+    if getattr(emu, "bgp", None) is None or emu.topology.anycast is None:
+        return []
+    servers = {server: cluster for cluster, server in emu.bgp.speakers.items()}
+    expected = {c: emu.paths.anycast_rtt_ms(c, set(servers))
+                for c in emu.bgp.catchments()}
+    targets = [(c, emu.topology.anycast.address) for c in expected]
+    pinged = _ping_all(emu, targets, count, interval)
+    return [RttSample(client, f"{ANYCAST}{servers[server]}", rtt, avg, low, sent, received)
+            for (client, _ip), (server, rtt), (avg, low, sent, received)
+            in zip(targets, expected.values(), pinged, strict=True)]
 
 
 def _iperf(emu: Any, src: str, dst: str, client_args: list[str]) -> dict[str, Any]:
@@ -281,7 +307,10 @@ def rtt_remeasured_on_miss(emu: Any, samples: list[RttSample]) -> list[RttSample
     missed = [(s.src, s.dst) for s in samples if not s.ok]
     if not missed:
         return samples
-    again = {(s.src, s.dst): s for s in measure_rtt(emu, missed)}
+    unicast = [(src, dst) for src, dst in missed if not dst.startswith(ANYCAST)]
+    again = {(s.src, s.dst): s for s in measure_rtt(emu, unicast)}
+    if len(unicast) < len(missed):
+        again |= {(s.src, s.dst): s for s in measure_anycast_rtt(emu)}
     return [again.get((s.src, s.dst), s) for s in samples]
 
 
@@ -293,7 +322,8 @@ def rate_remeasured_on_miss(emu: Any, samples: list[RateSample],
 
 
 def check(emu: Any, goodput_samples: int = 2, seconds: float = 3.0) -> FidelityReport:
-    """The bring-up check: RTT client → every edge server and the origin, and in a split
+    """The bring-up check: RTT client → every edge server and the origin (and the anycast
+    address, where clusters announce one), and in a split
     run across every link between machines whose ends are hosts or routers (the tunnel's
     own RTT against the link's configured delay); goodput from the origin or an edge to a
     sample of clients (one per distinct access bottleneck)."""
@@ -307,7 +337,7 @@ def check(emu: Any, goodput_samples: int = 2, seconds: float = 3.0) -> FidelityR
         if all(topology.kind(end) in (HOST, ROUTER) for end in (link.a, link.b)):
             pairs.append((link.a, link.b))
     report = FidelityReport(emu.shaping, emu.datapath, cpu_awake=emu.awake.describe())
-    report.rtt = measure_rtt(emu, pairs)
+    report.rtt = measure_rtt(emu, pairs) + measure_anycast_rtt(emu)
     if placement is not None:
         for sample in report.rtt:
             hops = emu.routing.path(sample.src, sample.dst) + emu.routing.path(sample.dst,

@@ -132,15 +132,30 @@ class NetworkBuilder:
                 node.cmd("; ".join(f"ethtool -K {n} tx off >/dev/null 2>&1" for n in names))
 
     def install_addresses_and_routes(self) -> None:
+        """Every layer-3 node's addresses and planned routes; under `routing: bgp` the
+        routers get addresses only, and their daemons fill their tables. With `anycast:`,
+        the anycast clusters' servers hold its address, and every other host routes its
+        prefix to the first router on its segment."""
         batches = self.emu.routes_dir
         batches.mkdir(parents=True, exist_ok=True)
+        learned = self.topology.routing == "bgp"
+        anycast = self.topology.anycast
+        serving = {s for c in (anycast.clusters if anycast else ())
+                   for s in self.topology.clusters()[c]}
         for name, node in self.topology.nodes.items():
             if node.kind not in (HOST, ROUTER):
                 continue
             lines = [f"addr add {i.address} dev {i.name}" for i in self.plan.of_node(name)
                      if i.address is not None]
-            lines += [f"route add {r.subnet} via {r.via}"
-                      for r in self.emu.routing.routes[name].values()]
+            if not (learned and node.kind == ROUTER):
+                lines += [f"route add {r.subnet} via {r.via}"
+                          for r in self.emu.routing.routes[name].values()]
+            if anycast is not None and name in serving:  # it answers on the address
+                lines.append(f"addr add {anycast.address}/32 dev lo")
+            elif anycast is not None and node.kind == HOST:  # it asks the router BGP fills
+                gateway = self.emu.routing.gateway(name)
+                if gateway is not None:
+                    lines.append(f"route add {anycast.prefix} via {gateway}")
             batch = batches / f"{name}.ip"
             batch.write_text("\n".join(lines) + "\n")
             run_in(self.emu.net.get(name), f"ip -batch {batch}")
@@ -156,7 +171,9 @@ class NetworkBuilder:
             installed[name] = [(fields[0], fields[fields.index("via") + 1])
                                for fields in (line.split() for line in out.splitlines())
                                if "via" in fields]
-        return self.emu.routing.adopt(installed)
+        learned = {n for n, node in self.topology.nodes.items() if node.kind == ROUTER} \
+            if self.topology.routing == "bgp" else set()
+        return self.emu.routing.adopt(installed, learned)
 
     def start_shaping(self) -> None:
         for link in self.emu.links.values():

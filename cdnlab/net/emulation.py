@@ -106,6 +106,9 @@ class Emulation:
             if controller is not None:
                 raise EnvironmentProblem("a controller runs on one machine only: leave out "
                                          "--controller or --cluster")
+            if topology.routing == "bgp":
+                raise EnvironmentProblem("BGP routers run on one machine only: leave out "
+                                         "--cluster, or use routing: static")
             if run_dir is None:
                 raise EnvironmentProblem("a split run needs its run directory on storage "
                                          "every machine shares: give one (--out)")
@@ -119,6 +122,7 @@ class Emulation:
                                    lambda: self.routes_dir)
         self.services: list[Any] = []  # node programs, stopped first at teardown
         self.route_differences: list[str] = []  # kernel routes unlike the plan (none yet)
+        self.bgp: Any = None  # cdnlab.net.bgp.BgpNetwork of a `routing: bgp` topology
         self.t0 = time.time()
         self._previous_sigterm: Any = None
 
@@ -165,6 +169,12 @@ class Emulation:
 
                 self.tunnels = compensate(self)
             build.start_shaping()
+            if self.topology.routing == "bgp":  # once packets cross the shaped links
+                from cdnlab.net.bgp import BgpNetwork
+
+                self.bgp = BgpNetwork(self)
+                self.bgp.start()  # and the routes read back again, BGP's
+                self.route_differences = build.read_back_routes()
         except BaseException:
             self.stop()
             raise

@@ -22,6 +22,13 @@ class Paths:
         """The one-way delays along the routed path there and back, as shaped now."""
         return self.routing.expected_rtt_ms(src, dst, self.current_shape)
 
+    def anycast_rtt_ms(self, src: str, speakers: set[str]) -> tuple[str, float]:
+        """The anycast server `src` reaches, and the RTT of going there by the anycast
+        routes and back by the server's own, as shaped now."""
+        server, there = self.routing.anycast_path(src, speakers)
+        back = self.routing.path(server, src)
+        return server, sum(self.current_shape(h).delay for h in there + back)
+
     def bottleneck_mbps(self, src: str, dst: str) -> float | None:
         return self.routing.bottleneck_mbps(src, dst, self.current_shape)
 

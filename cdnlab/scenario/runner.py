@@ -140,6 +140,7 @@ class Run:
                 meta |= {"shaping": emu.shaping, "datapath": emu.datapath, "epoch": emu.t0,
                          "cpu_awake": emu.awake.describe(),
                          "route_differences": emu.route_differences,
+                         "bgp": emu.bgp.describe() if emu.bgp is not None else None,
                          "cluster_of_ip": {emu.ip(s): c for c, servers in
                                            scenario.topology.clusters().items()
                                            for s in servers},

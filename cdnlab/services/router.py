@@ -7,18 +7,22 @@ traversable for others (execute, not read: a private temporary run directory is 
 
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 from cdnlab.services.base import NodeProgram, ServiceError
+from nodes.router.__main__ import VTYSH
 from nodes.router.config import BgpRouter
 
 
 class RouterService(NodeProgram):
     part = "routing"
 
-    def __init__(self, emu: Any, router: BgpRouter, interval_s: float = 1.0) -> None:
+    def __init__(self, emu: Any, router: BgpRouter, interval_s: float = 1.0,
+                 speaker: bool = False) -> None:
+        """`speaker`: bgpd alone on a host (`--speaker`), announcing without zebra."""
         self.router = router
         self.work = Path(emu.run_dir) / "work" / router.name / "frr"
         self.config = Path(emu.run_dir) / "work" / router.name / "frr.conf"
@@ -26,7 +30,8 @@ class RouterService(NodeProgram):
             "serve", "--config", str(self.config), "--work", str(self.work),
             "--interval", f"{interval_s:g}", "--node", router.name,
             "--epoch", f"{emu.t0:.6f}",
-            "--events", str(Path(emu.run_dir) / "events" / f"{router.name}.bgp.jsonl")],
+            "--events", str(Path(emu.run_dir) / "events" / f"{router.name}.bgp.jsonl"),
+            *(["--speaker"] if speaker else [])],
             f"frr_{router.name}")
 
     def _traversable(self) -> None:
@@ -53,3 +58,15 @@ class RouterService(NodeProgram):
             time.sleep(0.05)
         for pid in pids.read_text().split():
             self.emu.ledger.add_process(int(pid), f"FRR daemon of {self.host}")
+
+    def originate(self, prefix: str, on: bool) -> None:
+        """Start or stop announcing `prefix` (`network` in bgpd's running configuration,
+        over its vty socket): the sessions stay up and the change goes out at once."""
+        command = f"{'' if on else 'no '}network {prefix}"
+        done = subprocess.run(
+            [VTYSH, "--vty_socket", str(self.work), "-c", "configure terminal",
+             "-c", f"router bgp {self.router.asn}", "-c", "address-family ipv4 unicast",
+             "-c", command], capture_output=True, text=True, timeout=10, check=False)
+        said = (done.stdout + done.stderr).strip()
+        if done.returncode or said:
+            raise ServiceError(f"{self.name} on {self.host}: `{command}` failed: {said}")

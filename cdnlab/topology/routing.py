@@ -69,6 +69,9 @@ class Routing:
             self.adjacency[link.a].append(link)
             self.adjacency[link.b].append(link)
         self.segments = {s.index: s for s in plan.segments}
+        # toward the anycast prefix (`anycast:` of a BGP topology): each node's route, as
+        # its kernel holds it once the network is up
+        self.anycast: dict[str, Route] = {}
         self.routes: dict[str, dict[int, Route]] = {}
         for node in topology.nodes.values():
             if node.kind != SWITCH:
@@ -125,10 +128,14 @@ class Routing:
             routes[segment.index] = Route(segment.subnet, iface.address.ip, hop, iface.segment)
         return routes
 
-    def adopt(self, installed: dict[str, list[tuple[str, str]]]) -> list[str]:
+    def adopt(self, installed: dict[str, list[tuple[str, str]]],
+              learned: set[str] | None = None) -> list[str]:
         """Take each node's routes as its kernel holds them (node → [(subnet, gateway)],
         from `ip route`), in place of the planned ones; what differed, in words (a route
-        planned and missing, one not planned, another gateway)."""
+        planned and missing, one not planned, another gateway). The `learned` nodes'
+        routes are a routing protocol's choice (BGP), not the plan's: for them only a
+        segment left without a route is a difference."""
+        learned = learned or set()
         owner = {iface.address.ip: iface for iface in self.plan.interfaces.values()
                  if iface.address is not None}
         segment_of_subnet = {s.subnet: s.index for s in self.plan.segments}
@@ -139,12 +146,21 @@ class Routing:
                 subnet = ipaddress.IPv4Network(subnet_text)
                 gateway = owner.get(ipaddress.IPv4Address(via_text))
                 index = segment_of_subnet.get(subnet)
+                anycast = self.topology.anycast
+                if anycast is not None and subnet == anycast.prefix and gateway is not None:
+                    self.anycast[node] = Route(subnet, gateway.address.ip,  # type: ignore[union-attr]
+                                               gateway.node, gateway.segment)
+                    continue
                 if gateway is None or index is None:
                     differences.append(f"{node}: {subnet} via {via_text} is outside the plan")
                     continue
                 read[index] = Route(subnet, gateway.address.ip,  # type: ignore[union-attr]
                                     gateway.node, gateway.segment)
             planned = self.routes.get(node, {})
+            if node in learned:
+                differences += [f"{node}: no route to {planned[index].subnet}"
+                                for index in sorted(set(planned) - set(read))]
+                planned = read
             for index in sorted(set(planned) | set(read)):
                 want, have = planned.get(index), read.get(index)
                 if want != have:
@@ -198,6 +214,30 @@ class Routing:
             hops += self._l2_path(node, route.via_node, route.segment)
             node = route.via_node
         raise RuntimeError(f"routing loop from {src} to {dst}")
+
+    def gateway(self, host: str) -> ipaddress.IPv4Address | None:
+        """The address of the first router on a host's segment (routers take a segment's
+        lowest addresses): where its route to the anycast prefix points."""
+        segment = self.plan.segment_of(host)[0]
+        routers = [self.plan.interface(n, link).address for n, link
+                   in self.segments[segment].members if self.topology.kind(n) == ROUTER]
+        found = sorted(a.ip for a in routers if a is not None)
+        return found[0] if found else None
+
+    def anycast_path(self, src: str, speakers: set[str]) -> tuple[str, list[Hop]]:
+        """The server a packet from `src` to the anycast address reaches (one of
+        `speakers`, whose routers' routes lead there), and the links it crosses."""
+        hops: list[Hop] = []
+        node = src
+        for _ in range(len(self.topology.nodes) + 1):
+            if node in speakers and node != src:
+                return node, hops
+            route = self.anycast.get(node)
+            if route is None:
+                raise KeyError(f"{node} has no route to the anycast prefix")
+            hops += self._l2_path(node, route.via_node, route.segment)
+            node = route.via_node
+        raise RuntimeError(f"routing loop from {src} to the anycast prefix")
 
     # Path figures. `shape_of` gives a hop's shape; by default the spec's, while a running
     # emulation passes the shapes as they are now (after trace steps and events).

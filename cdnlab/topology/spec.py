@@ -37,6 +37,13 @@ NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 MAX_NAME = 10  # interface names are <node>-e<N>, and Linux allows 15 characters
 DEFAULT_CLUSTER_LINK = {"rate": None, "delay": 0.0}
 TRACE_DIRECTIONS = ("a_to_b", "b_to_a", "both")
+ROUTINGS = ("static", "bgp")  # who fills the routers' tables: the plan, or FRR's bgpd
+ASN_RANGE = (1, 4_294_967_294)  # RFC 6793 four-octet AS numbers, less the reserved last
+BGP_POLICY_FIELDS = ("relationship", "local_pref", "prepend", "med")
+ANYCAST_PREFIX = "198.51.100.0/24"  # TEST-NET-2 (RFC 5737): outside the plan's 10.0.0.0/8
+ANYCAST_ASN = 64999  # the CDN's own AS, in which every anycast cluster announces
+BGP_RELATIONSHIPS = {"customer": "provider", "peer": "peer", "provider": "customer"}  # → its
+# mirror: what this end is to the other
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,9 @@ class Link:
     klass: str
     trace: TraceRef | None = None
     subnet: ipaddress.IPv4Network | None = None
+    # `bgp:` end → {relationship, local_pref, prepend, med}: the policy that end's router
+    # applies to its sessions over this link (cdnlab.topology.bgp)
+    bgp: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False)
 
     @property
     def name(self) -> str:
@@ -80,6 +90,20 @@ class Link:
         return self.b if node == self.a else self.a
 
 
+@dataclass(frozen=True)
+class Anycast:
+    """`anycast:` of a `routing: bgp` topology: the clusters that announce one prefix
+    from the CDN's AS; every server of theirs answers on the prefix's first address."""
+
+    prefix: ipaddress.IPv4Network
+    asn: int
+    clusters: tuple[str, ...]
+
+    @property
+    def address(self) -> str:
+        return str(self.prefix.network_address + 1)
+
+
 @dataclass
 class Topology:
     name: str
@@ -89,6 +113,13 @@ class Topology:
     description: str = ""
     # `cluster:`: the machines a run of this topology spreads over (a MachineSet), or None
     machines: Any = None
+    routing: str = "static"  # ROUTINGS
+    anycast: Anycast | None = None
+
+    def asn(self, name: str) -> int | None:
+        """A router's `asn:`, None when the topology left it to the default."""
+        value = self.nodes[name].attrs.get("asn")
+        return int(value) if value is not None else None
 
     def kind(self, name: str) -> str:
         return self.nodes[name].kind
@@ -205,7 +236,7 @@ def parse_topology(data: Any, source: str, base_dir: Path | None = None,
         raise SpecError(source, "params", "parameters given for a topology that has no family",
                         "only parametric topologies (with `family:`) take parameters")
     _check_keys(data, source, "", {"name", "description", "defaults", "nodes", "links",
-                                   "cluster"})
+                                   "cluster", "routing", "anycast"})
     builder = _Builder(source, base_dir or Path.cwd())
     topology = builder.build(data)
     if data.get("cluster") is not None:
@@ -267,11 +298,133 @@ class _Builder:
             raise self.fail("links", "missing or empty", "list links as `- {a: X, b: Y, ...}`")
         for position, spec in enumerate(links):
             self._add_link(position, spec, base)
+        self._check_bgp()
+        routing = data.get("routing", "static")
+        if routing not in ROUTINGS:
+            raise self.fail("routing", f"unknown routing {routing!r}",
+                            f"use one of: {', '.join(ROUTINGS)}")
         topology = Topology(name=str(data.get("name") or Path(self.source).stem),
                             source=self.source, nodes=self.nodes, links=self.links,
-                            description=str(data.get("description") or ""))
+                            description=str(data.get("description") or ""), routing=routing)
         self._check_structure(topology)
+        if data.get("anycast") is not None:
+            topology.anycast = self._anycast(data["anycast"], topology)
         return topology
+
+    def _anycast(self, spec: Any, topology: Topology) -> Anycast:
+        where = "anycast"
+        if topology.routing != "bgp":
+            raise self.fail(where, "anycast needs routers that speak BGP",
+                            "add `routing: bgp` to the topology")
+        if not isinstance(spec, dict):
+            raise self.fail(where, "must be a mapping", "e.g. anycast: {clusters: [edge_a]}")
+        _check_keys(spec, self.source, where, {"clusters", "prefix", "asn"})
+        known = topology.clusters()
+        clusters = spec.get("clusters", list(known))
+        if not isinstance(clusters, list) or not clusters:
+            raise self.fail(f"{where}.clusters", "must list edge clusters",
+                            f"e.g. clusters: [{', '.join(known) or 'edge_a'}]")
+        for cluster in clusters:
+            if cluster not in known:
+                raise self.fail(f"{where}.clusters", f"{cluster!r} is not an edge cluster",
+                                choices(str(cluster), known, "clusters"))
+        try:
+            prefix = ipaddress.IPv4Network(str(spec.get("prefix", ANYCAST_PREFIX)))
+        except ValueError as exc:
+            raise self.fail(f"{where}.prefix", f"bad prefix: {exc}",
+                            f"e.g. prefix: {ANYCAST_PREFIX}") from exc
+        if prefix.overlaps(ipaddress.IPv4Network("10.0.0.0/8")) or prefix.prefixlen > 30:
+            raise self.fail(f"{where}.prefix", f"{prefix} overlaps the address plan (10/8) "
+                            "or is too small", f"use e.g. {ANYCAST_PREFIX}")
+        asn = spec.get("asn", ANYCAST_ASN)
+        self._asn_value(f"{where}.asn", asn)
+        routers = {n for n, node in self.nodes.items() if node.kind == ROUTER}
+        if any(node.attrs.get("asn") == asn for n, node in self.nodes.items() if n in routers):
+            raise self.fail(f"{where}.asn", f"AS {asn} is a router's",
+                            "give the CDN an AS of its own")
+        return Anycast(prefix, int(asn), tuple(str(c) for c in clusters))
+
+    def _asn(self, name: str, role: str, value: Any) -> None:
+        where = f"nodes.{name}.asn"
+        if ROLE_KINDS.get(role) != ROUTER:
+            raise self.fail(where, f"a {role} is not a router and has no AS",
+                            "give asn: to routers (isp, transit, cloud, router)")
+        self._asn_value(where, value)
+
+    def _asn_value(self, where: str, value: Any) -> None:
+        low, high = ASN_RANGE
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise self.fail(where, f"an AS number is a whole number {low}–{high}, got {value!r}",
+                            "e.g. asn: 65010 (64512–65534 are for private use)")
+
+    def _policy(self, policy: Any, where: str) -> dict[str, Any]:
+        """One BGP policy mapping: `relationship` (what the neighbour is to this router),
+        `local_pref`, `prepend`, `med`."""
+        if not isinstance(policy, dict):
+            raise self.fail(where, "must be a mapping",
+                            "e.g. {relationship: provider, local_pref: 120, prepend: 2}")
+        _check_keys(policy, self.source, where, set(BGP_POLICY_FIELDS))
+        for key, value in policy.items():
+            if key == "relationship":
+                if value not in BGP_RELATIONSHIPS:
+                    raise self.fail(f"{where}.relationship", f"unknown relationship {value!r}",
+                                    "what the neighbour is to this router: "
+                                    + ", ".join(BGP_RELATIONSHIPS))
+            elif isinstance(value, bool) or not isinstance(value, int) or value < 0 or \
+                    (key == "prepend" and value > 10):
+                raise self.fail(f"{where}.{key}", f"must be a whole number ≥ 0"
+                                f"{' and ≤ 10' if key == 'prepend' else ''}, got {value!r}",
+                                "e.g. local_pref: 200, prepend: 2, med: 10")
+        return dict(policy)
+
+    def _bgp_router(self, name: str, where: str) -> None:
+        if self.nodes[name].kind != ROUTER:
+            raise self.fail(where, f"{name} is a {self.nodes[name].role}, not a router, and "
+                            "speaks no BGP", "set policy between routers")
+
+    def _bgp_policy(self, spec: Any, ends: tuple[str, str],
+                    where: str) -> dict[str, dict[str, Any]]:
+        """A link's `bgp:` — per end router, the policy it applies on its sessions over
+        this link."""
+        where = f"{where}.bgp"
+        if not isinstance(spec, dict):
+            raise self.fail(where, "must be a mapping of an end to its policy",
+                            f"e.g. bgp: {{{ends[0]}: {{local_pref: 120}}}}")
+        found: dict[str, dict[str, Any]] = {}
+        for end, policy in spec.items():
+            if end not in ends:
+                raise self.fail(where, f"{end!r} is not an end of this link",
+                                f"use {ends[0]} or {ends[1]}")
+            self._bgp_router(end, f"{where}.{end}")
+            found[str(end)] = self._policy(policy, f"{where}.{end}")
+        _agree(found, ends, where, self.fail)
+        return found
+
+    def _check_bgp(self) -> None:
+        """Routers' `bgp:` (neighbour router → policy), checked once every node exists:
+        each neighbour a router, and two routers' relationships each other's mirror."""
+        said: dict[str, dict[str, dict[str, Any]]] = {}
+        for name, node in self.nodes.items():
+            spec = node.attrs.get("bgp")
+            if spec is None:
+                continue
+            where = f"nodes.{name}.bgp"
+            self._bgp_router(name, where)
+            if not isinstance(spec, dict):
+                raise self.fail(where, "must be a mapping of a neighbour router to a policy",
+                                "e.g. bgp: {cloud: {relationship: provider}}")
+            said[name] = {}
+            for other, policy in spec.items():
+                if other not in self.nodes or other == name:
+                    raise self.fail(where, f"{other!r} is not another node",
+                                    choices(str(other), self.nodes, "nodes"))
+                if self.nodes[other].role != "edge":  # an anycast cluster's speaker
+                    self._bgp_router(other, f"{where}.{other}")
+                said[name][other] = self._policy(policy, f"{where}.{other}")
+        for name, policies in said.items():
+            for other, policy in policies.items():
+                _agree({name: policy, other: said.get(other, {}).get(name, {})},
+                       (name, other), f"nodes.{name}.bgp.{other}", self.fail)
 
     def _shape(self, values: Any, base: LinkShape, where: str) -> LinkShape:
         if not isinstance(values, dict):
@@ -306,6 +459,8 @@ class _Builder:
             raise self.fail(where, f"unknown role {role!r}", choices(role, ROLE_KINDS, "roles"))
         self._check_name(name, where)
         attrs = {k: v for k, v in spec.items() if k != "role"}
+        if "asn" in attrs:
+            self._asn(name, role, attrs["asn"])
         if role != "edge":
             self.nodes[name] = Node(name, role, ROLE_KINDS[role], attrs=attrs)
             return
@@ -330,7 +485,7 @@ class _Builder:
         a, b = str(spec["a"]), str(spec["b"])
         where = f"links[{position}] ({a}--{b})"
         _check_keys(spec, self.source, where,
-                    {"a", "b", "class", "trace", "subnet", "a_to_b", "b_to_a", *FIELDS})
+                    {"a", "b", "class", "trace", "subnet", "a_to_b", "b_to_a", "bgp", *FIELDS})
         for end in (a, b):
             if end not in self.nodes:
                 raise self.fail(where, f"unknown node {end!r}",
@@ -356,7 +511,9 @@ class _Builder:
                 raise self.fail(f"{where}.subnet", f"bad subnet: {exc}",
                                 "give an IPv4 network such as 10.50.0.0/24") from exc
         trace = self._trace(spec.get("trace"), where) if "trace" in spec else None
-        self.links.append(Link(len(self.links), a, b, a_to_b, b_to_a, klass, trace, subnet))
+        bgp = self._bgp_policy(spec["bgp"], (a, b), where) if "bgp" in spec else {}
+        self.links.append(Link(len(self.links), a, b, a_to_b, b_to_a, klass, trace, subnet,
+                               bgp))
 
     def _infer_class(self, a: str, b: str) -> str:
         roles = {self.nodes[a].role, self.nodes[b].role}
@@ -393,6 +550,15 @@ class _Builder:
                                 "connect it to one router or switch")
         _check_switch_forest(topology, self.fail)
         _check_connected(topology, self.fail)
+
+
+def _agree(policies: dict[str, dict[str, Any]], ends: tuple[str, str], where: str,
+           fail: Any) -> None:
+    """Two routers' relationships, where both give one, must mirror each other."""
+    said = [policies.get(end, {}).get("relationship") for end in ends]
+    if None not in said and BGP_RELATIONSHIPS[said[0]] != said[1]:
+        raise fail(where, f"{ends[0]} calls {ends[1]} its {said[0]} but {ends[1]} calls "
+                   f"{ends[0]} its {said[1]}", "customer pairs with provider, peer with peer")
 
 
 def resolve_data_file(name: str, base_dir: Path) -> Path:

@@ -1,9 +1,11 @@
-"""`python -m nodes.router serve --config FRR.conf --work DIR [--interval S] [--events F]
-[--node N] [--epoch T]`
+"""`python -m nodes.router serve --config FRR.conf --work DIR [--speaker] [--interval S]
+[--events F] [--node N] [--epoch T]`
 
 An emulated router's routing daemons: Debian's FRR `zebra` (which programs the kernel's
 routes) and `bgpd`, each in the foreground in this node's network namespace, with this
-router's own config, PID files, zserv socket and vty sockets in DIR. The daemons drop root
+router's own config, PID files, zserv socket and vty sockets in DIR. With `--speaker`,
+`bgpd` alone without zebra (`-Z`): a host that announces prefixes (an anycast cluster's
+server) and keeps its own routes. The daemons drop root
 for user frr (FRR's vty group, frrvty, is frr's and not root's), so DIR is made frr's.
 Dropping root also clears the kernel's parent-death signal, so the daemons would outlive
 this program if it were killed: once both answer, DIR/frr.pids lists them for the engine
@@ -66,22 +68,25 @@ def peers(work: Path) -> dict[str, dict[str, Any]]:
 
 
 class Daemons:
-    def __init__(self, config: Path, work: Path) -> None:
+    def __init__(self, config: Path, work: Path, speaker: bool = False) -> None:
         self.config = config
         self.work = work
+        self.speaker = speaker
+        self.daemons = ("bgpd",) if speaker else DAEMONS
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
 
     def argv(self, daemon: str) -> list[str]:
         work = self.work
         return [str(FRR / daemon), "-u", USER, "-g", USER, "-f", str(self.config),
                 "-i", str(work / f"{daemon}.pid"), "-z", str(work / "zserv.api"),
-                "--vty_socket", str(work), "--log", f"file:{work / daemon}.log"]
+                "--vty_socket", str(work), "--log", f"file:{work / daemon}.log",
+                *(["-Z"] if self.speaker else [])]
 
     def start(self) -> None:
         """Each daemon, waiting for it to answer (zebra's zserv socket, bgpd's vty) before
         the next; FRR's own stderr goes to DIR/<daemon>.out."""
         answers = {"zebra": self.work / "zserv.api", "bgpd": self.work / "bgpd.vty"}
-        for daemon in DAEMONS:
+        for daemon in self.daemons:
             with (self.work / f"{daemon}.out").open("wb") as out:
                 self.processes[daemon] = spawn_child(self.argv(daemon), stdin=subprocess.DEVNULL,
                                                      stdout=out, stderr=subprocess.STDOUT)
@@ -96,7 +101,7 @@ class Daemons:
         return next((d for d, p in self.processes.items() if p.poll() is not None), None)
 
     def stop(self, timeout_s: float = 5.0) -> None:
-        for daemon in reversed(DAEMONS):
+        for daemon in reversed(self.daemons):
             process = self.processes.get(daemon)
             if process is None or process.poll() is not None:
                 continue
@@ -127,7 +132,7 @@ def serve(args: argparse.Namespace) -> int:
     for path in (work, config):
         os.chown(path, frr.pw_uid, frr.pw_gid)
     log = EventLog(Path(args.events) if args.events else None, args.node, args.epoch)
-    daemons = Daemons(config, work)
+    daemons = Daemons(config, work, args.speaker)
     status = 0
     try:
         daemons.start()
@@ -167,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("serve")
     p.add_argument("--config", required=True, help="the router's frr.conf")
     p.add_argument("--work", required=True, help="its PID files, sockets and logs")
+    p.add_argument("--speaker", action="store_true",
+                   help="bgpd alone, without zebra: announce, install nothing")
     p.add_argument("--interval", type=float, default=1.0)
     p.add_argument("--events")
     p.add_argument("--node", default="router")

@@ -1,17 +1,45 @@
 """FRR configuration for one emulated router speaking BGP: its AS and router ID, an eBGP or
-iBGP session per neighbour address, the prefixes it originates (`network`), and the
-policies a user can set per neighbour: local preference on what it learns (customer >
-peer > transit in the usual ranking), AS-path prepending and MED on what it sends.
+iBGP session per neighbour address, the prefixes it originates (`network`, or its
+connected subnets), and the policies a user can set per neighbour.
+
+Policy per neighbour:
+- `relationship`: what the neighbour is to this router's AS, `customer`, `peer` or
+  `provider`, with the usual routing policy of Gao and Rexford ("Stable Internet Routing
+  Without Global Coordination", IEEE/ACM ToN 2001, §3: prefer customer routes over peer
+  routes over provider routes, and export peer and provider routes to customers only).
+  Routes learned from the neighbour get local preference `LOCAL_PREF[relationship]` and a
+  community naming how they were learned (`LEARNED[relationship]`, replacing whatever
+  communities they carried: the tag means something only inside this AS, and iBGP carries
+  it to the AS's other routers); routes tagged as learned from a peer or a provider are
+  not sent to peers or providers. A neighbour without a relationship gets no tag and no
+  filter: everything is sent, everything taken at FRR's default preference (100), its
+  communities removed (another AS's tags must not read as ours).
+- `local_pref`: on the routes learned from it, in place of the relationship's.
+- `prepend`: times this AS is prepended to the AS path of what it is sent; `med`: the MED
+  it is sent.
 
 FRR's `datacenter` defaults are used (FRR docs, "Profiles"): 3 s keepalives and 9 s hold,
 no minimum route advertisement interval (eBGP MRAI 0), so an emulated network converges in
 seconds, not the 30 s per hop of the traditional profile; `no bgp ebgp-requires-policy`
-because an emulated AS has no operator to write the RFC 8212 policy each session needs.
+because an emulated AS has no operator to write the RFC 8212 policy each session needs;
+`timers connect` of 1 s, since the routers' daemons start together and the first attempts
+find their neighbours not yet listening; `maximum-paths 1`: one best path per prefix, so
+the kernel holds one gateway and expected paths follow it (no ECMP); `bgp bestpath
+compare-routerid`, so a tie between eBGP paths goes to the lower router ID and not to the
+path that happened to arrive first (RFC 4271 §9.1.2.2 step f): the same topology gives
+the same routes on every run.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+CONNECT_RETRY_S = 1  # a neighbour whose daemon is not up yet is asked again this soon
+RELATIONSHIPS = ("customer", "peer", "provider")
+LOCAL_PREF = {"customer": 200, "peer": 150, "provider": 100}
+LEARNED = {"customer": "65000:200", "peer": "65000:150", "provider": "65000:100"}
+NOT_FOR_PEERS = "LEARNED_FROM_PEER_OR_PROVIDER"  # the community list of what stays home
+OWN_PREFIXES = "OWN"  # a speaker's prefix list: its networks, all it sends
 
 
 @dataclass(frozen=True)
@@ -21,6 +49,25 @@ class Neighbour:
     local_pref: int | None = None  # set on the routes learned from it
     prepend: int = 0  # times our AS is prepended to what we send it
     med: int | None = None  # MED on what we send it
+    # an iBGP neighbour this router reflects to, with itself as next hop (cdnlab.topology.bgp)
+    reflect: bool = False
+    relationship: str | None = None  # RELATIONSHIPS: what the neighbour is to us
+
+    def __post_init__(self) -> None:
+        if self.relationship is not None and self.relationship not in RELATIONSHIPS:
+            raise ValueError(f"relationship {self.relationship!r}: use one of "
+                             f"{', '.join(RELATIONSHIPS)}")
+
+    @property
+    def preference(self) -> int | None:
+        if self.local_pref is not None:
+            return self.local_pref
+        return LOCAL_PREF[self.relationship] if self.relationship else None
+
+    @property
+    def gets_everything(self) -> bool:
+        """Customers, and neighbours without a relationship, are sent every route."""
+        return self.relationship in (None, "customer")
 
 
 @dataclass(frozen=True)
@@ -31,32 +78,65 @@ class BgpRouter:
     neighbours: tuple[Neighbour, ...] = ()
     networks: tuple[str, ...] = ()  # prefixes this router originates
     redistribute_connected: bool = False
+    announce_only: bool = False  # send its `networks` and nothing it learned (a speaker)
+
+    def _route_maps(self, n: int, peer: Neighbour) -> tuple[list[str], bool, bool]:
+        """The neighbour's route maps, and whether it has an inbound and an outbound one."""
+        maps: list[str] = []
+        inbound = []
+        if peer.preference is not None:
+            inbound.append(f" set local-preference {peer.preference}")
+        if peer.relationship:
+            inbound.append(f" set community {LEARNED[peer.relationship]}")
+        elif not peer.reflect:  # another AS's tags mean nothing here
+            inbound.append(" set community none")
+        if inbound:
+            maps += [f"route-map IN{n} permit 10", *inbound, "exit", "!"]
+        sets = []
+        if peer.prepend:
+            sets.append(" set as-path prepend " + " ".join([str(self.asn)] * peer.prepend))
+        if peer.med is not None:
+            sets.append(f" set metric {peer.med}")
+        if not peer.gets_everything:
+            maps += [f"route-map OUT{n} deny 5", f" match community {NOT_FOR_PEERS}", "exit",
+                     "!"]
+        own = [f" match ip address prefix-list {OWN_PREFIXES}"] if self.announce_only else []
+        filtered = bool(own) or not peer.gets_everything
+        if sets or filtered:
+            maps += [f"route-map OUT{n} permit 10", *own, *sets, "exit", "!"]
+        return maps, bool(inbound), bool(sets) or filtered
 
     def render(self) -> str:
         lines = ["frr defaults datacenter", f"hostname {self.name}", "!"]
+        if self.announce_only:
+            lines += [f"ip prefix-list {OWN_PREFIXES} seq {5 * (i + 1)} permit {prefix}"
+                      for i, prefix in enumerate(self.networks)] + ["!"]
+        if any(not p.gets_everything for p in self.neighbours):
+            lines += [f"bgp community-list standard {NOT_FOR_PEERS} seq {5 * (i + 1)} "
+                      f"permit {LEARNED[kind]}" for i, kind in enumerate(("peer", "provider"))]
+            lines.append("!")
         maps: list[str] = []
+        applied: list[str] = []
         for n, peer in enumerate(self.neighbours):
-            if peer.local_pref is not None:
-                maps += [f"route-map IN{n} permit 10", f" set local-preference {peer.local_pref}",
-                         "exit", "!"]
-            out = []
-            if peer.prepend:
-                out.append(" set as-path prepend " + " ".join([str(self.asn)] * peer.prepend))
-            if peer.med is not None:
-                out.append(f" set metric {peer.med}")
-            if out:
-                maps += [f"route-map OUT{n} permit 10", *out, "exit", "!"]
+            own, inbound, outbound = self._route_maps(n, peer)
+            maps += own
+            if peer.reflect:
+                applied += [f"  neighbor {peer.address} route-reflector-client",
+                            f"  neighbor {peer.address} next-hop-self force"]
+            if inbound:
+                applied.append(f"  neighbor {peer.address} route-map IN{n} in")
+            if outbound:
+                applied.append(f"  neighbor {peer.address} route-map OUT{n} out")
         lines += [f"router bgp {self.asn}", f" bgp router-id {self.router_id}",
-                  " no bgp ebgp-requires-policy", " no bgp network import-check"]
-        lines += [f" neighbor {p.address} remote-as {p.asn}" for p in self.neighbours]
-        lines.append(" address-family ipv4 unicast")
+                  " no bgp ebgp-requires-policy", " no bgp network import-check",
+                  " bgp bestpath compare-routerid"]
+        for peer in self.neighbours:
+            lines += [f" neighbor {peer.address} remote-as {peer.asn}",
+                      f" neighbor {peer.address} timers connect {CONNECT_RETRY_S}"]
+        lines += [" address-family ipv4 unicast", "  maximum-paths 1", "  maximum-paths ibgp 1"]
         lines += [f"  network {prefix}" for prefix in self.networks]
         if self.redistribute_connected:
             lines.append("  redistribute connected")
-        for n, peer in enumerate(self.neighbours):
-            if peer.local_pref is not None:
-                lines.append(f"  neighbor {peer.address} route-map IN{n} in")
-            if peer.prepend or peer.med is not None:
-                lines.append(f"  neighbor {peer.address} route-map OUT{n} out")
+        lines += applied
         lines += [" exit-address-family", "exit", "!", *maps]
         return "\n".join(lines) + "\n"
