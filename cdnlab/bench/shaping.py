@@ -109,9 +109,9 @@ def transfer(emu: Emulation, seconds: float) -> Transfer:
 def _figure(values: list[float | None]) -> dict[str, float | None]:
     known = [v for v in values if v is not None]
     if not known:
-        return {"mean": None, "min": None, "max": None}
-    return {"mean": round(statistics.fmean(known), 2), "min": round(min(known), 2),
-            "max": round(max(known), 2)}
+        return {"mean": None, "median": None, "min": None, "max": None}
+    return {"mean": round(statistics.fmean(known), 2), "median": round(statistics.median(known), 2),
+            "min": round(min(known), 2), "max": round(max(known), 2)}
 
 
 def measure(rounds: int, seconds: float) -> dict[str, Any]:
