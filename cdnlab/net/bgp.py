@@ -150,7 +150,7 @@ class BgpNetwork:
                         f"{name} lacks {', '.join(subnets)} (sessions: {self.sessions(name)})"
                         for name, subnets in missing.items() if subnets)
                     + ". Check each link's bgp: policy and the routers' FRR logs in the run "
-                    "directory (work/<router>/frr/)")
+                    "directory (work/<router>/)")
             time.sleep(POLL_S)
 
     def sessions(self, name: str) -> str:

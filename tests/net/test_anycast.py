@@ -15,6 +15,7 @@ import pytest
 from cdnlab.measure.fidelity import measure_anycast_rtt
 from cdnlab.net.emulation import Emulation
 from cdnlab.net.shaping.base import run_in
+from cdnlab.services.router import FRR_BASE
 from cdnlab.topology import load_topology
 from tests.net.test_bgp_topology import frr_daemons
 
@@ -83,4 +84,5 @@ def test_catchments_follow_policy_and_move_on_withdrawal(nothing_left_behind: No
         emu.bgp.announce("edge_f")
         assert emu.bgp.catchments() == POLICY
         assert served_by(emu, "b2", address) == "edge_f"
+    assert not list(FRR_BASE.glob("*")), "no FRR directory outlives the run"
     assert frr_daemons() <= before, "no FRR daemon outlives the run"

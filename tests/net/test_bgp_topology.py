@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from cdnlab.services.router import FRR_BASE
+
 pytestmark = pytest.mark.root
 
 
@@ -52,4 +54,5 @@ def test_topo_check_on_a_bgp_topology(nothing_left_behind: None) -> None:
     assert expected[("b1", "edge_x_1")] == pytest.approx(17.0, abs=0.5), expected
     # and the network agrees: every measured RTT within the usual bounds
     assert data["summary"]["ok"], [s for s in data["rtt"] if not s["ok"]]
+    assert not list(FRR_BASE.glob("*")), "no FRR directory outlives the run"
     assert frr_daemons() <= before, "no FRR daemon outlives the check"
