@@ -5,7 +5,8 @@ segments by pathway, and the manifests the steering server logged, each judged a
 answer is (`cdnlab/results/truth.py`): was the pathway ranked first the client's
 lowest-RTT cluster then, and if not, by how much RTT. With `cmsd: true`, what the edges'
 server data did: duress raised per edge server, duress seen by players per cluster, and
-video segments whose bitrate CMSD's mb capped below the ABR's choice.
+video segments whose bitrate CMSD's mb capped below the ABR's choice. Under `anycast`,
+each client host's catchment as BGP predicted it and as its segments found it.
 
 Whatever the mechanism, three figures compare them (`request_routing` puts them side by
 side):
@@ -43,8 +44,31 @@ def routing_summary(bundle: Bundle) -> dict[str, Any]:
     server_data = isinstance(chosen, dict) and chosen.get("cmsd") is True
     return {"mode": mode, "steering": _steering(bundle) if mode == "steering" else None,
             "cmsd": _server_data(bundle) if server_data else None,
+            "anycast": _anycast(bundle) if mode == "anycast" else None,
             "segments": _segments(bundle), "moves": _moves(bundle),
             "overloads": _overloads(bundle)}
+
+
+def _anycast(bundle: Bundle) -> dict[str, Any]:
+    """Under `routing: anycast`: each client host's catchment as BGP's routes gave it when
+    the network came up (run.json), the clusters that delivered its video segments before
+    the timeline's first event, whether those were only its catchment, and every
+    withdrawal or announcement the health watch made, with BGP's convergence."""
+    predicted = ((bundle.run.get("bgp") or {}).get("anycast") or {}).get("catchments") or {}
+    applied = [float(e["t"]) for e in bundle.engine("event_applied")]
+    first = min(applied, default=float("inf"))
+    served: dict[str, set[str]] = {}
+    for segment in _video(bundle):
+        if float(segment["t"]) < first and segment.get("cluster"):
+            served.setdefault(str(segment.get("node")), set()).add(str(segment["cluster"]))
+    changes = [{"kind": e["event"], "cluster": e["cluster"],
+                "at_s": round(float(e["t"]) - bundle.scenario_t, 3),
+                "convergence_s": e.get("convergence_s"), "catchments": e.get("catchments")}
+               for e in bundle.engine("anycast_withdrawn") + bundle.engine("anycast_announced")]
+    return {"predicted": predicted,
+            "served_before_events": {h: sorted(c) for h, c in sorted(served.items())},
+            "as_predicted": {h: c == {predicted.get(h)} for h, c in sorted(served.items())},
+            "announcements": sorted(changes, key=lambda c: c["at_s"])}
 
 
 def _video(bundle: Bundle) -> list[dict[str, Any]]:

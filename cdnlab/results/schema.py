@@ -233,7 +233,21 @@ SCHEMA: dict[str, Any] = {
                                                   "until the next, by reason")}}],
     }),
     "routing": {
-        "mode": f(str, "how viewers reached clusters: dns or steering (scenario routing)"),
+        "mode": f(str, "how viewers reached clusters: dns, steering or anycast (scenario "
+                       "routing)"),
+        "anycast": Maybe({
+            "predicted": {"*": f(str, "each client host's catchment by the routes BGP "
+                                      "installed when the network came up")},
+            "served_before_events": {"*": [f(str, "the clusters that delivered the host's "
+                                                  "video segments before the first event")]},
+            "as_predicted": {"*": f(bool, "those were its predicted catchment and no other")},
+            "announcements": [{
+                "kind": f(str, "anycast_withdrawn or anycast_announced (the health watch)"),
+                "cluster": f(str, "the cluster whose speaker changed"),
+                "at_s": f(NUM, "scenario second BGP had settled after it"),
+                "convergence_s": f(Maybe(NUM), "seconds from the change to the last route "
+                                               "change (cdnlab/net/bgp.py)"),
+                "catchments": Maybe({"*": f(str, "each client's catchment after it")})}]}),
         "steering": Maybe({
             "requests": f(int, "steering requests the players made "
                                "(nodes/client/steering.py)"),

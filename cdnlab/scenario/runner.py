@@ -62,6 +62,7 @@ from cdnlab.services.origin import OriginService
 from cdnlab.services.probe import ProbeService
 from cdnlab.services.resolver import ResolverService, write_resolv_conf
 from nodes.common.conventions import (
+    ANYCAST,
     BROWSER_ABR,
     HTTP_PORT,
     SERVICE,
@@ -265,13 +266,17 @@ class Run:
         """The redirector, and one probe per cluster feeding it RTTs and load."""
         scenario = self.scenario
         clusters = scenario.topology.clusters()
-        dns = DnsService(emu, policy=scenario.dns.policy, ttl=scenario.dns.ttl,
+        anycast = scenario.topology.anycast if scenario.routing.anycast else None
+        dns = DnsService(emu, policy=ANYCAST if anycast else scenario.dns.policy,
+                         ttl=scenario.dns.ttl,
                          stale_after_s=scenario.dns.stale_after_s, extra={
                              "spill": {"gain": scenario.dns.spill_gain,
                                        "max_share": scenario.dns.spill_max_share},
                              "clusters": {c: {"addresses": [emu.ip(s) for s in servers],
                                               "threshold": scenario.cdn.threshold}
-                                          for c, servers in clusters.items()},
+                                          for c, servers in clusters.items()}
+                             | ({ANYCAST: {"addresses": [anycast.address]}} if anycast
+                                else {}),
                              **({"steering": {"port": STEERING_PORT,
                                               "ttl": scenario.routing.steering_ttl_s,
                                               "pathways": list(clusters)}}
@@ -338,7 +343,8 @@ class Run:
             fill.start()
         counters = LinkCounters(emu, log)
         counters.start()
-        health = HealthWatch(dns, self.edges, log)
+        health = HealthWatch(dns, self.edges, log,
+                             emu.bgp if self.scenario.routing.anycast else None)
         health.start()
         return Watchers(fill, counters, health)
 

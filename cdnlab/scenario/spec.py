@@ -114,7 +114,7 @@ TIMED_FAULTS = ("origin_fault", "dns_drop", "fill_cache")
 # found through the package, so an installed cdnlab finds them as a checkout does
 SCENARIOS_DIR = Path(str(resources.files("scenarios")))
 MODES = ("pull", "push")
-ROUTING_MODES = ("dns", "steering")
+ROUTING_MODES = ("dns", "steering", "anycast")
 ARRIVALS = ("poisson", "uniform")
 ABR_ASSIGNMENTS = ("random", "cycle")  # by weight | each algorithm in turn, side by side
 DEFAULT_SEED = 1
@@ -226,7 +226,10 @@ class Routing:
     """How viewers reach a cluster: `dns` (the redirector's answers), or `steering` (DNS
     picks the server of the MPD; DASH content steering, nodes/steering, ranks the
     pathways every `steering_ttl_s` from then on). With `cmsd`, edges send CMSD (CTA-5006:
-    etp, mb, and du above `cdn.threshold`) and players honour it (nodes/client/player.py)."""
+    etp, mb, and du above `cdn.threshold`) and players honour it (nodes/client/player.py).
+    `anycast` (a topology with `anycast:`): DNS answers the anycast address to everyone,
+    and BGP decides which cluster each viewer reaches; the health watch withdraws a
+    cluster's announcement while it is down."""
     mode: str = "dns"
     steering_ttl_s: int = 10
     cmsd: bool = False
@@ -234,6 +237,10 @@ class Routing:
     @property
     def steering(self) -> bool:
         return self.mode == "steering"
+
+    @property
+    def anycast(self) -> bool:
+        return self.mode == "anycast"
 
 
 @dataclass
@@ -787,6 +794,11 @@ def parse_scenario(data: Any, source: str, base: Path | None = None,
         workload=_workload(reader, top.get("workload"), topology),
         timeline=_timeline(reader, top.get("timeline"), topology, base), raw=data,
         routing=_routing(reader, top.get("routing")))
+    if scenario.routing.anycast and topology.anycast is None:
+        raise reader.fail("routing", f"anycast needs clusters that announce an anycast "
+                          f"prefix, and topology {topology.name} has none",
+                          "use a topology with `routing: bgp` and `anycast:` (e.g. "
+                          "anycast_transit)")
     scenario.supervise = _supervise(reader, top.get("supervise"), scenario)
     _chaos(reader, top.get("chaos"), scenario)
     _programs_named_exist(reader, scenario)

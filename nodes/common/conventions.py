@@ -24,6 +24,9 @@ SPILL_MAX_SHARE = 0.9
 LOAD_THRESHOLD = 0.8  # utilisation above which DNS spills a share of a cluster's answers
 SHED_ABOVE = 1.0  # utilisation above which an edge itself answers 302 (over its capacity)
 DNS_POLICIES = ("min_rtt", "min_rtt_spill", "coverage_zone", "round_robin")
+# the redirector's answer under a scenario's `routing: anycast`: the anycast address, as the
+# records of a cluster of this name (the engine sets it; not a scenario's dns.policy)
+ANYCAST = "anycast"
 DNS_POLICY = "min_rtt_spill"
 
 # -- Probes --------------------------------------------------------------------------------

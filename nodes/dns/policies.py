@@ -9,6 +9,7 @@
     coverage_zone   longest-prefix CIDR → cluster map (like Traffic Router's), falling
                     back to min_rtt_spill for clients outside it
     round_robin     every usable cluster in turn
+    anycast         the anycast address for everyone (a scenario's `routing: anycast`)
 
 Usable = has addresses, not marked down, and neither its RTT to this network nor its load
 is older than `stale_after_s`. When the lowest-RTT cluster is not usable the reason is
@@ -26,7 +27,7 @@ import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from nodes.common.conventions import SPILL_GAIN, SPILL_MAX_SHARE, STALE_AFTER_S
+from nodes.common.conventions import ANYCAST, SPILL_GAIN, SPILL_MAX_SHARE, STALE_AFTER_S
 from nodes.dns.spill import SpillController
 from nodes.dns.view import ClusterState, NetworkRtts, View
 
@@ -194,7 +195,15 @@ def round_robin(q: PolicyInput) -> Decision:
     return Decision(usable[q.turn() % len(usable)].cluster, "round_robin", 0, found)
 
 
+def anycast(q: PolicyInput) -> Decision:
+    """Everyone gets the anycast address (the records of the `anycast` pseudo-cluster the
+    engine adds): BGP, not this server, decides which cluster answers it."""
+    if ANYCAST not in q.view.clusters:
+        return Decision(None, "no_cluster", 0)
+    return Decision(ANYCAST, ANYCAST, 0)
+
+
 POLICIES: dict[str, Policy] = {
     "min_rtt": min_rtt, "min_rtt_spill": min_rtt_spill, "coverage_zone": coverage_zone,
-    "round_robin": round_robin,
+    "round_robin": round_robin, ANYCAST: anycast,
 }

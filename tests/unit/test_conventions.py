@@ -14,7 +14,7 @@ from nodes.dns.policies import POLICIES
 
 def test_registries_hold_exactly_the_shared_names() -> None:
     assert tuple(ALGORITHMS) == conventions.ABR_ALGORITHMS
-    assert tuple(POLICIES) == conventions.DNS_POLICIES
+    assert tuple(POLICIES) == (*conventions.DNS_POLICIES, conventions.ANYCAST)
 
 
 def test_the_scenario_and_the_redirector_default_alike() -> None:

@@ -89,6 +89,7 @@ def test_every_shipped_scenario_validates(path: Path) -> None:
     ({"timeline": [{"at": 5, "cluster_capacity": {"cluster": "edge_x", "mbps": 0}}]},
      "timeline[0].cluster_capacity.mbps", "outside"),
     ({"routing": {"mode": "steering", "cmsd": "yes"}}, "routing.cmsd", "not true or false"),
+    ({"routing": "anycast"}, "routing", "topology two_isp_ixp has none"),
     ({"variants": {"fast": {"dns.ttl": -1}}}, "variants.fast", "dns.ttl"),
     ({"variants": {"fast": ["dns.ttl", 1]}}, "variants.fast", "mapping of dotted keys"),
     ({"duration_s": "long"}, "duration_s", "must be a number"),

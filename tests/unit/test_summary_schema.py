@@ -23,7 +23,7 @@ MINIMAL: dict[str, Any] = {
                 "browsers": None, "failures_by_reason": {}, "per_session": []},
     "cmcd": {"requests": 0, "with_cmcd": 0, "sessions": 0, "by": {}},
     "fidelity": None, "faults": None,
-    "routing": {"mode": "dns", "steering": None, "cmsd": None,
+    "routing": {"mode": "dns", "steering": None, "cmsd": None, "anycast": None,
                 "segments": {"judged": 0, "lowest_rtt_share": None,
                              "extra_rtt_ms_per_segment": None},
                 "moves": [], "overloads": []},

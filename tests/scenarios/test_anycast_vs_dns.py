@@ -1,0 +1,59 @@
+"""anycast_vs_dns: DNS redirection by RTT and anycast over real BGP (FRR) on one network
+where AS-path length and RTT disagree. Claims checked: every viewer's catchment is the one
+BGP policy predicts (ISP B's viewers at the far edge_f); so anycast's lowest-RTT share is
+below DNS's; when edge_a dies its anycast viewers move with no DNS change (the health
+watch withdraws the announcement, BGP converges, and DNS answered the anycast address
+throughout), while DNS moves its viewers as their answers expire. Both runs must be judged
+faithful (one run again if not)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cdnlab.scenario.spec import load_scenario, variant_overrides
+from tests.scenarios.conftest import RunScenario, assert_faithful
+
+pytestmark = pytest.mark.root
+
+POLICY = {"a1": "edge_a", "a2": "edge_a", "b1": "edge_f", "b2": "edge_f"}
+
+
+def answers(bundle: Path) -> list[dict[str, Any]]:
+    path = bundle / "events" / "dns.decisions.jsonl"
+    return [e for e in map(json.loads, path.read_text().splitlines()) if e["event"] == "answer"]
+
+
+def test_anycast_follows_bgp_and_fails_over_without_dns(run_scenario: RunScenario) -> None:
+    scenario = load_scenario("anycast_vs_dns")
+    summaries = {name: run_scenario("anycast_vs_dns", variant_overrides(name, overrides),
+                                    out=f"av-{name}", faithful=True)
+                 for name, overrides in scenario.variants.items()}
+    for name, summary in summaries.items():
+        assert_faithful(summary)
+        players = summary["players"]
+        assert players["completed"] == players["sessions"] == 8, (name, players)
+
+    routing = {name: s["routing"] for name, s in summaries.items()}
+    anycast = routing["anycast"]["anycast"]
+    assert anycast["predicted"] == POLICY, anycast
+    assert anycast["as_predicted"] == dict.fromkeys(POLICY, True), anycast
+    assert routing["dns"]["anycast"] is None
+    # DNS by RTT maps everyone to edge_a; BGP sends ISP B's viewers far away
+    dns_share = routing["dns"]["segments"]["lowest_rtt_share"]
+    anycast_share = routing["anycast"]["segments"]["lowest_rtt_share"]
+    assert dns_share >= 0.9 and anycast_share < dns_share - 0.2, (dns_share, anycast_share)
+
+    # edge_a dies: under anycast the announcement goes, its viewers move, DNS unchanged
+    withdrawn = [a for a in anycast["announcements"] if a["kind"] == "anycast_withdrawn"]
+    assert [a["cluster"] for a in withdrawn] == ["edge_a"], anycast["announcements"]
+    assert withdrawn[0]["catchments"] == dict.fromkeys(POLICY, "edge_f")
+    assert withdrawn[0]["convergence_s"] is not None and withdrawn[0]["convergence_s"] < 30
+    for name in ("dns", "anycast"):
+        death = next(m for m in routing[name]["moves"] if m["kind"] == "cluster_down")
+        assert death["affected"] >= 2 and death["moved"] == death["affected"], (name, death)
+    assert {a["cluster"] for a in answers(Path(summaries["anycast"]["bundle"]))} == \
+        {"anycast"}, "DNS answered the anycast address throughout"
