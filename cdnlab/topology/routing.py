@@ -142,6 +142,7 @@ class Routing:
         differences: list[str] = []
         for node, lines in installed.items():
             read: dict[int, Route] = {}
+            self.anycast.pop(node, None)  # a withdrawal may have left it none
             for subnet_text, via_text in lines:
                 subnet = ipaddress.IPv4Network(subnet_text)
                 gateway = owner.get(ipaddress.IPv4Address(via_text))
