@@ -172,7 +172,7 @@ def _ping_args(ip: str, count: int, interval: float) -> list[str]:
     return ["ping", "-n", "-q", "-c", str(count), "-i", f"{interval:g}", "-W", "2", ip]
 
 
-ANYCAST = "anycast:"  # an RTT sample's dst to the anycast address: anycast:<its catchment>
+ANYCAST_DST = "anycast:"  # an RTT sample's dst to the anycast address: anycast:<its catchment>
 
 
 def _ping_all(emu: Any, targets: list[tuple[str, str]], count: int,
@@ -215,7 +215,7 @@ def measure_anycast_rtt(emu: Any, count: int = 20, interval: float = 0.05) -> li
                 for c in emu.bgp.catchments()}
     targets = [(c, emu.topology.anycast.address) for c in expected]
     pinged = _ping_all(emu, targets, count, interval)
-    return [RttSample(client, f"{ANYCAST}{servers[server]}", rtt, avg, low, sent, received)
+    return [RttSample(client, f"{ANYCAST_DST}{servers[server]}", rtt, avg, low, sent, received)
             for (client, _ip), (server, rtt), (avg, low, sent, received)
             in zip(targets, expected.values(), pinged, strict=True)]
 
@@ -307,7 +307,7 @@ def rtt_remeasured_on_miss(emu: Any, samples: list[RttSample]) -> list[RttSample
     missed = [(s.src, s.dst) for s in samples if not s.ok]
     if not missed:
         return samples
-    unicast = [(src, dst) for src, dst in missed if not dst.startswith(ANYCAST)]
+    unicast = [(src, dst) for src, dst in missed if not dst.startswith(ANYCAST_DST)]
     again = {(s.src, s.dst): s for s in measure_rtt(emu, unicast)}
     if len(unicast) < len(missed):
         again |= {(s.src, s.dst): s for s in measure_anycast_rtt(emu)}

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from cdnlab.errors import EnvironmentProblem
+from cdnlab.net.build import NetworkBuilder, gateway_routes
 from cdnlab.net.shaping.base import run_in
 from cdnlab.topology.bgp import anycast_speakers, bgp_routers
 
@@ -75,8 +76,6 @@ class BgpNetwork:
     def settle(self, started: float) -> float:
         """Wait for convergence after a change begun at `started`, then adopt the kernels'
         routes for expected paths; the seconds from the change to its last route change."""
-        from cdnlab.net.build import NetworkBuilder
-
         seconds = self.wait_converged(started)
         self.emu.route_differences = NetworkBuilder(self.emu).read_back_routes()
         return seconds
@@ -108,17 +107,14 @@ class BgpNetwork:
 
     def kernel_routes(self) -> Routes:
         """Per router, its BGP routes as its kernel holds them: (subnet, gateway)."""
-        found: Routes = {}
-        for name in self.routing_routers():
-            out = run_in(self.emu.node(name), "ip -4 -o route show proto bgp")
-            found[name] = frozenset((fields[0], fields[fields.index("via") + 1])
-                                    for fields in (line.split() for line in out.splitlines())
-                                    if "via" in fields)
-        return found
+        return {name: frozenset(gateway_routes(run_in(self.emu.node(name),
+                                                       "ip -4 -o route show proto bgp")))
+                for name in self.routing_routers()}
 
     def routing_routers(self) -> list[str]:
         """The routers whose kernels BGP fills (the speakers install nothing)."""
-        return [n for n in self.routers if n not in set(self.speakers.values())]
+        speakers = set(self.speakers.values())
+        return [n for n in self.routers if n not in speakers]
 
     def needed(self) -> dict[str, set[str]]:
         """Per router, the subnets of the segments it is not on, and the anycast prefix
@@ -128,7 +124,7 @@ class BgpNetwork:
         announced = {str(anycast.prefix)} if anycast is not None and self.announcing \
             else set()
         return {name: announced | {subnet for index, subnet in subnets.items()
-                                   if index not in set(self.emu.plan.segment_of(name))}
+                                   if index not in self.emu.plan.segment_of(name)}
                 for name in self.routing_routers()}
 
     def wait_converged(self, started: float, limit_s: float = CONVERGE_LIMIT_S) -> float:

@@ -17,6 +17,12 @@ from cdnlab.topology.spec import HOST, ROUTER
 from cdnlab.traces import load_trace
 
 
+def gateway_routes(listing: str) -> list[tuple[str, str]]:
+    """(subnet, gateway) of every route with a gateway in `ip -4 -o route show`'s output."""
+    return [(fields[0], fields[fields.index("via") + 1])
+            for fields in (line.split() for line in listing.splitlines()) if "via" in fields]
+
+
 class NetworkBuilder:
     def __init__(self, emu: Any) -> None:
         self.emu = emu
@@ -167,10 +173,8 @@ class NetworkBuilder:
         for name, node in self.topology.nodes.items():
             if node.kind not in (HOST, ROUTER):
                 continue
-            out = run_in(self.emu.net.get(name), "ip -4 -o route show")
-            installed[name] = [(fields[0], fields[fields.index("via") + 1])
-                               for fields in (line.split() for line in out.splitlines())
-                               if "via" in fields]
+            installed[name] = gateway_routes(run_in(self.emu.net.get(name),
+                                                    "ip -4 -o route show"))
         learned = {n for n, node in self.topology.nodes.items() if node.kind == ROUTER} \
             if self.topology.routing == "bgp" else set()
         return self.emu.routing.adopt(installed, learned)

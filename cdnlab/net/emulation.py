@@ -163,7 +163,8 @@ class Emulation:
                 self.controller.tune_switches([s.name for s in self.net.switches])
             build.configure_interfaces()
             build.install_addresses_and_routes()
-            self.route_differences = build.read_back_routes()
+            if self.topology.routing != "bgp":  # BGP's are read once its daemons converged
+                self.route_differences = build.read_back_routes()
             if self.placement is not None:  # before any shape: the tunnels' own delay
                 from cdnlab.machines.tunnels import compensate
 
