@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from cdnlab.net.ledger import process_start_time
 from cdnlab.services.router import FRR_BASE
 
 pytestmark = pytest.mark.root
@@ -20,7 +21,8 @@ pytestmark = pytest.mark.root
 
 def frr_daemons() -> set[int]:
     """PIDs of running zebra and bgpd processes (read, never signalled: a test only
-    compares what exists before and after it)."""
+    compares what exists before and after it). A zombie, killed and not yet reaped by the
+    parent it was left to, runs no more."""
     found = set()
     for comm in Path("/proc").glob("[0-9]*/comm"):
         try:
@@ -28,7 +30,7 @@ def frr_daemons() -> set[int]:
                 found.add(int(comm.parent.name))
         except OSError:
             continue
-    return found
+    return {pid for pid in found if process_start_time(pid) is not None}
 
 
 def test_topo_check_on_a_bgp_topology(nothing_left_behind: None) -> None:

@@ -16,8 +16,10 @@ import pytest
 
 from cdnlab.net.emulation import Emulation
 from cdnlab.net.ledger import LEDGER_DIR, Ledger, process_start_time
+from cdnlab.services.router import FRR_BASE
 from cdnlab.topology import load_topology
 from tests.net.conftest import alive, recorded_processes
+from tests.net.test_bgp_topology import frr_daemons
 
 pytestmark = pytest.mark.root
 
@@ -25,7 +27,7 @@ HOLD_UP = textwrap.dedent("""
     import sys, time
     from cdnlab.net.emulation import Emulation
     from cdnlab.topology import load_topology
-    with Emulation(load_topology("minimal")) as emu:
+    with Emulation(load_topology(sys.argv[1])) as emu:
         print(emu.ledger.path, flush=True)
         time.sleep(600)
 """)
@@ -44,8 +46,9 @@ def processes_of(record: Any) -> list[tuple[int, int | None]]:
     return [(int(p["pid"]), p["start"]) for p in record.processes]  # type: ignore[misc]
 
 
-def start_held_run() -> tuple[subprocess.Popen[str], Path]:
-    run = subprocess.Popen([sys.executable, "-c", HOLD_UP], stdout=subprocess.PIPE, text=True)
+def start_held_run(topology: str = "minimal") -> tuple[subprocess.Popen[str], Path]:
+    run = subprocess.Popen([sys.executable, "-c", HOLD_UP, topology], stdout=subprocess.PIPE,
+                           text=True)
     assert run.stdout is not None
     ledger_path = Path(run.stdout.readline().strip())
     assert ledger_path.exists(), "the run did not come up"
@@ -83,6 +86,34 @@ def test_cdnlab_clean_removes_what_a_killed_run_left(nothing_left_behind: None) 
     assert not any(Path(f"/sys/class/net/{i}").exists()
                    for i in record.interfaces + record.linux_bridges)
     assert not any(LEDGER_DIR.glob(f"{record.run_id}*"))
+
+
+def test_cdnlab_clean_ends_the_frr_daemons_of_a_killed_bgp_run(
+        nothing_left_behind: None) -> None:
+    """FRR's daemons drop root, which clears the parent-death signal: a SIGKILLed run's
+    routers and anycast speakers keep running (holding their namespaces) until `cdnlab
+    clean` ends them by the PIDs the ledger holds, and removes their directory."""
+    before = frr_daemons()
+    run, ledger_path = start_held_run("anycast_transit")
+    try:
+        record = Ledger.load(ledger_path).record
+        daemons = [(pid, start) for pid, start in processes_of(record)
+                   if pid not in before and pid in frr_daemons()]
+        run_dirs = [Path(d) for d in record.directories if Path(d).parent == FRR_BASE]
+    finally:
+        os.kill(run.pid, signal.SIGKILL)
+        run.wait()
+    # three routers (zebra and bgpd) and two speakers (bgpd alone)
+    assert len(daemons) == 8, daemons
+    assert run_dirs and all(d.is_dir() for d in run_dirs), record.directories
+    time.sleep(1)
+    assert alive(daemons) == [pid for pid, _ in daemons], "FRR's daemons outlive a SIGKILLed run"
+    done = subprocess.run([sys.executable, "-m", "cdnlab.cli", "clean"], capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert alive(daemons) == [] and frr_daemons() <= before
+    assert not any(d.exists() for d in run_dirs) and not list(FRR_BASE.glob("*"))
+    assert not ledger_path.exists()
 
 
 def test_a_name_clash_is_refused_before_anything_is_made(nothing_left_behind: None) -> None:
