@@ -309,7 +309,22 @@ class _Builder:
         self._check_structure(topology)
         if data.get("anycast") is not None:
             topology.anycast = self._anycast(data["anycast"], topology)
+        self._check_cluster_policies(topology)
         return topology
+
+    def _check_cluster_policies(self, topology: Topology) -> None:
+        """A router's `bgp:` may name an edge cluster only if it announces the anycast
+        prefix: no other cluster speaks BGP, so the policy would apply to nothing."""
+        announcing = set(topology.anycast.clusters) if topology.anycast else set()
+        for name, node in self.nodes.items():
+            for other in node.attrs.get("bgp") or {}:
+                if self.nodes[other].role == "edge" and other not in announcing:
+                    raise self.fail(
+                        f"nodes.{name}.bgp.{other}",
+                        f"{other} announces no anycast prefix, so it has no BGP session "
+                        "for this policy to apply to",
+                        f"add {other} to the topology's anycast: {{clusters: [...]}}, or "
+                        "remove the entry")
 
     def _anycast(self, spec: Any, topology: Topology) -> Anycast:
         where = "anycast"

@@ -136,3 +136,18 @@ def test_bad_anycast_settings_are_refused_by_name(anycast: dict[str, Any], routi
     spec |= {"routing": routing, "anycast": anycast}
     with pytest.raises(SpecError, match=says):
         parse_topology(spec, "t")
+
+
+@pytest.mark.parametrize("anycast", [None, {"clusters": ["edge_b"]}])
+def test_a_policy_toward_a_cluster_that_announces_nothing_is_refused(
+        anycast: dict[str, Any] | None) -> None:
+    spec = small({"r1": {"role": "isp", "bgp": {"edge_a": {"relationship": "customer"}}},
+                  "r3": "transit", "edge_a": {"role": "edge", "servers": 1},
+                  "edge_b": {"role": "edge", "servers": 1}},
+                 [line("r1", "r3"), line("edge_a", "r1"), line("edge_b", "r3")])
+    spec |= {"routing": "bgp", "anycast": anycast}
+    with pytest.raises(SpecError, match=r"nodes.r1.bgp.edge_a.*edge_a announces no anycast "
+                                        r"prefix.*add edge_a to the topology's anycast"):
+        parse_topology(spec, "t")
+    spec["anycast"] = {"clusters": ["edge_a", "edge_b"]}
+    assert parse_topology(spec, "t").anycast is not None
