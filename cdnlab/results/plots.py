@@ -20,6 +20,7 @@ from cdnlab.measure import verdict
 from cdnlab.net.cgroup import PARTS
 from cdnlab.results.bundle import Bundle
 from cdnlab.results.faults import faults_summary
+from cdnlab.results.routing import bgp_changes
 from cdnlab.results.summary import violations_of
 
 MAX_VIEWERS = 24
@@ -34,7 +35,18 @@ def _save(figure: Any, path: Path) -> Path:
 
 def mark_events(axes: Any, bundle: Bundle, label: bool = True) -> None:
     """The timeline's applied events as dashed grey lines and the run's faults (program
-    exits and pauses, `cdnlab.results.faults`) as solid red ones, named at the top."""
+    exits and pauses, `cdnlab.results.faults`) as solid red ones, named at the top; on a
+    BGP topology each change's convergence, from its start to its last route change, as a
+    purple band."""
+    for change in bgp_changes(bundle) if bundle.run.get("bgp") else []:
+        seconds = change["convergence_s"] or 0.0
+        axes.axvspan(change["at_s"], change["at_s"] + max(seconds, 0.05), color="purple",
+                     alpha=0.18, linewidth=0)
+        if label:
+            axes.annotate(f"BGP {seconds:.1f} s", (change["at_s"] + seconds, 0.0),
+                          xycoords=("data", "axes fraction"), xytext=(2, 2),
+                          textcoords="offset points", fontsize=6, rotation=90,
+                          va="bottom", color="purple")
     marks = [(float(e["at"]), str(e["kind"]), "grey", "--")
              for e in bundle.engine("event_applied")]
     faults = faults_summary(bundle)

@@ -45,6 +45,7 @@ def routing_summary(bundle: Bundle) -> dict[str, Any]:
     return {"mode": mode, "steering": _steering(bundle) if mode == "steering" else None,
             "cmsd": _server_data(bundle) if server_data else None,
             "anycast": _anycast(bundle) if mode == "anycast" else None,
+            "bgp_changes": bgp_changes(bundle) if bundle.run.get("bgp") else None,
             "segments": _segments(bundle), "moves": _moves(bundle),
             "overloads": _overloads(bundle)}
 
@@ -69,6 +70,20 @@ def _anycast(bundle: Bundle) -> dict[str, Any]:
             "served_before_events": {h: sorted(c) for h, c in sorted(served.items())},
             "as_predicted": {h: c == {predicted.get(h)} for h, c in sorted(served.items())},
             "announcements": sorted(changes, key=lambda c: c["at_s"])}
+
+
+def bgp_changes(bundle: Bundle) -> list[dict[str, Any]]:
+    """On a `routing: bgp` topology, every change BGP settled after during the run (a
+    timeline event or the health watch: `bgp_converged`), in order: what, when it was
+    applied, how long until the last route change, which routers' routes moved, what was
+    left unreachable, and with anycast the catchments afterwards."""
+    second_0 = float(bundle.run.get("scenario_epoch") or bundle.run.get("epoch") or 0.0)
+    return [{"cause": e["cause"], "by": e.get("by"),
+             "at_s": round(float(e["began"]) - second_0, 3),
+             "convergence_s": e.get("convergence_s"),
+             "routers_changed": e.get("routers_changed") or [],
+             "unreachable": e.get("unreachable") or {}, "catchments": e.get("catchments")}
+            for e in sorted(bundle.engine("bgp_converged"), key=lambda e: float(e["began"]))]
 
 
 def _video(bundle: Bundle) -> list[dict[str, Any]]:

@@ -248,6 +248,17 @@ SCHEMA: dict[str, Any] = {
                 "convergence_s": f(Maybe(NUM), "seconds from the change to the last route "
                                                "change (cdnlab/net/bgp.py)"),
                 "catchments": Maybe({"*": f(str, "each client's catchment after it")})}]}),
+        "bgp_changes": Maybe([{
+            "cause": f(str, "the change in words (a link cut or restored, a withdrawal, an "
+                            "announcement, a policy set)"),
+            "by": f(Maybe(str), "what made it: timeline (an event) or health (the watch)"),
+            "at_s": f(NUM, "scenario second the change was applied"),
+            "convergence_s": f(Maybe(NUM), "seconds from then to the last route change any "
+                                           "router's kernel saw (cdnlab/net/bgp.py)"),
+            "routers_changed": [f(str, "a router whose BGP routes differ afterwards")],
+            "unreachable": {"*": [f(str, "a subnet the router had no route to afterwards")]},
+            "catchments": Maybe({"*": f(str, "with anycast: each client's catchment "
+                                             "afterwards")})}]),
         "steering": Maybe({
             "requests": f(int, "steering requests the players made "
                                "(nodes/client/steering.py)"),

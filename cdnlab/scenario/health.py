@@ -2,7 +2,8 @@
 runs, and up again when one does, as a CDN's monitoring (Traffic Monitor, say) does.
 Under anycast it also has the cluster's speaker withdraw the prefix while it is down and
 announce it again when it is up (`anycast_withdrawn`/`anycast_announced`, with the
-seconds BGP took to settle), as anycast CDNs tie announcements to health."""
+seconds BGP took to settle, and `bgp_converged` as every BGP change logs it), as anycast
+CDNs tie announcements to health."""
 
 from __future__ import annotations
 
@@ -44,9 +45,10 @@ class HealthWatch(threading.Thread):
 
     def _announcement(self, cluster: str, up: bool) -> None:
         try:
-            seconds = (self.bgp.announce if up else self.bgp.withdraw)(cluster)
+            change = (self.bgp.announce if up else self.bgp.withdraw)(cluster)
             self.log.emit("anycast_announced" if up else "anycast_withdrawn",
-                          cluster=cluster, convergence_s=seconds,
-                          catchments=self.bgp.catchments())
+                          cluster=cluster, convergence_s=change.convergence_s,
+                          catchments=change.catchments)
+            self.log.emit("bgp_converged", by="health", **change.to_dict())
         except Exception as err:
             self.log.emit("health_error", cluster=cluster, error=str(err))

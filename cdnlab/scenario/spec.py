@@ -55,6 +55,10 @@ the field and the fix. Shape (every section but `topology` has defaults):
       - {at: 12, origin_fault: {status: 503, seconds: 5}}   # or slow_kbps: 200
       - {at: 14, dns_drop: {seconds: 3}}  # the redirector drops DNS over UDP
       - {at: 16, fill_cache: {edge: edge_a_1, seconds: 4}}  # a pull edge's cache disk full
+      # on a `routing: bgp` topology (link_down/link_up too: BGP's convergence is logged)
+      - {at: 18, bgp_withdraw: edge_a}  # an anycast cluster's announcement out; bgp_announce
+      - {at: 22, bgp_policy: {router: edge_f, prepend: 3}}  # neighbour: NAME for one only;
+                                       # local_pref, prepend, med; null takes one away
     supervise: [dns]                   # or all: restarted when they exit unasked
     chaos: {from_s: 3, to_s: 20}       # one fault of each kind at seeded times
     variants:                          # named runs of this scenario, each with its own
@@ -74,7 +78,7 @@ from typing import Any
 from cdnlab.errors import SpecError, choices
 from cdnlab.net.controller import CONTROLLERS
 from cdnlab.topology import Topology, load_topology
-from cdnlab.topology.spec import parse_topology, read_yaml
+from cdnlab.topology.spec import ROUTER, parse_topology, read_yaml
 from nodes.common.conventions import (
     ABR_ALGORITHMS,
     ABR_DEFAULT,
@@ -96,11 +100,16 @@ from nodes.common.conventions import (
     title_names,
 )
 from nodes.common.ladder import DEFAULT_LADDER, LadderError, Rung, parse_rung
+from nodes.router.config import POLICY_SETTINGS
 
 EVENTS = ("set_link", "link_down", "link_up", "replay", "cluster_down", "cluster_up", "surge",
           "upload", "resolver_down", "resolver_up", "kill_program", "stop_program",
           "pause_program", "resume_program", "restart_program", "origin_fault", "dns_drop",
-          "fill_cache", "cluster_capacity")
+          "fill_cache", "cluster_capacity", "bgp_withdraw", "bgp_announce", "bgp_policy")
+# BGP changes at a time on a `routing: bgp` topology (cdnlab.net.bgp): an anycast cluster's
+# announcement out or back, and the policy a router (or an anycast cluster) applies on its
+# sessions with a neighbour (or all of them)
+BGP_EVENTS = ("bgp_withdraw", "bgp_announce", "bgp_policy")
 # faults on one node program, by its name (`program_names`): kill (a signal, SIGKILL unless
 # given), stop (SIGTERM, as an operator stops it), pause and resume (SIGSTOP, SIGCONT), and
 # restart (the same command again, once it has exited)
@@ -455,6 +464,8 @@ def _event(reader: _Reader, n: int, data: Any, topology: Topology, clusters: dic
         if args not in topology.by_role("resolver"):
             raise reader.fail(f"{where}.{kind}", f"unknown resolver {args!r}",
                               choices(args, topology.by_role("resolver"), "resolvers"))
+    elif kind in BGP_EVENTS:
+        args = _bgp_event(reader, f"{where}.{kind}", kind, args, topology)
     elif kind == "upload":
         args = _upload(reader, args, f"{where}.upload", topology, f"upload-at-{at:g}")
     elif kind in PROGRAM_EVENTS:
@@ -466,6 +477,41 @@ def _event(reader: _Reader, n: int, data: Any, topology: Topology, clusters: dic
         args["viewers"] = _viewers(reader, args.get("viewers"), topology)
         args["segments"] = reader.number(args, "segments", f"{where}.surge", 8, low=1, kind=int)
     return Event(at, kind, args)
+
+
+def _bgp_event(reader: _Reader, where: str, kind: str, args: Any, topology: Topology) -> Any:
+    """`bgp_withdraw: CLUSTER`, `bgp_announce: CLUSTER` (an anycast cluster), or
+    `bgp_policy: {router, neighbour, local_pref, prepend, med}` (a router or an anycast
+    cluster, the neighbour optional; whether the two share a session is checked when it
+    is applied)."""
+    if topology.routing != "bgp":
+        raise reader.fail(where, f"{topology.name} does not route by BGP",
+                          "use a topology with routing: bgp (two_isp_bgp, anycast_transit)")
+    anycast = list(topology.anycast.clusters) if topology.anycast else []
+    if kind != "bgp_policy":
+        if args not in anycast:
+            raise reader.fail(where, f"{args!r} is not an anycast cluster of {topology.name}",
+                              choices(str(args), anycast, "anycast clusters"))
+        return args
+    args = dict(reader.mapping(args, where, {"router", "neighbour", *POLICY_SETTINGS}))
+    speakers = [n for n, node in topology.nodes.items() if node.kind == ROUTER] + anycast
+    for key in ("router", "neighbour"):
+        if (key == "router" or key in args) and args.get(key) not in speakers:
+            raise reader.fail(f"{where}.{key}", f"{args.get(key)!r} speaks no BGP here",
+                              choices(str(args.get(key)), speakers, "routers and anycast "
+                                                                     "clusters"))
+    settings = [k for k in POLICY_SETTINGS if k in args]
+    if not settings:
+        raise reader.fail(where, "changes nothing",
+                          f"give one of {', '.join(POLICY_SETTINGS)} (null takes it away)")
+    for key in settings:
+        if args[key] is not None:
+            if isinstance(args[key], bool) or not isinstance(args[key], int):
+                raise reader.fail(f"{where}.{key}", f"must be a whole number, got "
+                                  f"{args[key]!r}", "e.g. prepend: 3, or null to take it away")
+            args[key] = reader.number(args, key, where, 0, low=0,
+                                      high=10 if key == "prepend" else None, kind=int)
+    return args
 
 
 def _program_event(reader: _Reader, where: str, kind: str, args: Any) -> dict[str, Any]:

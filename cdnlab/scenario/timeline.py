@@ -1,7 +1,11 @@
 """The timeline: events applied to the running emulation at their scenario second, in
 order, from one thread. Each applied event is logged (`event_applied`) with the time it
 actually took effect, and the true RTT matrix is recorded after every change to links, so
-the results can judge DNS answers against the truth of their moment."""
+the results can judge DNS answers against the truth of their moment. On a `routing: bgp`
+topology a link cut or restored, and the BGP events, change what BGP chooses: each is
+applied and waited on beside the timeline (one at a time, `cdnlab.net.bgp`), its
+convergence logged (`bgp_converged`) and the true RTT matrix recorded once the routes
+settled, while later events keep their seconds."""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from typing import Any
 from cdnlab.scenario.spec import Event
 from cdnlab.traces import load_trace
 from nodes.common.events import EventLog
+from nodes.router.config import POLICY_SETTINGS
 
 DIRECTIONS = {"both": ("a_to_b", "b_to_a"), "a_to_b": ("a_to_b",), "b_to_a": ("b_to_a",)}
 
@@ -31,6 +36,7 @@ class Timeline(threading.Thread):
         self.on_link_change = on_link_change
         self.stopping = threading.Event()
         self.errors: list[str] = []
+        self.settling: list[threading.Thread] = []  # BGP changes waited on beside it
 
     def run(self) -> None:
         for event in self.events:
@@ -47,8 +53,29 @@ class Timeline(threading.Thread):
                               late_s=round(began - self.start_at - event.at, 3),
                               apply_s=round(time.time() - began, 3))
             except Exception as err:  # an event that fails is reported, the run goes on
-                self.errors.append(f"{event.kind} at {event.at:g} s: {err}")
-                self.log.emit("event_failed", at=event.at, kind=event.kind, error=str(err))
+                self._failed(event, err)
+        for thread in self.settling:  # the run ends once the last change has settled
+            thread.join()
+
+    def _failed(self, event: Event, err: Exception) -> None:
+        self.errors.append(f"{event.kind} at {event.at:g} s: {err}")
+        self.log.emit("event_failed", at=event.at, kind=event.kind, error=str(err))
+
+    def _bgp(self, event: Event, change: Callable[[Any], Any]) -> None:
+        """Apply a BGP change beside the timeline and log how it converged."""
+
+        def settle() -> None:
+            try:
+                done = change(self.emu.bgp)
+                self.log.emit("bgp_converged", by="timeline", at=event.at, kind=event.kind,
+                              **done.to_dict())
+                self.on_link_change()
+            except Exception as err:  # reported as any failed event is
+                self._failed(event, err)
+
+        thread = threading.Thread(target=settle, name=f"bgp {event.kind}", daemon=True)
+        thread.start()
+        self.settling.append(thread)
 
     def apply(self, event: Event) -> None:
         args = event.args
@@ -61,8 +88,19 @@ class Timeline(threading.Thread):
                                    link.shapes[direction].with_changes(**changes))
             self.on_link_change()
         elif event.kind in ("link_down", "link_up"):
-            self.emu.changes.set_link_up(args[0], args[1], event.kind == "link_up")
-            self.on_link_change()
+            up = event.kind == "link_up"
+            if self.emu.bgp is not None:
+                self._bgp(event, lambda bgp: bgp.set_link(args[0], args[1], up))
+            else:
+                self.emu.changes.set_link_up(args[0], args[1], up)
+                self.on_link_change()
+        elif event.kind in ("bgp_withdraw", "bgp_announce"):
+            self._bgp(event, lambda bgp: (bgp.withdraw if event.kind == "bgp_withdraw"
+                                          else bgp.announce)(args))
+        elif event.kind == "bgp_policy":
+            policy = {k: args[k] for k in POLICY_SETTINGS if k in args}
+            self._bgp(event, lambda bgp: bgp.set_policy(args["router"], args.get("neighbour"),
+                                                        policy))
         elif event.kind == "replay":
             self.emu.changes.replay(args["a"], args["b"], load_trace(Path(args["trace"])),
                             args.get("direction", "both"), bool(args.get("loop", True)))

@@ -73,14 +73,22 @@ class RouterService(NodeProgram):
         for log in self.work.glob("*.log") if self.work.is_dir() else ():
             shutil.copyfile(log, self.kept / log.name)
         return status
+
     def originate(self, prefix: str, on: bool) -> None:
         """Start or stop announcing `prefix` (`network` in bgpd's running configuration,
         over its vty socket): the sessions stay up and the change goes out at once."""
-        command = f"{'' if on else 'no '}network {prefix}"
-        done = subprocess.run(
-            [VTYSH, "--vty_socket", str(self.work), "-c", "configure terminal",
-             "-c", f"router bgp {self.router.asn}", "-c", "address-family ipv4 unicast",
-             "-c", command], capture_output=True, text=True, timeout=10, check=False)
+        self.configure(["configure terminal", f"router bgp {self.router.asn}",
+                        "address-family ipv4 unicast",
+                        f"{'' if on else 'no '}network {prefix}"])
+
+    def configure(self, commands: list[str]) -> None:
+        """Run vtysh commands, in order, in one session with bgpd (configuration modes
+        carry from one to the next); any output is an error."""
+        argv = [VTYSH, "--vty_socket", str(self.work)]
+        for command in commands:
+            argv += ["-c", command]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
         said = (done.stdout + done.stderr).strip()
         if done.returncode or said:
-            raise ServiceError(f"{self.name} on {self.host}: `{command}` failed: {said}")
+            raise ServiceError(f"{self.name} on {self.host}: `{'; '.join(commands)}` "
+                               f"failed: {said}")

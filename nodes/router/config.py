@@ -32,8 +32,9 @@ the same routes on every run.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+POLICY_SETTINGS = ("local_pref", "prepend", "med")  # what a running session's policy may change
 CONNECT_RETRY_S = 1  # a neighbour whose daemon is not up yet is asked again this soon
 RELATIONSHIPS = ("customer", "peer", "provider")
 LOCAL_PREF = {"customer": 200, "peer": 150, "provider": 100}
@@ -105,6 +106,48 @@ class BgpRouter:
         if sets or filtered:
             maps += [f"route-map OUT{n} permit 10", *own, *sets, "exit", "!"]
         return maps, bool(inbound), bool(sets) or filtered
+
+    def with_policy(self, addresses: set[str] | None,
+                    policy: dict[str, int | None]) -> tuple[BgpRouter, list[str]]:
+        """This router with new `POLICY_SETTINGS` on its sessions with the neighbours at
+        `addresses` (every one when None; a value of None takes the setting away), and
+        the vtysh commands that make its running bgpd so: each session's route maps
+        edited as `render` writes them, applied, and the session refreshed (`clear bgp …
+        soft`, a route refresh (RFC 2918), not a reset)."""
+        unknown = set(policy) - set(POLICY_SETTINGS)
+        if unknown:
+            raise ValueError(f"{', '.join(sorted(unknown))}: a running session's policy "
+                             f"changes only {', '.join(POLICY_SETTINGS)}")
+        peers = list(self.neighbours)
+        edits: list[str] = []
+        applied: list[str] = []
+        refresh: list[str] = []
+        for n, old in enumerate(peers):
+            if addresses is not None and old.address not in addresses:
+                continue
+            new = replace(old, **{k: (v or 0) if k == "prepend" else v
+                                  for k, v in policy.items()})
+            peers[n] = new
+            if new.preference != old.preference:
+                edits += [f"route-map IN{n} permit 10",
+                          f"set local-preference {new.preference}"
+                          if new.preference is not None else "no set local-preference",
+                          "exit"]
+                applied.append(f"neighbor {old.address} route-map IN{n} in")
+                refresh.append(f"clear bgp ipv4 unicast {old.address} soft in")
+            sets = []
+            if new.prepend != old.prepend:
+                sets.append("set as-path prepend " + " ".join([str(self.asn)] * new.prepend)
+                            if new.prepend else "no set as-path prepend")
+            if new.med != old.med:
+                sets.append(f"set metric {new.med}" if new.med is not None else "no set metric")
+            if sets:
+                edits += [f"route-map OUT{n} permit 10", *sets, "exit"]
+                applied.append(f"neighbor {old.address} route-map OUT{n} out")
+                refresh.append(f"clear bgp ipv4 unicast {old.address} soft out")
+        commands = ["configure terminal", *edits, f"router bgp {self.asn}",
+                    "address-family ipv4 unicast", *applied, "end", *refresh] if edits else []
+        return replace(self, neighbours=tuple(peers)), commands
 
     def render(self) -> str:
         lines = ["frr defaults datacenter", f"hostname {self.name}", "!"]

@@ -58,25 +58,42 @@ def test_catchments_follow_policy_and_move_on_withdrawal(nothing_left_behind: No
         answering_servers(emu)
         assert {c: served_by(emu, c, address) for c in POLICY} == POLICY
         # BGP, not RTT: b1's anycast RTT is edge_f's (74 ms), far over edge_a's (26 ms),
-        # and every client's anycast RTT is its catchment's, as the bring-up check judges
+        # and every client's anycast RTT is its catchment's path's: the least of its pings
+        # (the mean, which the bring-up check judges, also carries the wake-ups of a busy
+        # host; `topo check anycast_transit` judges it on an idle one)
         samples = measure_anycast_rtt(emu)
         (unicast,) = measure_rtt(emu, [("b1", "edge_a_1")])
         anycast_b1 = next(s for s in samples if s.src == "b1")
-        assert anycast_b1.measured_ms > unicast.measured_ms + 30, (anycast_b1, unicast)
+        assert anycast_b1.min_ms > unicast.min_ms + 30, (anycast_b1, unicast)
         assert {s.src: s.dst for s in samples} == {c: f"anycast:{k}" for c, k in POLICY.items()}
-        assert all(s.ok for s in samples), samples
+        assert all(s.received == s.sent for s in samples), samples
+        assert [s.min_ms for s in samples] == pytest.approx([s.expected_ms for s in samples],
+                                                            rel=0.05), samples
         assert [s.expected_ms for s in samples] == pytest.approx([6.0, 6.0, 74.0, 74.0])
 
         # edge_f withdraws: ISP B's viewers now reach edge_a through the transit and ISP A
-        seconds = emu.bgp.withdraw("edge_f")
-        assert 0 <= seconds < 30
+        change = emu.bgp.withdraw("edge_f")
+        assert 0 < change.convergence_s < 30
         moved = dict.fromkeys(POLICY, "edge_a")
-        assert emu.bgp.catchments() == moved
+        assert emu.bgp.catchments() == change.catchments == moved
+        # only the transit's gateway for the prefix changed; ISP B still sends it there
+        assert change.routers_changed == ("tr",) and not change.unreachable
         assert {c: served_by(emu, c, address) for c in POLICY} == moved
 
         # and back when it announces again
         emu.bgp.announce("edge_f")
         assert emu.bgp.catchments() == POLICY
         assert served_by(emu, "b2", address) == "edge_f"
+
+        # the CDN prepends its AS three times on edge_f's announcement: the transit's path
+        # through ISP A (two ASes) is now the shorter, and ISP B's viewers reach edge_a
+        change = emu.bgp.set_policy("edge_f", None, {"prepend": 3})
+        assert change.catchments == moved and change.routers_changed == ("tr",)
+        assert served_by(emu, "b1", address) == "edge_a"
+        assert emu.bgp.set_policy("edge_f", "tr", {"prepend": None}).catchments == POLICY
+        # the transit's own policy does as much: a higher preference for ISP A's routes
+        assert emu.bgp.set_policy("tr", "isp_a", {"local_pref": 250}).catchments == moved
+        with pytest.raises(KeyError, match="isp_b is not a BGP neighbour of edge_f"):
+            emu.bgp.set_policy("edge_f", "isp_b", {"prepend": 1})
     assert not list(FRR_BASE.glob("*")), "no FRR directory outlives the run"
     assert frr_daemons() <= before, "no FRR daemon outlives the run"

@@ -52,6 +52,12 @@ def test_anycast_follows_bgp_and_fails_over_without_dns(run_scenario: RunScenari
     assert [a["cluster"] for a in withdrawn] == ["edge_a"], anycast["announcements"]
     assert withdrawn[0]["catchments"] == dict.fromkeys(POLICY, "edge_f")
     assert withdrawn[0]["convergence_s"] is not None and withdrawn[0]["convergence_s"] < 30
+    # the same change among the run's BGP changes (the DNS variant made none)
+    (change,) = routing["anycast"]["bgp_changes"]
+    assert change["cause"] == "edge_a withdraws" and change["by"] == "health", change
+    assert change["at_s"] > 12 and change["convergence_s"] == withdrawn[0]["convergence_s"]
+    assert change["routers_changed"] and change["unreachable"] == {}, change
+    assert routing["dns"]["bgp_changes"] == []
     for name in ("dns", "anycast"):
         death = next(m for m in routing[name]["moves"] if m["kind"] == "cluster_down")
         assert death["affected"] >= 2 and death["moved"] == death["affected"], (name, death)

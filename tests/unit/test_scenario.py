@@ -94,6 +94,24 @@ def test_every_shipped_scenario_validates(path: Path) -> None:
     ({"variants": {"fast": ["dns.ttl", 1]}}, "variants.fast", "mapping of dotted keys"),
     ({"duration_s": "long"}, "duration_s", "must be a number"),
     ({"topology": 7}, "topology", "not a name, path or mapping"),
+    ({"timeline": [{"at": 5, "bgp_withdraw": "edge_a"}]}, "timeline[0].bgp_withdraw",
+     "two_isp_ixp does not route by BGP"),
+    ({"topology": "anycast_transit", "timeline": [{"at": 5, "bgp_announce": "edge_z"}]},
+     "timeline[0].bgp_announce", "'edge_z' is not an anycast cluster"),
+    ({"topology": "anycast_transit",
+      "timeline": [{"at": 5, "bgp_policy": {"router": "a1", "prepend": 1}}]},
+     "timeline[0].bgp_policy.router", "'a1' speaks no BGP here"),
+    ({"topology": "anycast_transit",
+      "timeline": [{"at": 5, "bgp_policy": {"router": "tr", "neighbour": "trr", "med": 1}}]},
+     "timeline[0].bgp_policy.neighbour", "'trr' speaks no BGP here"),
+    ({"topology": "anycast_transit", "timeline": [{"at": 5, "bgp_policy": {"router": "tr"}}]},
+     "timeline[0].bgp_policy", "changes nothing"),
+    ({"topology": "anycast_transit",
+      "timeline": [{"at": 5, "bgp_policy": {"router": "edge_f", "prepend": 11}}]},
+     "timeline[0].bgp_policy.prepend", "outside"),
+    ({"topology": "anycast_transit",
+      "timeline": [{"at": 5, "bgp_policy": {"router": "edge_f", "prepend": 1.5}}]},
+     "timeline[0].bgp_policy.prepend", "must be a whole number"),
 ])
 def test_bad_scenarios_name_the_field(changes: dict[str, Any], where: str,
                                       words: str) -> None:
@@ -101,6 +119,17 @@ def test_bad_scenarios_name_the_field(changes: dict[str, Any], where: str,
         scenario(**changes)
     assert caught.value.where == where and words in caught.value.problem, str(caught.value)
     assert str(caught.value).startswith("t.yaml: ")
+
+
+def test_bgp_events_keep_their_settings() -> None:
+    timeline = scenario(topology="anycast_transit", timeline=[
+        {"at": 5, "bgp_withdraw": "edge_a"},
+        {"at": 6, "bgp_policy": {"router": "edge_f", "neighbour": "tr", "prepend": 3}},
+        {"at": 7, "bgp_policy": {"router": "tr", "local_pref": None}}]).timeline
+    assert [(e.kind, e.args) for e in timeline] == [
+        ("bgp_withdraw", "edge_a"),
+        ("bgp_policy", {"router": "edge_f", "neighbour": "tr", "prepend": 3}),
+        ("bgp_policy", {"router": "tr", "local_pref": None})]
 
 
 def test_variants_are_the_scenario_with_their_overrides() -> None:

@@ -24,6 +24,7 @@ MINIMAL: dict[str, Any] = {
     "cmcd": {"requests": 0, "with_cmcd": 0, "sessions": 0, "by": {}},
     "fidelity": None, "faults": None,
     "routing": {"mode": "dns", "steering": None, "cmsd": None, "anycast": None,
+                "bgp_changes": None,
                 "segments": {"judged": 0, "lowest_rtt_share": None,
                              "extra_rtt_ms_per_segment": None},
                 "moves": [], "overloads": []},
