@@ -1,10 +1,11 @@
-"""anycast_vs_dns: DNS redirection by RTT and anycast over real BGP (FRR) on one network
-where AS-path length and RTT disagree. Claims checked: every viewer's catchment is the one
-BGP policy predicts (ISP B's viewers at the far edge_f); so anycast's lowest-RTT share is
-below DNS's; when edge_a dies its anycast viewers move with no DNS change (the health
-watch withdraws the announcement, BGP converges, and DNS answered the anycast address
-throughout), while DNS moves its viewers as their answers expire. Both runs must be judged
-faithful (one run again if not)."""
+"""anycast_vs_dns: DNS redirection by RTT, content steering and anycast over real BGP
+(FRR) on one network where AS-path length and RTT disagree. Claims checked: every
+viewer's catchment is the one BGP policy predicts (ISP B's viewers at the far edge_f); so
+anycast's lowest-RTT share is below DNS's and content steering's (both from the probes'
+RTTs); when edge_a dies its anycast viewers move with no DNS change (the health watch
+withdraws the announcement, BGP converges, and DNS answered the anycast address
+throughout), while DNS and steering move theirs by their own means. Every run must be
+judged faithful (one run again if not)."""
 
 from __future__ import annotations
 
@@ -42,10 +43,13 @@ def test_anycast_follows_bgp_and_fails_over_without_dns(run_scenario: RunScenari
     assert anycast["predicted"] == POLICY, anycast
     assert anycast["as_predicted"] == dict.fromkeys(POLICY, True), anycast
     assert routing["dns"]["anycast"] is None
-    # DNS by RTT maps everyone to edge_a; BGP sends ISP B's viewers far away
-    dns_share = routing["dns"]["segments"]["lowest_rtt_share"]
-    anycast_share = routing["anycast"]["segments"]["lowest_rtt_share"]
-    assert dns_share >= 0.9 and anycast_share < dns_share - 0.2, (dns_share, anycast_share)
+    # DNS by RTT maps everyone to edge_a, and so does content steering from the same
+    # measurements; BGP sends ISP B's viewers far away
+    share = {name: r["segments"]["lowest_rtt_share"] for name, r in routing.items()}
+    assert share["dns"] >= 0.9 and share["anycast"] < share["dns"] - 0.2, share
+    assert share["steering"] > share["anycast"] + 0.2, share
+    steering = routing["steering"]["steering"]
+    assert steering["requests"] > 8 and steering["lowest_rtt_share"] >= 0.9, steering
 
     # edge_a dies: under anycast the announcement goes, its viewers move, DNS unchanged
     withdrawn = [a for a in anycast["announcements"] if a["kind"] == "anycast_withdrawn"]
@@ -58,7 +62,7 @@ def test_anycast_follows_bgp_and_fails_over_without_dns(run_scenario: RunScenari
     assert change["at_s"] > 12 and change["convergence_s"] == withdrawn[0]["convergence_s"]
     assert change["routers_changed"] and change["unreachable"] == {}, change
     assert routing["dns"]["bgp_changes"] == []
-    for name in ("dns", "anycast"):
+    for name in ("dns", "anycast", "steering"):
         death = next(m for m in routing[name]["moves"] if m["kind"] == "cluster_down")
         assert death["affected"] >= 2 and death["moved"] == death["affected"], (name, death)
     assert {a["cluster"] for a in answers(Path(summaries["anycast"]["bundle"]))} == \
