@@ -58,12 +58,16 @@ def wake_latency(samples: int = 300, sleep_s: float = 0.001) -> WakeLatency:
 
 def summary(described: dict[str, Any] | None) -> str:
     """`CPUs kept awake; wake-ups over 100 µs late: 21.3 % idle, 0.3 % awake` from
-    `CpuAwake.describe()`, for one-line headers; empty for None."""
+    `CpuAwake.describe()`, for one-line headers, with the host's steal while they were
+    kept awake where it decided; empty for None."""
     if not described:
         return ""
     idle, awake = described.get("idle_wake_latency"), described.get("awake_wake_latency")
     figures = (f"; wake-ups over {LATE_US:g} µs late: {100 * idle['late_share']:.1f} % idle, "
                f"{100 * awake['late_share']:.1f} % awake" if idle and awake else "")
+    if described.get("host_throttles"):
+        figures += (f"; the host took {100 * described['steal_share_awake']:.0f} % of the "
+                    "CPU time while awake")
     return f"CPUs {'kept awake' if described['active'] else 'left to idle'}{figures}"
 
 

@@ -12,6 +12,10 @@ the node programs) writes one `sample` line to `events/fidelity.jsonl`:
                       SCHED_IDLE spinners took (`--cpu-awake`: they only keep the core out
                       of its idle halt and yield to anything)
     cpu_busy_mean     their mean
+    steal_share       the share of all cores' time the hypervisor took from this machine
+                      over the interval (/proc/stat's steal): a guest kept waiting, the
+                      emulation with it; a host that caps the guest's CPU throttles it for
+                      up to its period (100 ms measured here) once it is used up
     runnable          tasks running or ready to run (procs_running, /proc/stat)
     run_cpu_share     CPU time of the run's own processes (its cgroup's cpu.stat, less
                       the spinners) over the interval times the cores: what the emulation
@@ -58,7 +62,7 @@ from cdnlab.measure.qdisc import QdiscReader, QueueStats, Target
 from cdnlab.net.cgroup import ENGINE, RunCgroup
 from cdnlab.net.shaping.base import machine_of
 from nodes.common.lifecycle import spawn_child
-from nodes.common.procfs import TICKS_PER_S, process_ticks
+from nodes.common.procfs import TICKS_PER_S, process_ticks, steal_share, steal_ticks
 
 WAKE_SAMPLES = 20
 INTERVAL_S = 1.0
@@ -179,6 +183,7 @@ class Sampler:
         with self.path.open("a", encoding="utf-8") as out:
             self._out = out
             cores, _ = cpu_times()
+            stolen = steal_ticks()
             idle = core_idle_us()
             spun = self._spun()
             usage, at = cgroup_usage_us(self.cgroup), time.monotonic()
@@ -187,6 +192,7 @@ class Sampler:
             while not self._wait_reading_backlogs(queued):
                 late = lateness_us(WAKE_SAMPLES)
                 now_cores, runnable = cpu_times()
+                now_stolen = steal_ticks()
                 now_idle = core_idle_us()
                 now_spun = self._spun()
                 now_usage, now = cgroup_usage_us(self.cgroup), time.monotonic()
@@ -209,13 +215,14 @@ class Sampler:
                         by_queue[label]["backlog_min"] = low
                 self._write({"event": "sample", "cpu_busy": busy,
                              "cpu_busy_mean": round(sum(busy) / max(len(busy), 1), 4),
+                             "steal_share": steal_share(stolen, now_stolen),
                              "runnable": runnable, "run_cpu_share": share,
                              "interval_s": round(now - at, 3)} | by_part | {
                              "wake_p99_us": round(late[int(0.99 * (len(late) - 1))], 1),
                              "wake_max_us": round(late[-1], 1)}
                             | ({"queues": by_queue} if self.queues is not None else {}))
                 cores, usage, at, spun, parts = now_cores, now_usage, now, now_spun, now_parts
-                idle = now_idle
+                idle, stolen = now_idle, now_stolen
                 queued = now_queued
             if self.queues is not None:
                 self.queues.close()

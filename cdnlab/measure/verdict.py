@@ -9,6 +9,12 @@ limits, in one place:
                     invariant is the CPU the emulation gets); it names the parts of the
                     run that took most of its CPU in that window (`parts`, from the
                     monitor's `cpu_by_part`)
+    host_steal      the hypervisor took over 1 % of the machine's CPU time (the monitor's
+                    `steal_share`) for ≥ 3 s: each stolen slice stalls every timer and
+                    delay on its core for its length (100 ms on a host that caps its
+                    guests' CPU: measured here with the CPUs kept awake, in most seconds);
+                    a lone slice, as when a workload's programs all start at once, shows
+                    in `steal_share_max` and is not judged, as a lone busy second is not
     timer_late      a 1 ms sleep's p99 lateness in the monitor over 1000 µs for ≥ 3 s: a
                     timer is then late by as much as the shortest link delay
     delay_late      a userspace delay queue (nfqueue backend) releasing packets a mean of
@@ -49,6 +55,7 @@ from cdnlab.net.cgroup import PARTS
 HOLD_S = 3.0
 CPU_BUSY_LIMIT = 0.95
 WAKE_P99_LIMIT_US = 1000.0
+STEAL_LIMIT = 0.01  # of all cores' time, per monitor interval
 DELAY_LAG_LIMIT_US = 500.0
 EVENT_LATE_LIMIT_S = 0.5
 PROBE_LOSS_LIMIT = 0.2
@@ -148,6 +155,10 @@ def judge(samples: list[dict[str, Any]], queue_stats: list[dict[str, Any]],
             found.append(Violation("cpu_saturated", machine, round(a - offset, 1),
                                    round(b - offset, 1), round(worst, 4), CPU_BUSY_LIMIT,
                                    "busy share", top_parts(own, a, b)))
+        add("host_steal", machine, _held([(s["t"], s["steal_share"]) for s in own
+                                          if s.get("steal_share") is not None],
+                                         STEAL_LIMIT, HOLD_S, interval_s),
+            STEAL_LIMIT, "share of CPU time taken by the host")
         add("timer_late", machine, _held([(s["t"], s["wake_p99_us"]) for s in own],
                                          WAKE_P99_LIMIT_US, HOLD_S, interval_s),
             WAKE_P99_LIMIT_US, "µs")
@@ -216,6 +227,7 @@ def shortfalls(samples: list[dict[str, Any]]) -> dict[str, list[tuple[float, flo
 
 WORDS = {"cpu_saturated": "CPU saturated (busy {worst:.0%})",
          "timer_late": "timer lateness p99 {worst_ms:.1f} ms",
+         "host_steal": "the host took {worst:.0%} of the CPU time (steal)",
          "delay_late": "delay queue {where} releasing {worst_ms:.1f} ms late",
          "kernel_drops": "kernel dropped {worst:.0f} packets queued at {where}",
          "event_late": "event {where} begun {worst:.1f} s late",
@@ -236,7 +248,7 @@ def describe(violations: list[dict[str, Any]]) -> str:
         if v["invariant"] == "cpu_saturated" and v.get("parts"):
             text += ": " + ", ".join(f"{PARTS.get(part, part)} {share:.0%}"
                                      for part, share in v["parts"].items())
-        if v["invariant"] in ("cpu_saturated", "timer_late") and v["where"]:
+        if v["invariant"] in ("cpu_saturated", "timer_late", "host_steal") and v["where"]:
             text += f" on {v['where']}"  # another machine of a split run
         if text not in seen:
             seen.append(text)

@@ -1,6 +1,7 @@
 """`CpuAwake`: the CPUs kept out of their idle halt while a network is up (engine, network
 layer), so the timers that pace emulated packets fire on time. `auto` measures first and
-keeps them awake only where that helps (README, "Timers that fire on time")."""
+keeps them awake only where that helps and the host does not throttle a guest kept busy
+(README, "Timers that fire on time")."""
 
 from __future__ import annotations
 
@@ -13,8 +14,14 @@ from typing import Any
 
 from cdnlab.errors import CdnlabError
 from cdnlab.measure.lateness import WakeLatency, lateness_us
+from nodes.common.procfs import steal_share, steal_ticks
 
 SPINNER_START_S = 5.0  # at most, for the spinners' interpreters to start
+# what `doctor` waits with the CPUs kept awake before `confirm` (a run confirms once its
+# network is up, seconds later): a host with a CPU quota lets an idle guest burst first,
+# and the first steal came 0.5 s in here
+STEAL_PROBE_S = 2.0
+STEAL_TOLERATED = 0.01  # of all cores' time: more, and the host is throttling the guest
 MODES = ("auto", "on", "off")
 
 
@@ -22,8 +29,13 @@ class CpuAwake:
     """Keeps every CPU this process may use out of its idle halt, between `start` and
     `stop`. `mode` is `on`, `off` or `auto`: measure wake-ups with the CPUs idle and kept
     awake, and keep them awake only if some idle wake-ups are late and keeping awake at
-    least halves their share. The share, unlike p99 (3 of 300 sleeps), is not swayed by
-    one stall of the host."""
+    least halves their share, and, checked by `confirm` once the network is up, the host
+    took no more than `STEAL_TOLERATED` of the CPU time while they spun. The share,
+    unlike p99 (3 of 300 sleeps), is not swayed by one stall of the host. The steal check
+    is there because a spinner is only idle to the guest: a host that caps a guest's CPU
+    (a cgroup quota on the VM) sees every vCPU busy, runs out of the quota and stops a
+    vCPU for the rest of its period; measured here, 100 ms stalls several times a
+    second, against wake-ups late by 0.1–2 ms."""
 
     def __init__(self, mode: str = "auto") -> None:
         if mode not in MODES:
@@ -33,6 +45,9 @@ class CpuAwake:
         self.idle: WakeLatency | None = None  # measured by `auto`, CPUs left to idle
         self.awake: WakeLatency | None = None  # and with the CPUs kept awake
         self.reason = "not started"
+        self.steal_awake: float | None = None  # the host's share of CPU time while spinning
+        self.host_throttles: bool | None = None  # that share over STEAL_TOLERATED
+        self._trial: tuple[int, int] | None = None  # steal_ticks() when kept awake by auto
         self.kept_awake = False  # the decision, which `describe` reports also after `stop`
         self.spinners: list[subprocess.Popen[bytes]] = []
         self.pinned: dict[int, int] = {}  # CPU → the PID of the spinner on it
@@ -54,12 +69,27 @@ class CpuAwake:
             return
         self._spin()
         self.idle, self.awake = self._compare()
-        self.kept_awake = (self.idle.late_share > 0
-                           and self.awake.late_share <= self.idle.late_share / 2)
-        if self.kept_awake:
+        if self.idle.late_share > 0 and self.awake.late_share <= self.idle.late_share / 2:
+            self.kept_awake = True
             self.reason = "kept awake: at most half as many late wake-ups as idle"
+            self._trial = steal_ticks()  # until `confirm`: does the host throttle them?
         else:
             self.reason = "left to idle: keeping awake did not halve the late wake-ups"
+            self.stop()
+
+    def confirm(self) -> None:
+        """`auto`, once the network is up (seconds of spinning later): if the host took
+        over `STEAL_TOLERATED` of the CPU time since the spinners were kept, it throttles
+        a busy guest, and the CPUs are left to idle from now on."""
+        if self._trial is None:
+            return
+        self.steal_awake = steal_share(self._trial, steal_ticks())
+        self._trial = None
+        self.host_throttles = self.steal_awake > STEAL_TOLERATED
+        if self.host_throttles:
+            self.kept_awake = False
+            self.reason = (f"left to idle: the host took {self.steal_awake:.0%} of the CPU "
+                           "time while they were kept awake (it throttles a busy guest)")
             self.stop()
 
     def _spin(self) -> None:
@@ -111,5 +141,6 @@ class CpuAwake:
     def describe(self) -> dict[str, Any]:
         """For run.json and the fidelity report: the mode, the decision and the measures."""
         return {"mode": self.mode, "active": self.kept_awake, "reason": self.reason,
+                "steal_share_awake": self.steal_awake, "host_throttles": self.host_throttles,
                 "idle_wake_latency": self.idle.to_dict() if self.idle else None,
                 "awake_wake_latency": self.awake.to_dict() if self.awake else None}

@@ -176,6 +176,7 @@ class Emulation:
                 self.bgp = BgpNetwork(self)
                 self.bgp.start()  # and the routes read back again, BGP's
                 self.route_differences = build.read_back_routes()
+            self.awake.confirm()  # `auto`: unless the host throttled the spinning CPUs
         except BaseException:
             self.stop()
             raise

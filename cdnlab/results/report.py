@@ -35,6 +35,7 @@ KEY_FIGURES = (
     ("RTT error max (%)", ("fidelity", "rtt_err_max_pct")),
     ("fidelity ok", ("fidelity", "ok")),
     ("CPU busy max", ("fidelity", "monitor", "cpu_busy_mean_max")),
+    ("CPU taken by the host max", ("fidelity", "monitor", "steal_share_max")),
     ("wake-up p99 max (µs)", ("fidelity", "monitor", "wake_p99_us_max")),
 )
 

@@ -67,8 +67,9 @@ BOUNDARIES = Maybe({
     "into_isp": {"*": f(int, "bytes entering the ISP router from the IXP, transit or "
                              "another ISP")},
 })
-VIOLATION = {"invariant": f(str, "cpu_saturated, timer_late, delay_late, kernel_drops, "
-                                 "event_late or probe_loss (cdnlab/measure/verdict.py)"),
+VIOLATION = {"invariant": f(str, "cpu_saturated, host_steal, timer_late, delay_late, "
+                                 "kernel_drops, rate_short, event_late or probe_loss "
+                                 "(cdnlab/measure/verdict.py)"),
              "where": f(Maybe(str), "a delay queue, an event kind or a probing cluster"),
              "from_s": f(NUM, "scenario second it began"), "to_s": f(NUM, "and ended"),
              "worst": f(NUM, "the worst value"), "limit": f(NUM, "the limit"),
@@ -179,6 +180,9 @@ SCHEMA: dict[str, Any] = {
             "machines": f(int, "machines sampled: 1, or a split run's machines "
                                "(cdnlab/machines)"),
             "cpu_busy_mean_max": f(Maybe(NUM), "highest mean busy share of the cores"),
+            "steal_share_max": f(Maybe(NUM), "highest share of the cores' time the "
+                                             "hypervisor took in one sample (/proc/stat "
+                                             "steal; cdnlab/measure/monitor.py)"),
             "runnable_max": f(Maybe(int), "longest run queue"),
             "run_cpu_share_mean": f(Maybe(NUM), "mean CPU share of the run's processes"),
             "wake_p99_us_max": f(Maybe(NUM), "worst per-second p99 timer lateness, µs"),

@@ -372,6 +372,8 @@ def fidelity_summary(bundle: Bundle, rtt: dict[str, Any] | None) -> dict[str, An
         "samples": len(samples),
         "machines": len({s.get("machine") for s in samples}),
         "cpu_busy_mean_max": max((s["cpu_busy_mean"] for s in samples), default=None),
+        "steal_share_max": max((s["steal_share"] for s in samples
+                                if s.get("steal_share") is not None), default=None),
         "runnable_max": max((s["runnable"] for s in samples), default=None),
         "run_cpu_share_mean": _mean([s["run_cpu_share"] for s in samples
                                      if s.get("run_cpu_share") is not None]),

@@ -38,3 +38,5 @@ def assert_faithful(summary: dict[str, Any]) -> None:
     assert parts and {"edges", "engine"} <= parts.keys(), parts
     assert parts.keys() & {"players", "browsers"}, parts
     assert all(p["cpu_s"] >= 0 and 0 <= p["peak_share"] <= 1 for p in parts.values()), parts
+    # the hypervisor's share was measured every second (and judged above: `host_steal`)
+    assert fidelity["monitor"]["steal_share_max"] is not None, fidelity["monitor"]

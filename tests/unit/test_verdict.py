@@ -37,6 +37,21 @@ def test_late_timers_delay_queues_drops_and_events() -> None:
     assert found[1].worst == 5 and found[1].from_s == 11.0
 
 
+def test_the_host_taking_cpu_time_for_three_seconds() -> None:
+    def steal(shares: list[float]) -> list[dict[str, Any]]:
+        return [{"t": 10.0 + n, "cpu_busy_mean": 0.3, "wake_p99_us": 50.0,
+                 "steal_share": share} for n, share in enumerate(shares)]
+
+    (found,) = verdict.judge(steal([0.0, 0.05, 0.1, 0.05, 0.0]), [], [], 0.0)
+    assert (found.invariant, found.from_s, found.to_s, found.worst) == \
+        ("host_steal", 10.0, 13.0, 0.1)
+    assert verdict.describe([found.to_dict()]) == \
+        "emulator-limited from 10 s to 13 s: the host took 10% of the CPU time (steal)"
+    assert verdict.judge(steal([0.0, 0.05, 0.005, 0.05, 0.0]), [], [], 0.0) == [], \
+        "a lone slice (a workload starting) is not judged"
+    assert verdict.judge(samples([0.3] * 3), [], [], 0.0) == [], "older samples have none"
+
+
 def test_the_words() -> None:
     assert verdict.describe([]).startswith("faithful")
     text = verdict.describe([v.to_dict() for v in verdict.judge(

@@ -15,6 +15,7 @@ from cdnlab.errors import CdnlabError
 from cdnlab.measure import lateness
 from cdnlab.net import cpu_awake, sched
 from cdnlab.net.ledger import process_start_time
+from nodes.common import procfs
 
 
 def _idle_ticks() -> int:
@@ -73,8 +74,8 @@ def test_off_starts_nothing_and_auto_records_its_measure() -> None:
     off = cpu_awake.CpuAwake("off")
     off.start()
     assert not off.active and off.describe() == {
-        "mode": "off", "active": False, "reason": "off as asked", "idle_wake_latency": None,
-        "awake_wake_latency": None}
+        "mode": "off", "active": False, "reason": "off as asked", "steal_share_awake": None,
+        "host_throttles": None, "idle_wake_latency": None, "awake_wake_latency": None}
     auto = cpu_awake.CpuAwake("auto")
     auto.start()
     try:
@@ -84,14 +85,49 @@ def test_off_starts_nothing_and_auto_records_its_measure() -> None:
             assert measured["samples"] == 300
             assert 0 <= measured["median_us"] <= measured["p99_us"] <= measured["max_us"]
             assert 0 <= measured["late_share"] <= 1
-        expected = idle["late_share"] > 0 and awake["late_share"] <= idle["late_share"] / 2
-        assert auto.active == described["active"] == expected, described
+        helps = idle["late_share"] > 0 and awake["late_share"] <= idle["late_share"] / 2
+        assert auto.active == described["active"] == helps, described
+        assert described["steal_share_awake"] is None, "confirm judges it, the network up"
         # the spinners are left running exactly when kept awake, and never left stopped
         assert all(Path(f"/proc/{s.pid}/stat").read_text().split(") ")[1][0] in "RS"
                    for s in auto.spinners)
+        # confirm: the host's steal while they spun decides too (a host that caps a guest's
+        # CPU stops a vCPU for its whole period once a busy guest used its quota up)
+        time.sleep(cpu_awake.STEAL_PROBE_S)
+        auto.confirm()
+        described = auto.describe()
+        if helps:
+            steal = described["steal_share_awake"]
+            assert 0 <= steal <= 1
+            assert described["host_throttles"] == (steal > cpu_awake.STEAL_TOLERATED)
+        expected = helps and not described["host_throttles"]
+        assert auto.active == described["active"] == expected, described
+        if described["host_throttles"]:
+            assert "the host took" in described["reason"] and not auto.spinners
+            assert "the host took" in lateness.summary(described)
     finally:
         auto.stop()
     assert auto.describe()["active"] == expected and not auto.spinners
+
+
+def test_steal_is_what_the_host_took_from_a_guest_kept_busy() -> None:
+    """/proc/stat's steal, as the monitor and `confirm` read it: every CPU busy for a few
+    seconds on a host that caps its guests' CPU (this one) loses some of it."""
+    busy = [subprocess.Popen(["sh", "-c", "while :; do :; done"])
+            for _ in range(len(os.sched_getaffinity(0)))]
+    try:
+        before = procfs.steal_ticks()
+        time.sleep(2.5)
+        after = procfs.steal_ticks()
+    finally:
+        for process in busy:
+            process.kill()
+            process.wait()
+    share = procfs.steal_share(before, after)
+    assert after[1] > before[1] and 0 <= share <= 1
+    if share == 0:
+        pytest.skip("this host took nothing from a busy guest (no CPU cap)")
+    assert share > cpu_awake.STEAL_TOLERATED, share
 
 
 def test_an_unknown_mode_is_refused_by_name() -> None:
