@@ -151,6 +151,9 @@ def _topo_check(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
         if bgp is not None:
             print(f"bgp: {len(bgp['asns'])} routers in {len(set(bgp['asns'].values()))} ASes, "
                   f"{bgp['sessions']} sessions, converged in {bgp['convergence_s']:.1f} s")
+            for server, serves in bgp["route_servers"].items():
+                print(f"route server {server} (AS {serves['asn']}): "
+                      f"{', '.join(serves['clients'])}")
             if bgp["anycast"] is not None:
                 print(f"anycast {bgp['anycast']['address']}: " + ", ".join(
                     f"{client} → {cluster}"

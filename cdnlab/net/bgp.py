@@ -27,7 +27,7 @@ from typing import Any
 from cdnlab.errors import EnvironmentProblem
 from cdnlab.net.build import NetworkBuilder, gateway_routes
 from cdnlab.net.shaping.base import run_in
-from cdnlab.topology.bgp import anycast_speakers, bgp_routers
+from cdnlab.topology.bgp import anycast_speakers, bgp_routers, route_servers
 
 POLL_S = 0.2
 STABLE_S = 2.0  # well over the datacenter profile's 0 s MRAI: a quiet spell, not a pause
@@ -54,8 +54,9 @@ class BgpChange:
 class BgpNetwork:
     def __init__(self, emu: Any) -> None:
         self.emu = emu
-        self.routers = bgp_routers(emu.topology, emu.plan)  # and the anycast speakers
+        self.routers = bgp_routers(emu.topology, emu.plan)  # speakers, route servers too
         self.speakers = anycast_speakers(emu.topology)  # cluster → its speaker's server
+        self.route_servers = route_servers(emu.topology)  # IXP route server host → its AS
         self.announcing = set(self.speakers)  # the clusters whose speaker sends the prefix
         self.services: dict[str, Any] = {}
         self.convergence_s: float | None = None
@@ -68,7 +69,7 @@ class BgpNetwork:
 
         started = time.monotonic()
         for name, router in self.routers.items():
-            service = RouterService(self.emu, router, speaker=name in self.speakers.values())
+            service = RouterService(self.emu, router, speaker=name in self.bgpd_alone())
             self.services[name] = service
             service.start()  # and among the run's services: stopped before the network
         self.convergence_s = self.wait_converged(started)
@@ -161,6 +162,11 @@ class BgpNetwork:
                              {name: subnets for name, subnets in missing.items() if subnets},
                              self.catchments() if self.speakers else None)
 
+    def _owner(self, address: str) -> str:
+        """The node that holds `address`."""
+        return next(i.node for i in self.emu.plan.interfaces.values()
+                    if i.address is not None and str(i.address.ip) == address)
+
     def _addresses(self, node: str) -> set[str]:
         return {str(i.address.ip) for i in self.emu.plan.of_node(node)
                 if i.address is not None}
@@ -200,6 +206,10 @@ class BgpNetwork:
         anycast = self.emu.topology.anycast
         return {"asns": {name: self.routers[name].asn for name in self.routing_routers()},
                 "sessions": sum(len(r.neighbours) for r in self.routers.values()) // 2,
+                "route_servers": {name: {
+                    "asn": asn, "clients": sorted(self._owner(p.address)
+                                                  for p in self.routers[name].neighbours)}
+                                  for name, asn in self.route_servers.items()},
                 "convergence_s": self.convergence_s,
                 "anycast": None if anycast is None else {
                     "prefix": str(anycast.prefix), "address": anycast.address,
@@ -212,10 +222,15 @@ class BgpNetwork:
                                                        "ip -4 -o route show proto bgp")))
                 for name in self.routing_routers()}
 
+    def bgpd_alone(self) -> set[str]:
+        """The hosts that run bgpd without zebra and install nothing: anycast speakers and
+        route servers."""
+        return set(self.speakers.values()) | set(self.route_servers)
+
     def routing_routers(self) -> list[str]:
-        """The routers whose kernels BGP fills (the speakers install nothing)."""
-        speakers = set(self.speakers.values())
-        return [n for n in self.routers if n not in speakers]
+        """The routers whose kernels BGP fills."""
+        alone = self.bgpd_alone()
+        return [n for n in self.routers if n not in alone]
 
     def needed(self) -> dict[str, set[str]]:
         """Per router, the subnets of the segments it is not on, and the anycast prefix

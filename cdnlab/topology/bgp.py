@@ -21,6 +21,14 @@ the daemons and waits for them to converge.
   for that end's sessions over that link (on an IXP fabric, with every member), over the
   router's own. A relationship given by one side only is mirrored at the other (customer
   ↔ provider, peer ↔ peer).
+- Route servers (RFC 7947): an IXP with `route_server:` has a host on its fabric
+  (`<ixp>_rs`) running bgpd alone, in an AS of its own (`asn:`, else the first free
+  from 64700). Two members that state no policy toward each other but `relationship:
+  peer` peer through it instead of bilaterally: each has one session with the route
+  server, as a peer, and the server passes what one sends to the others with AS path
+  and next hop untouched (`route-server-client`), so traffic still goes member to member
+  across the fabric. Other pairs (a transit bought at the IXP, a preference set for one
+  member) keep their bilateral sessions.
 - Router ID: the router's lowest address.
 - Anycast (`anycast:` of the topology): each of its clusters' first server runs a BGP
   speaker in the CDN's AS (`nodes.router --speaker`: bgpd without zebra) that announces
@@ -36,10 +44,11 @@ from __future__ import annotations
 from typing import Any
 
 from cdnlab.topology.addressing import AddressPlan
-from cdnlab.topology.spec import BGP_RELATIONSHIPS, ROUTER, Topology
+from cdnlab.topology.spec import BGP_RELATIONSHIPS, ROUTE_SERVER_ROLE, ROUTER, Topology
 from nodes.router.config import BgpRouter, Neighbour
 
 FIRST_PRIVATE_ASN = 65001
+FIRST_ROUTE_SERVER_ASN = 64700
 ANYCAST_DEFAULT_RELATIONSHIP = "peer"  # what an anycast cluster is to a router, unless set
 
 
@@ -80,6 +89,38 @@ def policy_at(topology: Topology, node: str, link: int, other: str,
     return policy
 
 
+def route_servers(topology: Topology) -> dict[str, int]:
+    """Each IXP route server host → its AS: the IXP's `route_server: {asn}`, else the
+    first number from FIRST_ROUTE_SERVER_ASN that no router, other route server or the
+    anycast CDN has."""
+    taken = set(router_asns(topology).values())
+    if topology.anycast is not None:
+        taken.add(topology.anycast.asn)
+    found: dict[str, int] = {}
+    following = FIRST_ROUTE_SERVER_ASN
+    for name, node in topology.nodes.items():
+        if node.role != ROUTE_SERVER_ROLE:
+            continue
+        spec = topology.nodes[name.removesuffix("_rs")].attrs.get("route_server")
+        if isinstance(spec, dict) and "asn" in spec:
+            found[name] = int(spec["asn"])
+        else:
+            while following in taken:
+                following += 1
+            found[name] = following
+        taken.add(found[name])
+    return found
+
+
+def through_route_server(topology: Topology, node: str, link: int, other: str,
+                         other_link: int) -> bool:
+    """Whether two members of an IXP with a route server peer through it: neither states
+    a policy toward the other beyond `relationship: peer`."""
+    return all(set(policy) <= {"relationship"} and policy.get("relationship") in (None, "peer")
+               for policy in (policy_at(topology, node, link, other, other_link),
+                              policy_at(topology, other, other_link, node, link)))
+
+
 def anycast_speakers(topology: Topology) -> dict[str, str]:
     """Anycast cluster → the server whose speaker announces it (its first)."""
     if topology.anycast is None:
@@ -95,7 +136,8 @@ def _address(plan: AddressPlan, node: str, link: int) -> str:
 
 
 def bgp_routers(topology: Topology, plan: AddressPlan) -> dict[str, BgpRouter]:
-    """Every router's FRR configuration and every anycast speaker's, by node name."""
+    """Every router's FRR configuration, every anycast speaker's and every IXP route
+    server's, by node name."""
     asns = router_asns(topology)
     neighbours: dict[str, list[Neighbour]] = {name: [] for name in asns}
     speakers: dict[str, BgpRouter] = {}
@@ -118,11 +160,19 @@ def bgp_routers(topology: Topology, plan: AddressPlan) -> dict[str, BgpRouter]:
         speakers[server] = BgpRouter(server, topology.anycast.asn, own, tuple(peers),
                                      networks=(str(topology.anycast.prefix),),
                                      announce_only=True)
+    servers = route_servers(topology)
     for segment in plan.segments:
         members = [(node, link) for node, link in segment.members if node in asns]
+        server = next(((n, lk) for n, lk in segment.members if n in servers), None)
+        clients: list[tuple[str, int]] = []
         for node, link in members:
             for other, other_link in members:
                 if other == node:
+                    continue
+                if server and asns[other] != asns[node] and \
+                        through_route_server(topology, node, link, other, other_link):
+                    if (node, link) not in clients:
+                        clients.append((node, link))
                     continue
                 policy = policy_at(topology, node, link, other, other_link)
                 neighbours[node].append(Neighbour(
@@ -130,6 +180,15 @@ def bgp_routers(topology: Topology, plan: AddressPlan) -> dict[str, BgpRouter]:
                     local_pref=policy.get("local_pref"),
                     prepend=policy.get("prepend", 0), med=policy.get("med"),
                     reflect=asns[other] == asns[node], relationship=policy.get("relationship")))
+        if server is None:
+            continue
+        name, server_link = server
+        own = _address(plan, name, server_link)
+        for node, _link in clients:
+            neighbours[node].append(Neighbour(own, servers[name], relationship="peer"))
+        speakers[name] = BgpRouter(name, servers[name], own, tuple(
+            Neighbour(_address(plan, node, link), asns[node], route_server_client=True)
+            for node, link in clients))
     found = {}
     for name, asn in asns.items():
         addresses = sorted(i.address.ip for i in plan.of_node(name) if i.address is not None)

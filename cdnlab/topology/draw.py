@@ -14,7 +14,8 @@ from cdnlab.topology.spec import HOST, ROUTER, Topology
 
 COLORS = {"client": "#4C9BE8", "isp": "#F2A541", "transit": "#F2A541", "cloud": "#F2A541",
           "router": "#F2A541", "ixp": "#7BC47F", "access": "#BBBBBB", "switch": "#BBBBBB",
-          "edge": "#9B6BD3", "edge_server": "#C9A9F0", "origin": "#E8574C", "dns": "#E8C14C"}
+          "edge": "#9B6BD3", "edge_server": "#C9A9F0", "origin": "#E8574C", "dns": "#E8C14C",
+          "route_server": "#A8D8AA"}
 
 
 def shape_label(shape: LinkShape) -> str:

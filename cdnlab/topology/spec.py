@@ -32,6 +32,7 @@ ROLE_KINDS = {
     "edge": SWITCH,  # an edge cluster: its switch, plus `servers` hosts added here
 }
 EDGE_SERVER_ROLE = "edge_server"
+ROUTE_SERVER_ROLE = "route_server"  # an IXP's route server (`route_server:` of an ixp), a host
 LINK_CLASSES = ("access", "ixp", "transit", "cluster", "core")
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 MAX_NAME = 10  # interface names are <node>-e<N>, and Linux allows 15 characters
@@ -303,6 +304,11 @@ class _Builder:
         if routing not in ROUTINGS:
             raise self.fail("routing", f"unknown routing {routing!r}",
                             f"use one of: {', '.join(ROUTINGS)}")
+        servers = [n for n, node in self.nodes.items() if node.role == ROUTE_SERVER_ROLE]
+        if servers and routing != "bgp":
+            raise self.fail(f"nodes.{servers[0][:-3]}.route_server",
+                            "a route server needs routers that speak BGP",
+                            "add `routing: bgp` to the topology")
         topology = Topology(name=str(data.get("name") or Path(self.source).stem),
                             source=self.source, nodes=self.nodes, links=self.links,
                             description=str(data.get("description") or ""), routing=routing)
@@ -476,6 +482,9 @@ class _Builder:
         attrs = {k: v for k, v in spec.items() if k != "role"}
         if "asn" in attrs:
             self._asn(name, role, attrs["asn"])
+        if role == "ixp" and attrs.get("route_server") not in (None, False):
+            self._route_server(name, attrs, where)
+            return
         if role != "edge":
             self.nodes[name] = Node(name, role, ROLE_KINDS[role], attrs=attrs)
             return
@@ -490,6 +499,23 @@ class _Builder:
             self.nodes[server] = Node(server, EDGE_SERVER_ROLE, HOST, cluster=name)
             self.links.append(Link(len(self.links), server, name, cluster_link, cluster_link,
                                    "cluster"))
+
+    def _route_server(self, ixp: str, attrs: dict[str, Any], where: str) -> None:
+        """An IXP with `route_server: true` (or `{asn: N}`): a host `<ixp>_rs` on its
+        fabric that runs the route server (`cdnlab.topology.bgp`)."""
+        spec = attrs["route_server"]
+        if spec is not True and not isinstance(spec, dict):
+            raise self.fail(f"{where}.route_server", f"must be true or a mapping, got "
+                            f"{spec!r}", "route_server: true, or route_server: {asn: 64700}")
+        if isinstance(spec, dict):
+            _check_keys(spec, self.source, f"{where}.route_server", {"asn"})
+            if "asn" in spec:
+                self._asn_value(f"{where}.route_server.asn", spec["asn"])
+        self.nodes[ixp] = Node(ixp, "ixp", SWITCH, attrs=attrs)
+        server = f"{ixp}_rs"
+        self._check_name(server, f"{where} (its route server)")
+        self.nodes[server] = Node(server, ROUTE_SERVER_ROLE, HOST)
+        self.links.append(Link(len(self.links), server, ixp, LinkShape(), LinkShape(), "ixp"))
 
     def _add_link(self, position: int, spec: Any, base: LinkShape) -> None:
         where = f"links[{position}]"

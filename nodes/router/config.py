@@ -52,6 +52,9 @@ class Neighbour:
     med: int | None = None  # MED on what we send it
     # an iBGP neighbour this router reflects to, with itself as next hop (cdnlab.topology.bgp)
     reflect: bool = False
+    # a member of the IXP this router is the route server of (RFC 7947): what it learns
+    # from one member goes to the others with the AS path and next hop untouched
+    route_server_client: bool = False
     relationship: str | None = None  # RELATIONSHIPS: what the neighbour is to us
 
     def __post_init__(self) -> None:
@@ -89,7 +92,8 @@ class BgpRouter:
             inbound.append(f" set local-preference {peer.preference}")
         if peer.relationship:
             inbound.append(f" set community {LEARNED[peer.relationship]}")
-        elif not peer.reflect:  # another AS's tags mean nothing here
+        elif not peer.reflect and not peer.route_server_client:  # another AS's tags mean
+            # nothing here (a route server passes them on untouched)
             inbound.append(" set community none")
         if inbound:
             maps += [f"route-map IN{n} permit 10", *inbound, "exit", "!"]
@@ -166,6 +170,8 @@ class BgpRouter:
             if peer.reflect:
                 applied += [f"  neighbor {peer.address} route-reflector-client",
                             f"  neighbor {peer.address} next-hop-self force"]
+            if peer.route_server_client:
+                applied.append(f"  neighbor {peer.address} route-server-client")
             if inbound:
                 applied.append(f"  neighbor {peer.address} route-map IN{n} in")
             if outbound:

@@ -22,6 +22,8 @@ from cdnlab.net.emulation import Emulation
 from cdnlab.net.shaping.base import run_in
 from cdnlab.services.router import RouterService
 from cdnlab.topology import load_topology
+from cdnlab.topology.addressing import plan_addresses
+from cdnlab.topology.bgp import bgp_routers
 from nodes.router.config import BgpRouter, Neighbour
 from tests.net.conftest import alive, recorded_processes
 
@@ -52,6 +54,12 @@ def test_bgpd_takes_every_line_of_a_rendered_policy() -> None:
     assert frr_complaints(config) == ""
     complaint = frr_complaints(config.replace("set metric 50", "set metrik 50"))
     assert "No such command" in complaint, "the dry run would catch a line bgpd refuses"
+    # and an IXP route server's, and an anycast speaker's
+    for topology in (load_topology("ixp_rs_bgp"), load_topology("anycast_transit")):
+        routers = bgp_routers(topology, plan_addresses(topology))
+        for name in ("ixp_rs", "edge_a_1"):
+            if name in routers:
+                assert frr_complaints(routers[name].render()) == "", name
 
 
 def link_address(emu: Emulation, node: str, other: str) -> str:

@@ -151,3 +151,54 @@ def test_a_policy_toward_a_cluster_that_announces_nothing_is_refused(
         parse_topology(spec, "t")
     spec["anycast"] = {"clusters": ["edge_a", "edge_b"]}
     assert parse_topology(spec, "t").anycast is not None
+
+
+def test_members_that_only_peer_do_so_through_the_ixp_route_server() -> None:
+    topology = load_topology("ixp_rs_bgp")
+    plan = plan_addresses(topology)
+    fabric = {n: str(plan.interface(n, topology.link(n, "ixp").index).address.ip)  # type: ignore[union-attr]
+              for n in ("isp_a", "isp_b", "cloud", "ixp_rs")}
+    found = sessions(topology)
+    # the ISPs' peering goes through the route server; their transit stays bilateral
+    assert found["isp_a"] == {(fabric["ixp_rs"], 64700): ("peer", 150),
+                              (fabric["cloud"], 64500): ("provider", 100)}
+    assert (fabric["isp_b"], 64520) not in found["isp_a"]
+    assert set(found["cloud"]) >= {(fabric["isp_a"], 64510), (fabric["isp_b"], 64520)}
+    server = bgp_routers(topology, plan)["ixp_rs"]
+    assert server.asn == 64700 and {(n.address, n.route_server_client)
+                                    for n in server.neighbours} == \
+        {(fabric["isp_a"], True), (fabric["isp_b"], True)}
+    config = server.render()
+    # transparent (RFC 7947 §2.2): AS path and next hop untouched, communities kept
+    assert f"neighbor {fabric['isp_a']} route-server-client" in config
+    assert "set community none" not in config and "redistribute" not in config
+
+
+def test_a_pair_with_a_policy_of_its_own_keeps_its_bilateral_session() -> None:
+    spec = small({"r1": {"role": "isp", "bgp": {"r2": {"relationship": "peer",
+                                                         "local_pref": 170}}},
+                  "r2": "isp", "r3": "isp", "x": {"role": "ixp", "route_server": {"asn": 65100}}},
+                 [line("r1", "x"), line("r2", "x"), line("r3", "x")])
+    topology = parse_topology(spec, "t")
+    plan = plan_addresses(topology)
+    routers = bgp_routers(topology, plan)
+    fabric = {n: str(plan.interface(n, topology.link(n, "x").index).address.ip)  # type: ignore[union-attr]
+              for n in ("r1", "r2", "r3", "x_rs")}
+    assert {n.address for n in routers["r1"].neighbours} == {fabric["r2"], fabric["x_rs"]}
+    assert {n.address for n in routers["x_rs"].neighbours} == \
+        {fabric["r1"], fabric["r2"], fabric["r3"]}
+    assert routers["x_rs"].asn == 65100
+
+
+@pytest.mark.parametrize(("ixp", "routing", "says"), [
+    ({"role": "ixp", "route_server": True}, "static", "needs routers that speak BGP"),
+    ({"role": "ixp", "route_server": "yes"}, "bgp", "must be true or a mapping"),
+    ({"role": "ixp", "route_server": {"asn": 0}}, "bgp", "an AS number is a whole number"),
+    ({"role": "ixp", "route_server": {"as": 65100}}, "bgp", "unknown field 'as'"),
+])
+def test_bad_route_servers_are_refused_by_name(ixp: dict[str, Any], routing: str,
+                                               says: str) -> None:
+    spec = small({"r1": "isp", "r3": "isp", "x": ixp}, [line("r1", "x"), line("r3", "x")])
+    spec["routing"] = routing
+    with pytest.raises(SpecError, match=says):
+        parse_topology(spec, "t")
