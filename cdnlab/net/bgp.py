@@ -40,7 +40,7 @@ Routes = dict[str, frozenset[tuple[str, str]]]
 class BgpChange:
     """One change to a running BGP network and how it settled."""
 
-    cause: str  # in words: "edge_f withdraws", "link isp_b–cloud down"
+    cause: str  # in words: "edge_f withdraws", "link isp_b–cloud cut"
     began: float  # epoch seconds when the change was applied
     convergence_s: float  # from then to the last route change any router's kernel saw
     routers_changed: tuple[str, ...]  # the routers whose BGP routes differ afterwards
@@ -63,8 +63,8 @@ class BgpNetwork:
         self.lock = threading.Lock()  # one change at a time, each settled before the next
 
     def start(self) -> float:
-        """Start every router's daemons and every anycast speaker, and wait for
-        convergence; its time in seconds."""
+        """Start every router's daemons, every anycast speaker and every IXP route server,
+        and wait for convergence; its time in seconds."""
         from cdnlab.services.router import RouterService
 
         started = time.monotonic()
@@ -201,8 +201,8 @@ class BgpNetwork:
 
     def describe(self) -> dict[str, Any]:
         """What `topo check` and run.json report: each router's AS, the sessions (each
-        counted once), the convergence time, and with anycast its prefix, speakers and
-        each client's catchment now."""
+        counted once), each IXP route server's AS and clients, the convergence time, and
+        with anycast its prefix, speakers and each client's catchment now."""
         anycast = self.emu.topology.anycast
         return {"asns": {name: self.routers[name].asn for name in self.routing_routers()},
                 "sessions": sum(len(r.neighbours) for r in self.routers.values()) // 2,

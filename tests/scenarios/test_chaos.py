@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from cdnlab.scenario.spec import load_scenario
-from tests.scenarios.conftest import RunScenario
+from tests.scenarios.conftest import RunScenario, assert_faithful
 
 pytestmark = pytest.mark.root
 
@@ -22,7 +22,8 @@ INJECTED = {"kill_program", "stop_program", "pause_program", "origin_fault", "dn
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_chaos_reports_every_fault_it_caused_and_no_other(run_scenario: RunScenario,
                                                           seed: int) -> None:
-    summary = run_scenario("chaos", {"seed": seed})
+    summary = run_scenario("chaos", {"seed": seed}, faithful=True)
+    assert_faithful(summary)
     bundle = Path(summary["bundle"])
     assert summary["interrupted"] is None
     assert (bundle / "report.md").read_text().count("## Faults") == 1

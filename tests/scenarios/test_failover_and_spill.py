@@ -19,9 +19,8 @@ def lines(path: Path) -> list[dict[str, Any]]:
 
 
 def test_failover_moves_every_viewer_within_a_ttl(run_scenario: RunScenario) -> None:
-    summary = run_scenario("failover")
-    # fidelity.ok not asserted yet: event_late now counts from an event's beginning, which
-    # should clear this run's cluster_up, but that was not yet seen in a run (issue 30)
+    summary = run_scenario("failover", faithful=True)
+    assert_faithful(summary)
     bundle = Path(summary["bundle"])
     ttl = 3
     engine = lines(bundle / "events" / "engine.jsonl")
@@ -118,7 +117,8 @@ def test_failover_under_content_steering_moves_sessions_within_a_steering_ttl(
     without asking DNS again, and return to it once it is back."""
     ttl, segment_s = 2, 2
     summary = run_scenario("failover", {"routing": {"mode": "steering",
-                                                    "steering_ttl_s": ttl}})
+                                                    "steering_ttl_s": ttl}}, faithful=True)
+    assert_faithful(summary)
     bundle = Path(summary["bundle"])
     routing = summary["routing"]
     assert routing["mode"] == "steering" and routing["steering"]["requests"] > 0, routing
