@@ -353,8 +353,6 @@ class Run:
         """Player processes for every planned session, and the timeline's thread."""
         self.phase = "workload"
         plans = plan_sessions(self.scenario)
-        for host, sessions in plans.items():
-            self._players(emu, dns, host, sessions, "")
         timeline = Timeline(self.scenario.timeline, emu, epoch, log,
                             {"cluster_down": lambda c: self._cluster(emu, dns, c, False),
                              "cluster_up": lambda c: self._cluster(emu, dns, c, True),
@@ -369,7 +367,9 @@ class Run:
                              "dns_drop": lambda a: self._dns_drop(emu, dns, a, log),
                              "fill_cache": lambda a: self._fill_cache(a, log)},
                             lambda: self._record_rtts(emu, log))
-        timeline.start()
+        timeline.start()  # first: an event at second 0 must not wait for players to start
+        for host, sessions in plans.items():
+            self._players(emu, dns, host, sessions, "")
         self.say(f"workload: {sum(len(p) for p in plans.values())} viewers on {len(plans)} "
                  f"hosts, {len(self.scenario.timeline)} timeline events")
         return timeline
