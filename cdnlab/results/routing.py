@@ -62,8 +62,8 @@ def _anycast(bundle: Bundle) -> dict[str, Any]:
     for segment in _video(bundle):
         if float(segment["t"]) < first and segment.get("cluster"):
             served.setdefault(str(segment.get("node")), set()).add(str(segment["cluster"]))
-    changes = [{"kind": e["event"], "cluster": e["cluster"],
-                "at_s": round(float(e["t"]) - bundle.scenario_t, 3),
+    changes = [{"kind": e["event"], "cluster": e["cluster"], "reason": e.get("reason"),
+                "load": e.get("load"), "at_s": round(float(e["t"]) - bundle.scenario_t, 3),
                 "convergence_s": e.get("convergence_s"), "catchments": e.get("catchments")}
                for e in bundle.engine("anycast_withdrawn") + bundle.engine("anycast_announced")]
     return {"predicted": predicted,

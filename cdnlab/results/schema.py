@@ -248,6 +248,10 @@ SCHEMA: dict[str, Any] = {
             "announcements": [{
                 "kind": f(str, "anycast_withdrawn or anycast_announced (the health watch)"),
                 "cluster": f(str, "the cluster whose speaker changed"),
+                "reason": f(Maybe(str), "down, overloaded (routing.withdraw_above) or up "
+                                        "(cdnlab/scenario/health.py announce_now)"),
+                "load": f(Maybe(NUM), "the cluster's load the redirector held then, when "
+                                      "load may withdraw"),
                 "at_s": f(NUM, "scenario second BGP had settled after it"),
                 "convergence_s": f(Maybe(NUM), "seconds from the change to the last route "
                                                "change (cdnlab/net/bgp.py)"),

@@ -343,8 +343,9 @@ class Run:
             fill.start()
         counters = LinkCounters(emu, log)
         counters.start()
-        health = HealthWatch(dns, self.edges, log,
-                             emu.bgp if self.scenario.routing.anycast else None)
+        routing = self.scenario.routing
+        health = HealthWatch(dns, self.edges, log, emu.bgp if routing.anycast else None,
+                             routing.withdraw_above, routing.hold_s)
         health.start()
         return Watchers(fill, counters, health)
 

@@ -20,7 +20,8 @@ the field and the fix. Shape (every section but `topology` has defaults):
           resolvers: {res_a: {kind: isp},    # recursive resolvers (topology role resolver):
                       pub: {kind: public, ecs: true, clients: [a2, b2], fallback: res_a}}}
     probes: {interval_s: 1, method: icmp}
-    routing: dns                       # or steering, or {mode: steering, steering_ttl_s: 5}:
+    routing: dns                       # or steering, or {mode: steering, steering_ttl_s: 5},
+                                       # or {mode: anycast, withdraw_above: 0.9, hold_s: 10}:
                                        # DNS names the MPD's server, content steering ranks
                                        # the pathways (clusters) from then on (both players);
                                        # cmsd: true adds CMSD from edges (du above threshold)
@@ -238,10 +239,13 @@ class Routing:
     etp, mb, and du above `cdn.threshold`) and players honour it (nodes/client/player.py).
     `anycast` (a topology with `anycast:`): DNS answers the anycast address to everyone,
     and BGP decides which cluster each viewer reaches; the health watch withdraws a
-    cluster's announcement while it is down."""
+    cluster's announcement while it is down and, with `withdraw_above`, while its load
+    (the utilisation its edges report) is over that share, for at least `hold_s`."""
     mode: str = "dns"
     steering_ttl_s: int = 10
     cmsd: bool = False
+    withdraw_above: float | None = None  # anycast: shed a cluster's announcement above this
+    hold_s: float = 10.0  # anycast: the least time an overloaded cluster stays withdrawn
 
     @property
     def steering(self) -> bool:
@@ -732,14 +736,22 @@ def _routing(reader: _Reader, data: Any) -> Routing:
         return Routing()
     if isinstance(data, str):
         data = {"mode": data}
-    section = reader.mapping(data, "routing", {"mode", "steering_ttl_s", "cmsd"})
+    section = reader.mapping(data, "routing", {"mode", "steering_ttl_s", "cmsd",
+                                               "withdraw_above", "hold_s"})
     mode = reader.choice(section, "mode", "routing", "dns", ROUTING_MODES)
     ttl = reader.number(section, "steering_ttl_s", "routing", 10, low=1, high=3600, kind=int)
     server_data = section.get("cmsd", False)
     if not isinstance(server_data, bool):
         raise reader.fail("routing.cmsd", f"{server_data!r} is not true or false",
                           "write cmsd: true to have edges send CMSD and players honour it")
-    return Routing(str(mode), int(ttl), server_data)
+    shed = {"withdraw_above", "hold_s"} & set(section)
+    if shed and mode != "anycast":
+        raise reader.fail(f"routing.{sorted(shed)[0]}", "only anycast withdraws announcements",
+                          "use it with mode: anycast")
+    above = None if section.get("withdraw_above") is None else reader.number(
+        section, "withdraw_above", "routing", 0.9, low=0.05, high=10)
+    hold = reader.number(section, "hold_s", "routing", 10.0, low=0, high=3600)
+    return Routing(str(mode), int(ttl), server_data, above, float(hold))
 
 
 def _controller(reader: _Reader, data: Any) -> str | None:

@@ -134,9 +134,11 @@ def _trace_step(pair: Emulation) -> tuple[list[float], list[float], list[Any], l
 @pytest.mark.vm
 def test_a_trace_step_changes_goodput_within_a_second(pair: Emulation) -> None:
     # TCP short of the rate before the step means the shared machine was busy: once more
+    # (three attempts: in a suite two in a row once read 15.5 before the step, each a
+    # single one-second sample with a stall of the host in it)
     before, after, intervals, steps = fidelity.remeasured_on_miss(
         lambda: _trace_step(pair),
-        lambda run: not run[0] or abs(statistics.mean(run[0]) - 20.0) <= 2.0)
+        lambda run: not run[0] or abs(statistics.mean(run[0]) - 20.0) <= 2.0, attempts=3)
     assert steps == [20.0, 5.0]
     assert before and after, intervals
     # Half-second samples are read in GRO-sized chunks (at 5 Mbit/s they alternate about
@@ -193,7 +195,12 @@ def test_an_unboxed_link_refuses_a_delay_change(nothing_left_behind: None) -> No
         with pytest.raises(ValueError, match="declare it dynamic"):
             emu.changes.set_shape("src", "dst", "a_to_b", LinkShape(delay=5.0))
         emu.changes.set_shape("src", "dst", "a_to_b", LinkShape(rate=10.0))
-        assert abs(fidelity.measure_goodput(emu, "src", "dst", 2).measured_mbps - 10) <= 1.0
+        # a stall of the host can spoil one 2 s sample of a correct link (seen once in a
+        # suite: 8.9); a link left at another rate misses every time
+        sample = fidelity.remeasured_on_miss(
+            lambda: fidelity.measure_goodput(emu, "src", "dst", 2),
+            lambda found: abs(found.measured_mbps - 10) <= 1.0)
+        assert abs(sample.measured_mbps - 10) <= 1.0, sample
 
 
 @pytest.mark.vm
@@ -234,12 +241,14 @@ def test_a_bad_config_reload_keeps_the_link_delaying(pair: Emulation) -> None:
 
 @pytest.mark.vm
 def test_the_run_keeps_timers_prompt(pair: Emulation) -> None:
-    """CPUs kept awake where the machine calls for it; the delay processes at SCHED_FIFO
-    with no timer slack (cdnlab.net.sched)."""
+    """CPUs kept awake where the machine calls for it and the host did not throttle them
+    for it (confirmed once the network was up); the delay processes at SCHED_FIFO with no
+    timer slack (cdnlab.net.sched)."""
     described = pair.awake.describe()
     idle, awake = described["idle_wake_latency"], described["awake_wake_latency"]
-    assert described["active"] == (idle["late_share"] > 0 and
-                                   awake["late_share"] <= idle["late_share"] / 2), described
+    helps = idle["late_share"] > 0 and awake["late_share"] <= idle["late_share"] / 2
+    assert described["host_throttles"] in ((None,) if not helps else (True, False)), described
+    assert described["active"] == (helps and not described["host_throttles"]), described
     assert pair.awake.active == described["active"]
     recorded = {int(p["pid"]) for p in pair.ledger.record.processes}
     for spinner in pair.awake.spinners:

@@ -4,8 +4,9 @@ viewer's catchment is the one BGP policy predicts (ISP B's viewers at the far ed
 anycast's lowest-RTT share is below DNS's and content steering's (both from the probes'
 RTTs); when edge_a dies its anycast viewers move with no DNS change (the health watch
 withdraws the announcement, BGP converges, and DNS answered the anycast address
-throughout), while DNS and steering move theirs by their own means. Every run must be
-judged faithful (one run again if not)."""
+throughout), while DNS and steering move theirs by their own means; and with
+`withdraw_above`, an overloaded anycast cluster sheds its announcement and its viewers,
+for `hold_s` at least. Every run must be judged faithful (one run again if not)."""
 
 from __future__ import annotations
 
@@ -67,3 +68,16 @@ def test_anycast_follows_bgp_and_fails_over_without_dns(run_scenario: RunScenari
         assert death["affected"] >= 2 and death["moved"] == death["affected"], (name, death)
     assert {a["cluster"] for a in answers(Path(summaries["anycast"]["bundle"]))} == \
         {"anycast"}, "DNS answered the anycast address throughout"
+
+    # anycast shedding load: edge_a's uplink cut at 6 s, its announcement withdrawn while
+    # its load is over 0.8 (its viewers to edge_f, no DNS involved), back after 8 s at least
+    changes = routing["anycast_shed"]["anycast"]["announcements"]
+    shed = [a for a in changes if a["kind"] == "anycast_withdrawn"]
+    assert shed and all(a["cluster"] == "edge_a" and a["reason"] == "overloaded"
+                        and a["load"] > 0.8 and a["at_s"] > 6 for a in shed), changes
+    assert shed[0]["catchments"] == dict.fromkeys(POLICY, "edge_f"), shed[0]
+    for back in (a for a in changes if a["kind"] == "anycast_announced"):
+        before = max(a["at_s"] for a in shed if a["at_s"] < back["at_s"])
+        assert back["reason"] == "up" and back["at_s"] - before >= 8 - 1, changes
+    cut = next(m for m in routing["anycast_shed"]["moves"] if m["kind"] == "cluster_capacity")
+    assert cut["affected"] >= 2 and cut["moved"] == cut["affected"], cut
