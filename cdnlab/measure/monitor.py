@@ -15,7 +15,8 @@ the node programs) writes one `sample` line to `events/fidelity.jsonl`:
     steal_share       the share of all cores' time the hypervisor took from this machine
                       over the interval (/proc/stat's steal): a guest kept waiting, the
                       emulation with it; a host that caps the guest's CPU throttles it for
-                      up to its period (100 ms measured here) once it is used up
+                      up to its period once it is used up (README, "Timers that fire on
+                      time")
     runnable          tasks running or ready to run (procs_running, /proc/stat)
     run_cpu_share     CPU time of the run's own processes (its cgroup's cpu.stat, less
                       the spinners) over the interval times the cores: what the emulation

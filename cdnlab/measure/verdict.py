@@ -11,10 +11,10 @@ limits, in one place:
                     monitor's `cpu_by_part`)
     host_steal      the hypervisor took over 1 % of the machine's CPU time (the monitor's
                     `steal_share`) for ≥ 3 s: each stolen slice stalls every timer and
-                    delay on its core for its length (100 ms on a host that caps its
-                    guests' CPU: measured here with the CPUs kept awake, in most seconds);
-                    a lone slice, as when a workload's programs all start at once, shows
-                    in `steal_share_max` and is not judged, as a lone busy second is not
+                    delay on its core for its length (a whole quota period on a host that
+                    caps its guests' CPU); a lone slice, as when a workload's programs
+                    all start at once, shows in `steal_share_max` and is not judged, as a
+                    lone busy second is not
     timer_late      a 1 ms sleep's p99 lateness in the monitor over 1000 µs for ≥ 3 s: a
                     timer is then late by as much as the shortest link delay
     delay_late      a userspace delay queue (nfqueue backend) releasing packets a mean of

@@ -18,8 +18,7 @@ from nodes.common.procfs import steal_share, steal_ticks
 
 SPINNER_START_S = 5.0  # at most, for the spinners' interpreters to start
 # what `doctor` waits with the CPUs kept awake before `confirm` (a run confirms once its
-# network is up, seconds later): a host with a CPU quota lets an idle guest burst first,
-# and the first steal came 0.5 s in here
+# network is up, seconds later): a host with a CPU quota lets an idle guest burst first
 STEAL_PROBE_S = 2.0
 STEAL_TOLERATED = 0.01  # of all cores' time: more, and the host is throttling the guest
 MODES = ("auto", "on", "off")
@@ -34,8 +33,8 @@ class CpuAwake:
     unlike p99 (3 of 300 sleeps), is not swayed by one stall of the host. The steal check
     is there because a spinner is only idle to the guest: a host that caps a guest's CPU
     (a cgroup quota on the VM) sees every vCPU busy, runs out of the quota and stops a
-    vCPU for the rest of its period; measured here, 100 ms stalls several times a
-    second, against wake-ups late by 0.1–2 ms."""
+    vCPU for the rest of its period: stalls of a whole period (README) against the
+    fraction of a millisecond the spinners save."""
 
     def __init__(self, mode: str = "auto") -> None:
         if mode not in MODES:
