@@ -52,9 +52,11 @@ def routing_summary(bundle: Bundle) -> dict[str, Any]:
 
 def _anycast(bundle: Bundle) -> dict[str, Any]:
     """Under `routing: anycast`: each client host's catchment as BGP's routes gave it when
-    the network came up (run.json), the clusters that delivered its video segments before
-    the timeline's first event, whether those were only its catchment, and every
-    withdrawal or announcement the health watch made, with BGP's convergence."""
+    the network came up (run.json), whether that was its lowest-RTT cluster at second 0
+    and the RTT it adds when not (the true RTT matrix), the clusters that delivered its
+    video segments before the timeline's first event, whether those were only its
+    catchment, and every withdrawal or announcement the health watch made, with BGP's
+    convergence."""
     predicted = ((bundle.run.get("bgp") or {}).get("anycast") or {}).get("catchments") or {}
     applied = [float(e["t"]) for e in bundle.engine("event_applied")]
     first = min(applied, default=float("inf"))
@@ -66,7 +68,13 @@ def _anycast(bundle: Bundle) -> dict[str, Any]:
                 "load": e.get("load"), "at_s": round(float(e["t"]) - bundle.scenario_t, 3),
                 "convergence_s": e.get("convergence_s"), "catchments": e.get("catchments")}
                for e in bundle.engine("anycast_withdrawn") + bundle.engine("anycast_announced")]
+    truth = RttTruth(bundle)
+    judged = {host: truth.judge(host, cluster, bundle.scenario_t)
+              for host, cluster in sorted(predicted.items())}
     return {"predicted": predicted,
+            "lowest_rtt": {h: None if v is None else v.lowest for h, v in judged.items()},
+            "extra_rtt_ms": {h: None if v is None else round(v.extra_ms, 3)
+                             for h, v in judged.items()},
             "served_before_events": {h: sorted(c) for h, c in sorted(served.items())},
             "as_predicted": {h: c == {predicted.get(h)} for h, c in sorted(served.items())},
             "announcements": sorted(changes, key=lambda c: c["at_s"])}

@@ -242,6 +242,10 @@ SCHEMA: dict[str, Any] = {
         "anycast": Maybe({
             "predicted": {"*": f(str, "each client host's catchment by the routes BGP "
                                       "installed when the network came up")},
+            "lowest_rtt": {"*": f(Maybe(bool), "whether that catchment was the host's "
+                                               "lowest-RTT cluster at second 0 (the true "
+                                               "RTT matrix); null if not judged")},
+            "extra_rtt_ms": {"*": f(Maybe(NUM), "its true RTT above the lowest then")},
             "served_before_events": {"*": [f(str, "the clusters that delivered the host's "
                                                   "video segments before the first event")]},
             "as_predicted": {"*": f(bool, "those were its predicted catchment and no other")},

@@ -43,6 +43,9 @@ def test_anycast_follows_bgp_and_fails_over_without_dns(run_scenario: RunScenari
     anycast = routing["anycast"]["anycast"]
     assert anycast["predicted"] == POLICY, anycast
     assert anycast["as_predicted"] == dict.fromkeys(POLICY, True), anycast
+    # ISP B's catchment is not its lowest-RTT cluster: edge_f at 74 ms, edge_a at 26
+    assert anycast["lowest_rtt"] == {"a1": True, "a2": True, "b1": False, "b2": False}
+    assert anycast["extra_rtt_ms"] == pytest.approx({"a1": 0, "a2": 0, "b1": 48, "b2": 48})
     assert routing["dns"]["anycast"] is None
     # DNS by RTT maps everyone to edge_a, and so does content steering from the same
     # measurements; BGP sends ISP B's viewers far away
