@@ -287,11 +287,11 @@ Measured = TypeVar("Measured")
 
 
 def remeasured_on_miss(measure: Callable[[], Measured], ok: Callable[[Measured], bool],
-                       attempts: int = 2) -> Measured:
+                       attempts: int = 3) -> Measured:
     """`measure()` until `ok` holds, at most `attempts` times; the last sample. For tests of
     TCP timing on a shared or emulated CPU, where one stall (seen: 0.5 s while ovs-vswitchd
-    set up flows in the QEMU guest) can spoil one sample of a correct link, but a wrong
-    link misses every time."""
+    set up flows in the QEMU guest; a host that caps this VM's CPU stopping a vCPU for
+    100 ms) can spoil one sample of a correct link, but a wrong link misses every time."""
     sample = measure()
     for _ in range(attempts - 1):
         if ok(sample):

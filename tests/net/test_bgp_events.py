@@ -6,6 +6,7 @@ gone, which ping confirms); restoring the link brings the policy's routes back."
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -39,9 +40,9 @@ def run_events(emu: Emulation, events: list[Event], log: EventLog,
 
 def test_a_cut_link_moves_bgp_routes_and_the_truth_follows(nothing_left_behind: None,
                                                           tmp_path: Path) -> None:
-    with Emulation(load_topology("two_isp_bgp")) as emu:
+    log = EventLog(tmp_path / "engine.jsonl", "engine")
+    with Emulation(load_topology("two_isp_bgp")) as emu, contextlib.closing(log):
         assert emu.paths.expected_rtt_ms("edge_c_1", "b1") == pytest.approx(70.0, abs=0.5)
-        log = EventLog(tmp_path / "engine.jsonl", "engine")
         truths: list[float] = []
         logged = run_events(emu, [Event(0, "link_down", ["isp_b", "cloud"])], log, truths)
         (converged,) = [e for e in logged if e["event"] == "bgp_converged"]
