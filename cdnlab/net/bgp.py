@@ -154,9 +154,7 @@ class BgpNetwork:
             action()
             seconds = self.settle(started, before)
             after = self.kernel_routes()
-            needed = self.needed()
-            missing = {name: sorted(needed[name] - {subnet for subnet, _via in after[name]})
-                       for name in needed}
+            missing = self.missing(self.needed(), after)
             return BgpChange(cause, began, seconds,
                              tuple(sorted(n for n in after if after[n] != before.get(n))),
                              {name: subnets for name, subnets in missing.items() if subnets},
@@ -243,6 +241,12 @@ class BgpNetwork:
                                    if index not in self.emu.plan.segment_of(name)}
                 for name in self.routing_routers()}
 
+    @staticmethod
+    def missing(needed: dict[str, set[str]], routes: Routes) -> dict[str, list[str]]:
+        """Per router, the needed subnets its routes lack."""
+        return {name: sorted(needed[name] - {subnet for subnet, _via in routes[name]})
+                for name in needed}
+
     def wait_converged(self, started: float, limit_s: float = CONVERGE_LIMIT_S,
                        before: Routes | None = None) -> float:
         """Seconds from `started` to the last route change, once every router holds every
@@ -257,8 +261,7 @@ class BgpNetwork:
             now = time.monotonic()
             if routes != previous:
                 previous, changed = routes, now
-            missing = {name: sorted(needed[name] - {subnet for subnet, _via in routes[name]})
-                       for name in needed}
+            missing = self.missing(needed, routes)
             if not any(missing.values()) and now - changed >= STABLE_S:
                 return round(changed - started, 3)
             if now - started > limit_s:
