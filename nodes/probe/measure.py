@@ -1,6 +1,7 @@
 """One round of RTT probes: `count` ICMP echo requests (or TCP SYNs to a port; a SYN-ACK or
-RST answers) to every target at once. A target's round result is its smallest RTT, which
-filters queueing noise out of propagation RTT.
+RST answers) to every target, in waves a little over a host stall apart. A target's round
+result is its smallest RTT, which filters queueing noise and a stall out of propagation
+RTT.
 
 A probe runs on edge hosts that carry video, so it reads nothing but its own replies: its
 receive socket is a raw socket with a classic BPF filter attached (SO_ATTACH_FILTER), which
@@ -28,6 +29,10 @@ SO_TIMESTAMPNS = 35
 SCM_TIMESTAMPNS = SO_TIMESTAMPNS
 ICMP_ECHO_REQUEST, ICMP_ECHO_REPLY = 8, 0
 TCP_PORTS = 256  # source ports one TCP round may use, from a random base
+# between a round's waves: longer than the 100 ms a CPU-capped host stops a vCPU for
+# (README, "A spinner is idle only to the guest"), so one stall delays at most one probe
+# of a target
+PROBE_SPACING_S = 0.12
 
 
 @dataclass(frozen=True)
@@ -121,45 +126,48 @@ def _source_for(address: str) -> str:
 
 
 def probe_round(targets: Iterable[Target], method: str = "icmp", count: int = 3,
-                port: int = 80, timeout_s: float = 1.0) -> dict[str, float | None]:
-    """network → best RTT in ms this round (None if nothing answered)."""
+                port: int = 80, timeout_s: float = 1.0,
+                spacing_s: float = PROBE_SPACING_S) -> dict[str, float | None]:
+    """network → best RTT in ms this round (None if nothing answered). The `count` probes
+    of a target go in waves `spacing_s` apart (one probe to every target per wave), so a
+    stall shorter than the spacing (the host's or the delay path's) delays at most one of
+    them and the smallest RTT passes it over; replies are awaited until `timeout_s` after
+    the last wave."""
     targets = list(targets)
     if method not in ("icmp", "tcp"):
         raise ValueError(f"unknown probe method {method!r}: use icmp or tcp")
     best: dict[str, float | None] = {t.network: None for t in targets}
     network_of = {t.address: t.network for t in targets}
     sent_at: dict[tuple[str, int], float] = {}
+    waves: list[list[tuple[tuple[str, int], tuple[str, int], bytes]]] = [
+        [] for _ in range(count)]
     if method == "icmp":
         identifier = (os.getpid() ^ random.randrange(1 << 16)) & 0xFFFF
         receiver = _receiver(socket.IPPROTO_ICMP, icmp_filter(identifier))
         sender = receiver
-        packets = [((t.address, 0), (t.address, n), echo_request(identifier, n))
-                   for t in targets for n in range(count)]
+        for n in range(count):
+            waves[n] = [((t.address, 0), (t.address, n), echo_request(identifier, n))
+                        for t in targets]
     else:
         from scapy.layers.inet import IP, TCP  # crafting only: checksums, options
 
         first = random.randrange(20000, 60000 - TCP_PORTS)
         receiver = _receiver(socket.IPPROTO_TCP, tcp_filter(first, TCP_PORTS))
         sender = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
-        packets = []
-        for i, target in enumerate(t for t in targets for _ in range(count)):
+        for i, target in enumerate(t for _ in range(count) for t in targets):
             sport = first + i % TCP_PORTS
             segment = IP(src=_source_for(target.address), dst=target.address) / TCP(
                 sport=sport, dport=port, flags="S", seq=random.randrange(1 << 32))
-            packets.append(((target.address, 0), (target.address, sport), bytes(segment)))
-    try:
-        for destination, key, payload in packets:
-            sent_at[key] = time.time()
-            try:
-                sender.sendto(payload, destination)
-            except OSError:
-                sent_at.pop(key)  # unreachable now: counts as unanswered
-        deadline = time.monotonic() + timeout_s
-        waiting = set(sent_at)
-        while waiting:
+            waves[i // len(targets)].append(
+                ((target.address, 0), (target.address, sport), bytes(segment)))
+
+    def receive_until(deadline: float) -> None:
+        """Take this round's replies until `deadline` (monotonic), or until every probe
+        sent so far is answered."""
+        while len(done) < len(sent_at):
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([receiver], [], [], left)[0]:
-                break
+                return
             while True:
                 try:
                     data, ancillary, _flags, source = receiver.recvmsg(256, 64)
@@ -167,18 +175,33 @@ def probe_round(targets: Iterable[Target], method: str = "icmp", count: int = 3,
                     break
                 arrived = _kernel_time(ancillary) or time.time()
                 header = (data[0] & 0x0F) * 4
-                if method == "icmp":
-                    key = (source[0], struct.unpack_from("!H", data, header + 6)[0])
-                else:
-                    key = (source[0], struct.unpack_from("!H", data, header + 2)[0])
-                if key not in waiting:
+                offset = header + 6 if method == "icmp" else header + 2
+                key = (source[0], struct.unpack_from("!H", data, offset)[0])
+                if key not in sent_at or key in done:
                     continue
-                waiting.discard(key)
+                done.add(key)
                 rtt_ms = (arrived - sent_at[key]) * 1000.0
                 network = network_of.get(source[0])
                 if network is not None and rtt_ms >= 0 and (
                         best[network] is None or rtt_ms < best[network]):  # type: ignore[operator]
                     best[network] = rtt_ms
+
+    done: set[tuple[str, int]] = set()
+    try:
+        began = time.monotonic()
+        for n, wave in enumerate(waves):
+            for destination, key, payload in wave:
+                sent_at[key] = time.time()
+                try:
+                    sender.sendto(payload, destination)
+                except OSError:
+                    sent_at.pop(key)  # unreachable now: counts as unanswered
+            if n == len(waves) - 1:
+                receive_until(time.monotonic() + timeout_s)
+            else:
+                next_wave = began + (n + 1) * spacing_s
+                receive_until(next_wave)
+                time.sleep(max(0.0, next_wave - time.monotonic()))
     finally:
         receiver.close()
         if sender is not receiver:
