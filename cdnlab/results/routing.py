@@ -24,7 +24,15 @@ side):
   after is another event's doing) as its edges' monitors measured it (utilisation of the
   new capacity, each server's `load` events; the cluster's is the mean of its servers' at
   each second): the peak, and the seconds above the cluster's threshold
-  (`cdn.threshold`)."""
+  (`cdn.threshold`). And what a routing mechanism could do about it: the moment the
+  cluster's monitor first saw it over the threshold (`noticed_s`), the moment the
+  downloads no signal given then could have prevented had ended (`settled_s`: each
+  session's downloads from the cluster begun before it had in full the first response the
+  cluster began after noticing, or before the cluster noticed, for a session that had
+  already left it), and the seconds over the threshold wholly after that
+  (`seconds_over_after_settled`: seconds whose every sample began after it; 0 when the
+  mechanism kept the cluster at or below its threshold once it could, null when the
+  window left fewer than two such seconds)."""
 
 from __future__ import annotations
 
@@ -36,6 +44,9 @@ from typing import Any
 from cdnlab.results.bundle import Bundle
 from cdnlab.results.truth import RttTruth, Verdict
 from nodes.common.conventions import LOAD_THRESHOLD
+
+# whole seconds of load samples after an overload settled that a verdict on them needs
+MIN_SECONDS_SETTLED = 2
 
 
 def routing_summary(bundle: Bundle) -> dict[str, Any]:
@@ -160,24 +171,69 @@ def _overloads(bundle: Bundle) -> list[dict[str, Any]]:
         "threshold", LOAD_THRESHOLD))
     found = []
     applied = sorted(bundle.engine("event_applied"), key=lambda e: float(e["t"]))
+    media = [e for e in bundle.lines("*.players.jsonl")
+             if e.get("event") in ("segment", "audio_segment")]
     for n, event in enumerate(applied):
         if event.get("kind") != "cluster_capacity":
             continue
         cluster, at = event["args"]["cluster"], float(event["t"])
         until = float(applied[n + 1]["t"]) if n + 1 < len(applied) else float("inf")
-        seconds: dict[int, list[float]] = {}
+        seconds: dict[int, list[tuple[float, float, float]]] = {}
         for load in bundle.lines("*.jsonl"):
             if load.get("event") == "load" and load.get("cluster") == cluster and \
                     at < float(load["t"]) <= until:
-                seconds.setdefault(int(load["t"]), []).append(float(load["utilisation"]))
-        means = [sum(v) / len(v) for v in seconds.values()]
+                t = float(load["t"])
+                seconds.setdefault(int(t), []).append(
+                    (t - float(load.get("span_s") or 1.0), t, float(load["utilisation"])))
+        # per second: when its samples began and ended, and the servers' mean
+        means = {second: (min(s[0] for s in samples), max(s[1] for s in samples),
+                          sum(s[2] for s in samples) / len(samples))
+                 for second, samples in sorted(seconds.items())}
+        noticed = next((end for _, end, mean in means.values() if mean > threshold), None)
+        settled = None if noticed is None else settled_at(
+            [e for e in media if float(e["t"]) > at
+             and float(e["t"]) - float(e.get("download_s") or 0.0) < until], cluster, noticed)
+        after = [mean for began, _, mean in means.values()
+                 if settled is not None and began >= settled]
         found.append({
             "cluster": cluster, "at_s": round(at - bundle.scenario_t, 3),
             "mbps": float(event["args"]["mbps"]), "threshold": threshold,
-            "utilisation_max": round(max(means), 4) if means else None,
-            "seconds_over_threshold": sum(1 for m in means if m > threshold)
-            if means else None})
+            "utilisation_max": round(max(m for _, _, m in means.values()), 4)
+            if means else None,
+            "seconds_over_threshold": sum(1 for _, _, m in means.values() if m > threshold)
+            if means else None,
+            "noticed_s": round(noticed - at, 3) if noticed is not None else None,
+            "settled_s": round(settled - at, 3) if settled is not None else None,
+            "seconds_over_after_settled": sum(1 for m in after if m > threshold)
+            if len(after) >= MIN_SECONDS_SETTLED else None})
     return found
+
+
+def settled_at(downloads: list[dict[str, Any]], cluster: str, noticed: float) -> float:
+    """When the last of `cluster`'s downloads that no signal it gave on noticing its
+    overload could have prevented had ended: per session, every media download from the
+    cluster begun before that session had in full any response the cluster began for it
+    after noticing (the first that could say so: CMSD's `du`, or any answer a mechanism
+    acts on at the next segment), or, for a session that had already asked
+    another cluster by then, those begun before the cluster noticed. The moment the
+    cluster noticed if none. `downloads` are the sessions' media downloads from every
+    cluster."""
+    by_session: dict[str, list[tuple[float, float, bool]]] = {}
+    for event in downloads:
+        end = float(event["t"])
+        by_session.setdefault(str(event.get("session")), []).append(
+            (end - float(event.get("download_s") or 0.0), end, event.get("cluster") == cluster))
+    settled = noticed
+    for spans in by_session.values():
+        spans.sort()
+        ours = [(start, end) for start, end, here in spans if here]
+        before = [start for start, _ in ours if start < noticed]
+        left = min((start for start, _, here in spans
+                    if not here and before and start > max(before)), default=math.inf)
+        told = min((end for start, end in ours if noticed <= start < left), default=None)
+        limit = noticed if told is None else told
+        settled = max([settled] + [end for start, end in ours if start < limit])
+    return settled
 
 
 def _server_data(bundle: Bundle) -> dict[str, Any]:

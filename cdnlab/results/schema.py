@@ -322,7 +322,17 @@ SCHEMA: dict[str, Any] = {
                                              "then until the timeline's next event (its "
                                              "servers' mean per second)"),
             "seconds_over_threshold": f(Maybe(int), "seconds of that window it was above "
-                                                    "the threshold")}],
+                                                    "the threshold"),
+            "noticed_s": f(Maybe(NUM), "seconds from the cut until its monitor first saw it "
+                                       "over the threshold (null: never)"),
+            "settled_s": f(Maybe(NUM), "seconds from the cut until the downloads no signal "
+                                       "given on noticing could have prevented had ended "
+                                       "(each session's, from the cluster, begun before it "
+                                       "had in full the first response begun after)"),
+            "seconds_over_after_settled": f(Maybe(int), "seconds wholly after settled_s, "
+                                                        "within the window, it was above the "
+                                                        "threshold (null: fewer than 2 such "
+                                                        "seconds)")}],
     },
     "events": {"applied": [f(str, "timeline events applied, by kind")],
                "failed": [f(str, "timeline events that failed, by kind")]},

@@ -7,7 +7,8 @@ Per variant: how viewers were routed, where they were served from (`routing.segm
 lowest-RTT share and mean extra RTT), how fast sessions moved after each event
 (`routing.moves`: the seconds until 90 % of the affected sessions had moved, per event
 kind), the load on a cluster whose capacity was cut (`routing.overloads`: peak
-utilisation, seconds over its threshold), rebuffering, sessions completed and the
+utilisation, seconds over its threshold, when what no signal could prevent had drained and
+the seconds over the threshold after that), rebuffering, sessions completed and the
 fidelity verdict.
 """
 
@@ -49,6 +50,8 @@ def figures(summary: dict[str, Any]) -> dict[str, Any]:
         "death_affected": (moves.get("cluster_down") or {}).get("affected"),
         "overloaded_utilisation_max": overload.get("utilisation_max"),
         "overloaded_seconds_over": overload.get("seconds_over_threshold"),
+        "overload_settled_s": overload.get("settled_s"),
+        "overloaded_seconds_over_settled": overload.get("seconds_over_after_settled"),
         "rebuffer_s_total": players.get("rebuffer_s_total"),
         "completed": players.get("completed"), "sessions": players.get("sessions"),
         "faithful": (summary.get("fidelity") or {}).get("ok"),
@@ -60,6 +63,8 @@ COLUMNS = (("routing", "routing"), ("lowest_rtt_share", "lowest-RTT share"),
            ("overload_to_90pct_s", "overload: 90 % moved s"),
            ("overloaded_utilisation_max", "overloaded peak util."),
            ("overloaded_seconds_over", "s over threshold"),
+           ("overload_settled_s", "overload settled s"),
+           ("overloaded_seconds_over_settled", "s over after settled"),
            ("death_to_90pct_s", "death: 90 % moved s"),
            ("rebuffer_s_total", "rebuffer s"), ("completed", "completed"),
            ("faithful", "faithful"))

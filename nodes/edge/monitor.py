@@ -10,6 +10,7 @@ CMSD) that exists while the cluster is over its threshold.
     byte_hit_ratio    interval and since start (`*_total`), from the access log
     storage_bytes     bytes held in the cache or the filled store
     utilisation       egress_mbps / capacity_mbps — what the DNS redirector's load means
+    span_s            the seconds the sample covers, up to its time
 
 Overloaded = utilisation above `threshold` or connections above `max_connections`. The
 overload flag is raised only while the cluster the redirects go to is under its own
@@ -164,6 +165,7 @@ class LoadMonitor(threading.Thread):
                 "storage_bytes": directory_bytes(self.storage),
                 "utilisation": round(egress / capacity, 4),
                 "capacity_mbps": capacity, "threshold": self.threshold,
+                "span_s": round(span, 3),
             }
             now_over = sample["utilisation"] > self.threshold or (
                 self.max_connections > 0 and sample["connections"] > self.max_connections)

@@ -1,13 +1,13 @@
 """request_routing: the same network, content and workload routed four ways (its variants:
 DNS through ISP resolvers, DNS through a public resolver without ECS, content steering,
 steering plus CMSD), with edge_x's capacity cut at 8 s and edge_a's servers killed at
-16 s. Each variant runs as `cdnlab run request_routing` runs it (its overrides), and the
+19 s. Each variant runs as `cdnlab run request_routing` runs it (its overrides), and the
 comparison is the one `cdnlab run` writes (`variants.md`). The claims checked are the
 mechanisms' own: steering sees the viewer (not its resolver), so it maps viewers at least
 as well as DNS through a public resolver; a dead cluster's sessions move at their next
 segment under steering (within a steering TTL and a segment), while DNS waits for the TTL;
-CMSD's `du` moves sessions off an overloaded cluster at the next segment, sooner than
-steering or DNS alone move them, and the cluster spends no longer over its threshold.
+CMSD's `du` moves sessions off an overloaded cluster at the next segment, so once what no
+signal could have prevented has drained the cluster stays at or below its threshold.
 Every variant's run must be judged faithful (one run again if not)."""
 
 from __future__ import annotations
@@ -97,5 +97,11 @@ def test_request_routing(run_scenario: RunScenario, cdnlab_results: Path) -> Non
     assert cmsd["steering"]["pathway_changes"].get("duress", 0) > 0, cmsd["steering"]
     left = left_at_next_segment(Path(summaries["steering_cmsd"]["bundle"]), "edge_x")
     assert left and all(left.values()), left
+    # and so, once the downloads no signal could have prevented had ended (each session's
+    # begun before it had the first response edge_x began after noticing), edge_x stayed
+    # at or below its threshold until the next event
+    overload = cmsd["overloads"][0]
+    assert overload["cluster"] == "edge_x" and overload["noticed_s"] is not None, overload
+    assert overload["seconds_over_after_settled"] == 0, overload
     for name in ("dns", "steering"):
         assert summaries[name]["routing"]["cmsd"] is None
