@@ -27,9 +27,9 @@ side):
   (`cdn.threshold`). And what a routing mechanism could do about it: the moment the
   cluster's monitor first saw it over the threshold (`noticed_s`), the moment the
   downloads no signal given then could have prevented had ended (`settled_s`: each
-  session's downloads from the cluster begun before it had in full the first response the
-  cluster began after noticing, or before the cluster noticed, for a session that had
-  already left it), and the seconds over the threshold wholly after that
+  session's downloads from the cluster begun before it had in full a response the cluster
+  began after noticing, or before the cluster noticed, for a session that had already
+  left it), and the seconds over the threshold wholly after that
   (`seconds_over_after_settled`: seconds whose every sample began after it; 0 when the
   mechanism kept the cluster at or below its threshold once it could, null when the
   window left fewer than two such seconds)."""

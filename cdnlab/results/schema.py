@@ -328,7 +328,8 @@ SCHEMA: dict[str, Any] = {
             "settled_s": f(Maybe(NUM), "seconds from the cut until the downloads no signal "
                                        "given on noticing could have prevented had ended "
                                        "(each session's, from the cluster, begun before it "
-                                       "had in full the first response begun after)"),
+                                       "had in full a response begun after noticing, or "
+                                       "before noticing if it had left by then)"),
             "seconds_over_after_settled": f(Maybe(int), "seconds wholly after settled_s, "
                                                         "within the window, it was above the "
                                                         "threshold (null: fewer than 2 such "

@@ -98,8 +98,9 @@ def test_request_routing(run_scenario: RunScenario, cdnlab_results: Path) -> Non
     left = left_at_next_segment(Path(summaries["steering_cmsd"]["bundle"]), "edge_x")
     assert left and all(left.values()), left
     # and so, once the downloads no signal could have prevented had ended (each session's
-    # begun before it had the first response edge_x began after noticing), edge_x stayed
-    # at or below its threshold until the next event
+    # begun before it had a response edge_x began after noticing), edge_x stayed at or
+    # below its threshold until the next event (at 19 s: before the 10 s hold of a session
+    # that left on du ends; what follows it is in the README)
     overload = cmsd["overloads"][0]
     assert overload["cluster"] == "edge_x" and overload["noticed_s"] is not None, overload
     assert overload["seconds_over_after_settled"] == 0, overload
