@@ -32,7 +32,7 @@ side):
   left it), and the seconds over the threshold wholly after that
   (`seconds_over_after_settled`: seconds whose every sample began after it; 0 when the
   mechanism kept the cluster at or below its threshold once it could, null when the
-  window left fewer than two such seconds)."""
+  window left no such second)."""
 
 from __future__ import annotations
 
@@ -45,8 +45,9 @@ from cdnlab.results.bundle import Bundle
 from cdnlab.results.truth import RttTruth, Verdict
 from nodes.common.conventions import LOAD_THRESHOLD
 
-# whole seconds of load samples after an overload settled that a verdict on them needs
-MIN_SECONDS_SETTLED = 2
+# whole seconds of load samples after an overload settled that the figure needs (null
+# with fewer): the window until the next event may leave only one or two
+MIN_SECONDS_SETTLED = 1
 
 
 def routing_summary(bundle: Bundle) -> dict[str, Any]:

@@ -332,8 +332,7 @@ SCHEMA: dict[str, Any] = {
                                        "before noticing if it had left by then)"),
             "seconds_over_after_settled": f(Maybe(int), "seconds wholly after settled_s, "
                                                         "within the window, it was above the "
-                                                        "threshold (null: fewer than 2 such "
-                                                        "seconds)")}],
+                                                        "threshold (null: no such second)")}],
     },
     "events": {"applied": [f(str, "timeline events applied, by kind")],
                "failed": [f(str, "timeline events that failed, by kind")]},
