@@ -28,7 +28,12 @@ pathway is a `pathway_change` event with its reason.
 A session with `cmsd` reads the server data edges send (CTA-5006, `nodes/common/cmsd.py`)
 on every segment response, as dash.js does with `streaming.cmsd.enabled`: `mb` caps the
 video bitrate the ABR may choose (the audio bitrate taken off, no cap when no rung fits:
-dash.js AbrController._filterByCmsdMaxBitrate; kept until a later response replaces it),
+dash.js AbrController._filterByCmsdMaxBitrate). Each cluster's `mb` is kept until a later
+response of that cluster replaces it, and caps the segments asked of that cluster: CTA-5006
+names the server each CMSD-Dynamic member comes from, and a cluster's share says nothing of
+another's, so a session back on a cluster it left in duress starts within the share that
+cluster last gave it (dash.js keeps one mb for all servers: one that returns brings the
+other cluster's),
 and `du` (duress) makes the session leave that cluster at the next segment: the pathway
 is passed over as after a failure (steering), or the server avoided and DNS asked again
 (DNS routing). Each duress seen is a `cmsd_duress` event; segments carry the `cmsd` data.
@@ -121,7 +126,8 @@ class Session:
         self.metrics: dict[str, Any] | None = None
         self._server_failed = False
         self._leave_why = "server_failed"  # why the next segment asks DNS again
-        self._mb_kbps: float | None = None  # CMSD's maximum suggested bitrate, kept
+        self._mb_kbps: dict[str, float] = {}  # cluster → the mb it last suggested (CMSD)
+        self._cluster_at: dict[str, str] = {}  # pathway or server → the cluster it reached
         self._audio_kbps = 0.0  # the audio track's bitrate (taken off mb)
         self._resolving = asyncio.Lock()
         self._stopped = False  # a track failed: the other stops too
@@ -131,6 +137,7 @@ class Session:
         self.steering_http = HttpClient()
         self._hosts: dict[str, tuple[tuple[str, ...], float]] = {}  # pathway host → A, until
         self._pathways: dict[str, str] = {}  # server address → the pathway it served
+        self._host_address: dict[str, str] = {}  # pathway host → the address it uses
         self.known: list[str] = []  # every server DNS named to this session, as learned
         self.failed_at: dict[str, float] = {}  # server → its last failed request (monotonic)
 
@@ -450,7 +457,10 @@ class Session:
 
     async def _address_of(self, host: str, why: str) -> str:
         """An address of a pathway's (or the steering server's) host: itself when it is an
-        address, else from DNS, kept for the answer's TTL (and past it when DNS fails)."""
+        address, else from DNS, kept for the answer's TTL (and past it when DNS fails). One
+        of the answer's addresses, drawn once and kept while the answer names it and no
+        request to it failed, as a browser keeps its connections to one address of a host:
+        each server of a cluster then sees a session's every request or none."""
         try:
             ipaddress.IPv4Address(host)
             return host
@@ -463,13 +473,19 @@ class Session:
             except ResolveError:
                 if known is None:
                     raise
-                return self.rng.choice(known[0])
+                return self._kept_address(host, known[0])
             known = self._hosts[host] = (resolution.addresses,
                                          time.monotonic() + resolution.ttl)
             self.log.emit("resolve", session=self.spec.id, why=why, host=host,
                           addresses=resolution.addresses, ttl=resolution.ttl,
                           resolver=resolution.server)
-        return self.rng.choice(known[0])
+        return self._kept_address(host, known[0])
+
+    def _kept_address(self, host: str, addresses: tuple[str, ...]) -> str:
+        kept = self._host_address.get(host)
+        if kept not in addresses:
+            kept = self._host_address[host] = self.rng.choice(addresses)
+        return kept
 
     async def _fetch_steered(self, relative: str, query: str, http: HttpClient,
                              attempts: int = 6) -> tuple[Any, str]:
@@ -507,17 +523,29 @@ class Session:
                           attempt=attempt)
             if server is not None:
                 http.forget(server, pathway.port)
+            self._host_address.pop(pathway.host, None)
             steering.failed(pathway.name)
             tried.add(pathway.name)
         raise SessionError(f"/{relative}: {last}", failures.reason_of(last))
 
     # -- CMSD (nodes/common/cmsd.py) ---------------------------------------------------------
+    def _next_cluster(self) -> str | None:
+        """The cluster the next segment will be asked of, when known: the pathway
+        steering will use, or the server DNS gave (None once it is being left)."""
+        if self.steering is not None:
+            return self._cluster_at.get(self.steering.peek())
+        if self.server is None or self._server_failed:
+            return None
+        return self._cluster_at.get(self.server) or self.clusters.get(self.server)
+
     def _capped(self, quality: int, bitrates: list[float]) -> int:
-        """The ABR's choice under CMSD's `mb`, the audio bitrate taken off; uncapped when
-        no rung fits (dash.js AbrController._filterByCmsdMaxBitrate)."""
-        if self._mb_kbps is None:
+        """The ABR's choice under the `mb` of the cluster asked next, the audio bitrate
+        taken off; uncapped when no rung fits (dash.js AbrController._filterByCmsdMaxBitrate)."""
+        cluster = self._next_cluster()
+        mb = self._mb_kbps.get(cluster) if cluster is not None else None
+        if mb is None:
             return quality
-        fits = [i for i, kbps in enumerate(bitrates) if kbps <= self._mb_kbps - self._audio_kbps]
+        fits = [i for i, kbps in enumerate(bitrates) if kbps <= mb - self._audio_kbps]
         return min(quality, fits[-1]) if fits else quality
 
     def _server_data(self, response: Any, server: str, track: str) -> dict[str, Any]:
@@ -526,12 +554,15 @@ class Session:
         the segment's log line adds."""
         if not self.spec.cmsd:
             return {}
-        data = {k: v for k, v in cmsd.nearest(response.headers).items()
-                if k in ("etp", "mb", "du")}
-        if track == VIDEO and isinstance(data.get("mb"), int | float):
-            self._mb_kbps = float(data["mb"])
+        named, params = cmsd.nearest_member(response.headers)
+        data = {k: v for k, v in params.items() if k in ("etp", "mb", "du")}
+        pathway = self._pathways.get(server) if self.steering else None
+        cluster = str(named) if named else response.headers.get("x-cluster")
+        if cluster:
+            self._cluster_at[pathway or server] = cluster
+            if track == VIDEO and isinstance(data.get("mb"), int | float):
+                self._mb_kbps[cluster] = float(data["mb"])
         if data.get("du") is True:
-            pathway = self._pathways.get(server) if self.steering else None
             if self.steering is not None and pathway is not None:
                 self.steering.failed(pathway, "duress")
             else:

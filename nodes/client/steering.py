@@ -166,8 +166,7 @@ class SteeringClient:
         """The pathway for the next request: the first in priority not failed lately
         (all failed: the first); a change of pathway is reported with its reason."""
         now = time.monotonic()
-        fresh = [p for p in self.priority if now - self.failed_at.get(p, -1e9) >= AVOID_S]
-        name = (fresh or self.priority)[0]
+        name = self._first_usable(now)
         if name != self.current:
             reason = "start" if self.current is None else \
                 self.failed_why[self.current] if self.current in self.failed_at and \
@@ -180,6 +179,14 @@ class SteeringClient:
         if name not in self.used:
             self.used.append(name)
         return self.pathways[name]
+
+    def peek(self) -> str:
+        """The pathway the next request will use, nothing changed or reported."""
+        return self._first_usable(time.monotonic())
+
+    def _first_usable(self, now: float) -> str:
+        fresh = [p for p in self.priority if now - self.failed_at.get(p, -1e9) >= AVOID_S]
+        return (fresh or self.priority)[0]
 
     def failed(self, pathway: str, why: str = "failure") -> None:
         """Pass the pathway over for AVOID_S: a request failed on it, or its edge is in

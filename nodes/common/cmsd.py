@@ -19,7 +19,9 @@ Keys cdnlab's edges send, with their units (CTA-5006 section 4):
     du   duress: the server is overloaded (a bare key: true)         (Dynamic)
 
 A player reads the last member of CMSD-Dynamic (dash.js's CmsdModel does the same) and
-keeps `mb` until a later response replaces it (dash.js: mb is one of its PERSISTENT_PARAMS).
+keeps `mb` until a later response replaces it (dash.js: mb is one of its PERSISTENT_PARAMS;
+it keeps one per object type, the Python player one per server named, see
+nodes/client/player.py).
 """
 
 from __future__ import annotations
@@ -57,8 +59,12 @@ def decode_dynamic(value: str) -> list[tuple[Any, dict[str, Any]]]:
 def nearest(headers: dict[str, str]) -> dict[str, Any]:
     """The parameters of the last CMSD-Dynamic member of a response (lower-case header
     names, as the player's HTTP client keeps them); {} when there is none."""
+    return nearest_member(headers)[1]
+
+
+def nearest_member(headers: dict[str, str]) -> tuple[Any, dict[str, Any]]:
+    """The last CMSD-Dynamic member of a response: (the server it names, its
+    parameters); (None, {}) when there is none."""
     value = headers.get(DYNAMIC.lower())
-    if not value:
-        return {}
-    members = decode_dynamic(value)
-    return members[-1][1] if members else {}
+    members = decode_dynamic(value) if value else []
+    return members[-1] if members else (None, {})
