@@ -8,13 +8,14 @@ CDNLAB := $(VENV)/bin/cdnlab
 STAMPS := .setup
 
 # Debian/Ubuntu packages: the emulator (Mininet, Open vSwitch, iproute2, iptables),
-# measurement tools, and what the node programs run (ffmpeg, nginx, BIND's dig/nsupdate, dnsperf;
+# measurement tools, and what the node programs run (ffmpeg, nginx and its JavaScript module,
+# with which an edge's CMSD reads its monitor's shares; BIND's dig/nsupdate, dnsperf;
 # Knot's kdig, and Knot itself as the DNS benchmark's peer in the same run; wrk, the load of
 # bench edge; ssh, with which a split run's head reaches its other machines; gcc and libc6-dev,
 # which compile the nfqueue backend's delay server, cdnlab/net/shaping/delayd.c; FRR's zebra
 # and bgpd, the routing daemons of emulated routers, nodes/router).
 APT_PACKAGES := mininet openvswitch-switch iproute2 iptables ethtool bridge-utils \
-	iputils-ping iperf3 tcpdump kmod procps ffmpeg nginx bind9-dnsutils dnsperf knot-dnsutils knot unbound wrk \
+	iputils-ping iperf3 tcpdump kmod procps ffmpeg nginx libnginx-mod-http-js bind9-dnsutils dnsperf knot-dnsutils knot unbound wrk \
 	openssh-client python3 python3-venv python3-dev gcc libc6-dev frr
 # Browser viewers (nodes/browser): Debian's Chromium, and Node with npm (Debian's, unless a
 # node and npm are already installed); dash.js and puppeteer-core come from npm at the

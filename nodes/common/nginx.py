@@ -95,6 +95,7 @@ class NginxSite:
     http_extra: str = ""
     log_fields: dict[str, str] = field(default_factory=dict)
     master: bool = False  # a master process (needed by proxy_cache's cache manager)
+    modules: tuple[Path, ...] = ()  # dynamic modules to load (load_module)
 
     def render(self) -> str:
         fields = {"node": json.dumps(self.node), "event": '"request"', **BASE_LOG_FIELDS,
@@ -105,8 +106,9 @@ class NginxSite:
                 ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")}
         processes = "master_process on;\nuser root;" if self.master and os.geteuid() == 0 \
             else f"master_process {'on' if self.master else 'off'};"
+        modules = "".join(f"load_module {m};\n" for m in self.modules)
         return f"""# rendered by cdnlab for node {self.node}
-daemon off;
+{modules}daemon off;
 {processes}
 worker_processes 1;
 pid {self.work_dir / 'nginx.pid'};

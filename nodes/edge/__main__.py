@@ -29,7 +29,8 @@ from nodes.common.lifecycle import Terminated, exit_on_sigterm
 from nodes.common.nginx import Nginx, NginxError, NginxSite
 from nodes.edge.monitor import LoadMonitor
 from nodes.edge.receiver import make_receiver
-from nodes.edge.sites import LOG_FIELDS, EdgeSite
+from nodes.edge.shares import StreamShares
+from nodes.edge.sites import LOG_FIELDS, NJS_MODULE, EdgeSite
 
 
 def check(args: argparse.Namespace) -> str | None:
@@ -43,6 +44,9 @@ def check(args: argparse.Namespace) -> str | None:
         return "push mode with --miss proxy needs --parent HOST:PORT"
     if args.capacity_mbps <= 0 or args.threshold <= 0:
         return "--capacity-mbps and --threshold must be positive"
+    if args.cmsd and not NJS_MODULE.exists():
+        return (f"--cmsd needs nginx's JavaScript module {NJS_MODULE} (Debian: "
+                "libnginx-mod-http-js; `make setup` installs it)")
     return None
 
 
@@ -83,17 +87,20 @@ def serve(args: argparse.Namespace) -> int:
                     args.cmsd, args.capacity_mbps, args.duress_above or args.threshold)
     nginx = Nginx(NginxSite(args.node, f"{args.address}:{args.port}", work, access_log,
                             site.server_body(), site.http_extra(), LOG_FIELDS,
-                            master=args.mode == "pull"))
+                            master=args.mode == "pull", modules=site.modules))
     receiver = None
     monitor = LoadMonitor(args.cluster, access_log, site.load_file, site.overload_flag,
                           site.cache_dir if args.mode == "pull" else Path(args.store), log,
                           args.capacity_mbps, args.threshold, args.max_connections,
                           args.interval, f"http://127.0.0.1:{args.port}/nginx_status",
                           f"{args.redirect_to.rstrip('/')}/load" if args.redirect_to else None,
-                          site.duress_flag if args.cmsd else None, args.duress_above)
+                          site.duress_flag if args.cmsd else None, args.duress_above,
+                          StreamShares(site.shares_file) if args.cmsd else None)
     try:
         site.overload_flag.unlink(missing_ok=True)
         site.duress_flag.unlink(missing_ok=True)
+        site.write_script()
+        monitor.publish_shares()
         nginx.start()
         written = work / "nginx.pids.tmp"
         written.write_text("\n".join(map(str, nginx.pids())) + "\n")

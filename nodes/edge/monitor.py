@@ -20,6 +20,9 @@ in a scenario) or connections above `max_connections`, with no condition on othe
 tells the player, who chooses where to go.
 A `capacity_mbps` file beside the load file, when present, replaces the capacity from the
 next sample on (a scenario's `cluster_capacity` event writes it).
+With CMSD, each sample also publishes the shares nginx's responses carry (etp, mb: the
+capacity in force per video stream, `nodes/edge/shares.py`), and adds `streams`,
+`etp_kbps` and `mb_kbps` to the sample.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from typing import Any
 
 from nodes.common.conventions import SHED_ABOVE
 from nodes.common.events import EventLog, new_lines
+from nodes.edge.shares import StreamShares
 
 SERVED = {"HIT", "STALE", "REVALIDATED", "UPDATING"}
 FETCHED = {"MISS", "EXPIRED", "BYPASS"}
@@ -66,7 +70,8 @@ class LoadMonitor(threading.Thread):
                  interval_s: float = 1.0,
                  status_url: str = "http://127.0.0.1/nginx_status",
                  redirect_load_url: str | None = None,
-                 duress_flag: Path | None = None, duress_above: float | None = None) -> None:
+                 duress_flag: Path | None = None, duress_above: float | None = None,
+                 shares: StreamShares | None = None) -> None:
         super().__init__(name="load-monitor", daemon=True)
         self.cluster = cluster
         self.access_log = access_log
@@ -83,6 +88,7 @@ class LoadMonitor(threading.Thread):
         self.duress_flag = duress_flag
         self.duress_above = threshold if duress_above is None else duress_above
         self.capacity_file = load_file.with_name("capacity_mbps")
+        self.shares = shares
         self.stopping = threading.Event()
         self._offset = 0
         self._totals = {"hits": 0, "requests": 0, "hit_bytes": 0, "bytes": 0}
@@ -104,6 +110,8 @@ class LoadMonitor(threading.Thread):
                 record = json.loads(line)
             except ValueError:
                 continue
+            if self.shares is not None:
+                self.shares.add(record)
             cache = record.get("cache") or ""
             if cache not in SERVED | FETCHED:
                 continue
@@ -125,6 +133,11 @@ class LoadMonitor(threading.Thread):
             return float(target["utilisation"]) < float(target["threshold"])
         except (OSError, ValueError, KeyError, TypeError):
             return True
+
+    def publish_shares(self) -> None:
+        """The shares before the first sample (nginx serves from the start)."""
+        if self.shares is not None:
+            self.shares.publish(self._capacity(), self.duress_above, time.time())
 
     def _capacity(self) -> float:
         """The capacity in force: the file's, once a cut wrote one, else the configured."""
@@ -167,6 +180,8 @@ class LoadMonitor(threading.Thread):
                 "capacity_mbps": capacity, "threshold": self.threshold,
                 "span_s": round(span, 3),
             }
+            if self.shares is not None:
+                sample |= self.shares.publish(capacity, self.duress_above, time.time())
             now_over = sample["utilisation"] > self.threshold or (
                 self.max_connections > 0 and sample["connections"] > self.max_connections)
             sample["overloaded"] = now_over

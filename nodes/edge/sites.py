@@ -10,17 +10,17 @@ monitor's overload flag exists (once: a redirected request is never redirected a
 With `cmsd` every response carries CTA-5006 server data (`nodes/common/cmsd.py`):
 `CMSD-Static: ot=<type>,sf=d,st=v` (the type from the request's CMCD `ot`, else from the
 name: an MPD `m`, an init segment `i`, else `o`) and `CMSD-Dynamic: "<cluster>";etp=…;mb=…`
-with `;du` while the monitor's duress flag exists (utilisation over `threshold`). nginx
-computes both figures per response from the connections it holds open (`$connections_active`,
-n): etp = capacity / n, the cluster's egress shared equally; mb = threshold × capacity / n,
-the share that keeps the cluster under its threshold (kbit/s; n above MAX_SHARED counts
-as MAX_SHARED).
+with `;du` while the monitor's duress flag exists (utilisation over `threshold`). etp and
+mb are the shares of the capacity in force per real-time video stream the server carries,
+which the load monitor writes each sample (`nodes/edge/shares.py`); nginx's JavaScript
+module (njs, NJS_MODULE) reads that file into each response's header.
 The request log adds: cache status, upstream time, and the
 reason of any redirect (`overload`, `not_filled`).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +35,16 @@ LOG_FIELDS = {
     "redirect": "\"$edge_redirect\"",
     "cluster": "\"$edge_cluster\"",
 }
-MAX_SHARED = 512  # connections the CMSD share maps list one by one
+NJS_MODULE = Path("/usr/lib/nginx/modules/ngx_http_js_module.so")  # libnginx-mod-http-js
+# njs reads the monitor's shares per response; before the first is written, the whole
+# capacity's (one stream)
+SHARES_SCRIPT = """// rendered by cdnlab: the CMSD shares the edge's load monitor last wrote
+var fs = require('fs');
+function shares(r) {
+    try { return fs.readFileSync(%s, 'utf8').trim(); } catch (e) { return %s; }
+}
+export default { shares };
+"""
 
 
 @dataclass(frozen=True)
@@ -80,21 +89,33 @@ class EdgeSite:
                          f"max_size={self.cache_size_mb}m inactive=7d use_temp_path=off;")
         return "\n".join(lines)
 
-    def _cmsd_maps(self) -> str:
-        """The object type and the per-connection shares, as nginx variables."""
+    @property
+    def shares_file(self) -> Path:
+        """`etp=…;mb=…`, written by the load monitor (nodes/edge/shares.py)."""
+        return self.work / "cmsd_shares"
+
+    @property
+    def modules(self) -> tuple[Path, ...]:
+        return (NJS_MODULE,) if self.cmsd else ()
+
+    def write_script(self) -> None:
+        """The njs script nginx reads the shares with (CMSD only); before nginx starts."""
+        if not self.cmsd:
+            return
         kbps = self.capacity_mbps * 1000
+        fallback = f"etp={round(kbps)};mb={round(kbps * self.threshold)}"
+        (self.work / "cmsd.js").write_text(
+            SHARES_SCRIPT % (json.dumps(str(self.shares_file)), json.dumps(fallback)))
 
-        def shares(name: str, total: float) -> str:
-            rows = "".join(f" {n} {round(total / n)};" for n in range(2, MAX_SHARED + 1))
-            return (f"    map $connections_active ${name} {{ 0 {round(total)}; "
-                    f"1 {round(total)};{rows} default {round(total / MAX_SHARED)}; }}")
-
+    def _cmsd_maps(self) -> str:
+        """The object type, and the shares from the script, as nginx variables."""
         return "\n".join([
             '    map $arg_CMCD $cmsd_cmcd_ot { "~*(?:^|%2C)ot%3D(?<cmcd_ot>[a-z]+)" '
             '$cmcd_ot; default ""; }',
             '    map "$cmsd_cmcd_ot:$uri" $cmsd_ot { "~^(?<sent_ot>[a-z]+):" $sent_ot; '
             '"~\\.mpd$" m; "~/init-[^/]*$" i; default o; }',
-            shares("cmsd_etp", kbps), shares("cmsd_mb", kbps * self.threshold)])
+            f"    js_import cmsd from {self.work / 'cmsd.js'};",
+            "    js_set $cmsd_shares cmsd.shares;"])
 
     def _overload(self) -> str:
         """302 to `redirect_to` while the flag exists, marked so the next edge serves the
@@ -116,7 +137,7 @@ class EdgeSite:
     def _headers(self, cache_status: str) -> str:
         """add_header in a location replaces the server's: all of them, every time."""
         server_data = {cmsd.STATIC: "ot=$cmsd_ot,sf=d,st=v",
-                       cmsd.DYNAMIC: f'\\"{self.cluster}\\";etp=$cmsd_etp;mb=$cmsd_mb$cmsd_du'}
+                       cmsd.DYNAMIC: f'\\"{self.cluster}\\";$cmsd_shares$cmsd_du'}
         return add_headers({"X-Cache-Status": cache_status, "X-Cluster": self.cluster}
                            | CORS_HEADERS | (server_data if self.cmsd else {}))
 

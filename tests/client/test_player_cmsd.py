@@ -4,9 +4,10 @@ first. Once the session plays from a, two more viewers' connections open on edge
 its `--max-connections 1` (on loopback the monitor's egress, which counts only real
 interfaces, stays 0): its monitor raises the duress flag, its next response says `du`,
 and the player moves to pathway b at the next segment. Edge b's `mb` (its threshold's
-share per open connection) caps the bitrate the ABR may choose there. The headers
-themselves are checked too: object type, etp and mb as the edge's capacity and
-connections say."""
+share per video stream it carries) caps the bitrate the ABR may choose there, also when
+the session comes back to b after retrying a: each cluster's own mb caps the segments
+asked of it. The headers themselves are checked too: object type, etp and mb as the
+edge's capacity says before any stream."""
 
 from __future__ import annotations
 
@@ -109,13 +110,49 @@ def test_duress_moves_the_session_and_mb_caps_it(tmp_path: Path) -> None:
     assert changes[:2] == [("a", "start"), ("b", "duress")], changes
     duress = [e for e in log if e["event"] == "cmsd_duress"]
     assert duress and duress[0]["pathway"] == "a" and duress[0]["cluster"] == "a"
-    # mb: each choice fits the mb the previous video response carried (when a rung fits),
-    # and on b (mb ≤ 4000) the throughput rule's choice of the top rung (4300) was capped
+    # mb: each choice fits the mb its cluster's last video response carried (when a rung
+    # fits), and on b (mb about 4000) the throughput rule's choice of the top rung (4300)
+    # was capped
     ladder = [r.kbps for r in DEFAULT_LADDER]
-    for before, segment in itertools.pairwise(segments):
-        mb = before["cmsd"]["mb"]
-        if any(kbps <= mb for kbps in ladder):
-            assert segment["bitrate_kbps"] <= mb, (before, segment)
+    last_mb: dict[str, int] = {}
+    for segment in segments:
+        mb = last_mb.get(segment["cluster"])
+        if mb is not None and any(kbps <= mb for kbps in ladder):
+            assert segment["bitrate_kbps"] <= mb, (mb, segment)
+        last_mb[segment["cluster"]] = segment["cmsd"]["mb"]
     capped = [s for s in segments if "abr_quality" in s]
     assert any(s["pathway"] == "b" and s["abr_quality"] > s["quality"] for s in capped), \
         [(s["pathway"], s["quality"], s["cmsd"]) for s in segments]
+    # back on b after a said `du` again (its hold over, the session retried a): the first
+    # segment is capped by b's own last mb, not by a's (one stream's share of a's 1 Mbit/s,
+    # 500, would have capped it to the lowest rung)
+    back = [(before, s) for before, s in itertools.pairwise(segments)
+            if before["cluster"] == "a" and s["cluster"] == "b" and "cmsd" in before]
+    again = [(before, s) for before, s in back if s is not segments[said + 1]]
+    assert again, [(s["pathway"], s["bitrate_kbps"]) for s in segments]
+    before, first = again[0]
+    assert first.get("abr_quality", first["quality"]) > first["quality"], (before, first)
+    assert before["cmsd"]["mb"] < first["bitrate_kbps"] <= last_mb["b"], (before, first)
+
+
+def test_mb_follows_the_capacity_in_force(tmp_path: Path) -> None:
+    """A scenario's capacity cut writes the edge's `capacity_mbps` file (cdnlab/services/
+    edge.py set_capacity); from the monitor's next sample its responses' etp and mb are
+    shares of the capacity in force, not of the one it started with."""
+    port, origin_port = free_port(), free_port()
+    store = tmp_path / "store"
+    steered_title(store, free_port(), {"a": f"a.cluster.cdn.lab:{port}"}, DEFAULT_LADDER)
+    processes = [
+        subprocess.Popen([sys.executable, "-m", "nodes.origin", "serve", "--store", str(store),
+                          "--address", "127.0.0.1", "--http-port", str(origin_port),
+                          "--ingest-port", str(free_port()), "--work", str(tmp_path / "o")]),
+        edge(tmp_path, "a", port, origin_port, max_connections=0)]
+    url = f"http://{LIVE}:{port}/synth-0001/{STEERED_MPD}"
+    try:
+        wait_for(lambda: (tmp_path / "edge-a" / "nginx.pids").exists(), "the edge serves")
+        assert cmsd.nearest(headers_of(url)) == {"etp": 1000, "mb": 500}
+        (tmp_path / "edge-a" / "capacity_mbps").write_text("0.25\n")
+        wait_for(lambda: cmsd.nearest(headers_of(url)) == {"etp": 250, "mb": 125},
+                 "etp and mb of the cut capacity", timeout_s=5)
+    finally:
+        stop_all(processes)
