@@ -55,10 +55,10 @@ class StreamShares:
 
     def publish(self, capacity_mbps: float, threshold: float, now: float) -> dict[str, Any]:
         """Write `etp=…;mb=…` for nginx (whole, by rename) and return the figures."""
-        streams = max(self.count(now), 1)
-        etp = round(capacity_mbps * 1000 / streams)
-        mb = round(threshold * capacity_mbps * 1000 / streams)
+        streams = self.count(now)
+        etp = round(capacity_mbps * 1000 / max(streams, 1))
+        mb = round(threshold * capacity_mbps * 1000 / max(streams, 1))
         written = self.path.with_suffix(".tmp")
         written.write_text(f"etp={etp};mb={mb}\n")
         os.replace(written, self.path)
-        return {"streams": self.count(now), "etp_kbps": etp, "mb_kbps": mb}
+        return {"streams": streams, "etp_kbps": etp, "mb_kbps": mb}
