@@ -11,9 +11,9 @@ With `cmsd` every response carries CTA-5006 server data (`nodes/common/cmsd.py`)
 `CMSD-Static: ot=<type>,sf=d,st=v` (the type from the request's CMCD `ot`, else from the
 name: an MPD `m`, an init segment `i`, else `o`) and `CMSD-Dynamic: "<cluster>";etp=…;mb=…`
 with `;du` while the monitor's duress flag exists (utilisation over `threshold`). etp and
-mb are the shares of the capacity in force per real-time video stream the server carries,
-which the load monitor writes each sample (`nodes/edge/shares.py`); nginx's JavaScript
-module (njs, NJS_MODULE) reads that file into each response's header.
+mb are the shares of the capacity in force per video stream the server carries (a session
+asking it for video), which the load monitor writes each sample (`nodes/edge/shares.py`);
+nginx's JavaScript module (njs, NJS_MODULE) reads that file into each response's header.
 The request log adds: cache status, upstream time, and the
 reason of any redirect (`overload`, `not_filled`).
 """
