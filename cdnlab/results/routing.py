@@ -22,8 +22,9 @@ side):
 - `overloads`: per `cluster_capacity` event, the cluster's load over the overload's own
   window (from the event until the timeline's next event, or the run's end: what came
   after is another event's doing) as its edges' monitors measured it (utilisation of the
-  new capacity, each server's `load` events; the cluster's is the mean of its servers' at
-  each second): the peak, and the seconds above the cluster's threshold
+  new capacity over the last segment's time, each server's `load` events'
+  `utilisation_window`, what its CMSD `du` is raised on; the cluster's is the mean of its
+  servers' at each second): the peak, and the seconds above the cluster's threshold
   (`cdn.threshold`). And what a routing mechanism could do about it: the moment the
   cluster's monitor first saw it over the threshold (`noticed_s`), the moment the
   downloads no signal given then could have prevented had ended (`settled_s`: each
@@ -185,7 +186,7 @@ def _overloads(bundle: Bundle) -> list[dict[str, Any]]:
                     at < float(load["t"]) <= until:
                 t = float(load["t"])
                 seconds.setdefault(int(t), []).append(
-                    (t - float(load.get("span_s") or 1.0), t, float(load["utilisation"])))
+                    (t - float(load["window_s"]), t, float(load["utilisation_window"])))
         # per second: when its samples began and ended, and the servers' mean
         means = {second: (min(s[0] for s in samples), max(s[1] for s in samples),
                           sum(s[2] for s in samples) / len(samples))

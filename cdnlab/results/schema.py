@@ -319,8 +319,9 @@ SCHEMA: dict[str, Any] = {
             "mbps": f(NUM, "the capacity it was cut to"),
             "threshold": f(NUM, "the cluster's threshold (cdn.threshold)"),
             "utilisation_max": f(Maybe(NUM), "the peak of the cluster's utilisation from "
-                                             "then until the timeline's next event (its "
-                                             "servers' mean per second)"),
+                                             "then until the timeline's next event (over "
+                                             "the last segment's time, its servers' mean "
+                                             "per second)"),
             "seconds_over_threshold": f(Maybe(int), "seconds of that window it was above "
                                                     "the threshold"),
             "noticed_s": f(Maybe(NUM), "seconds from the cut until its monitor first saw it "

@@ -255,7 +255,9 @@ class Run:
                 emu, server, cdn.mode_of(cluster), parent=f"{origin.address}:{HTTP_PORT}",
                 redirect_to=redirect, cache_size_mb=cdn.cache_mb,
                 capacity_mbps=cdn.capacity_mbps, threshold=cdn.shed_above,
-                cmsd=self.scenario.routing.cmsd, duress_above=cdn.threshold)
+                cmsd=self.scenario.routing.cmsd, duress_above=cdn.threshold,
+                window_s=max(self.scenario.content.segment_s, 1.0),
+                siblings=tuple(s for s in servers if s != server))
                 for server in servers]
             for edge in self.edges[cluster]:
                 if edge.host in self.scenario.filled_edges():

@@ -15,7 +15,7 @@ from typing import Any
 
 from cdnlab.net.shaping.base import machine_of, run_in
 from cdnlab.services.base import NodeProgram
-from nodes.common.conventions import SHED_ABOVE
+from nodes.common.conventions import HTTP_PORT, SHED_ABOVE
 
 FILL_PORT = 8081
 FILLER = ".cdnlab-filler"  # the file a fill_cache fault fills the cache filesystem with
@@ -31,10 +31,11 @@ class EdgeService(NodeProgram):
                  cache_size_mb: int = 1024, capacity_mbps: float = 1000.0,
                  threshold: float = SHED_ABOVE, max_connections: int = 0,
                  interval_s: float = 1.0, cmsd: bool = False,
-                 duress_above: float | None = None) -> None:
+                 duress_above: float | None = None, window_s: float | None = None,
+                 siblings: tuple[str, ...] = ()) -> None:
         self._again = (emu, host, mode, parent, redirect_to, miss, cache_size_mb,
                        capacity_mbps, threshold, max_connections, interval_s, cmsd,
-                       duress_above)
+                       duress_above, window_s, siblings)
         cluster = emu.topology.nodes[host].cluster
         if cluster is None:
             raise ValueError(f"{host} is not an edge server")
@@ -61,6 +62,10 @@ class EdgeService(NodeProgram):
             args.append("--cmsd")
         if duress_above is not None:
             args += ["--duress-above", f"{duress_above:g}"]
+        if window_s is not None:
+            args += ["--window", f"{window_s:g}"]
+        for sibling in siblings:  # the cluster's other servers, whose load CMSD adds up
+            args += ["--sibling", f"http://{emu.ip(sibling)}:{HTTP_PORT}/load"]
         super().__init__(emu, host, "nodes.edge", args, host)
 
     def set_capacity(self, mbps: float) -> None:

@@ -3,13 +3,16 @@
     pull:  --parent HOST:PORT [--cache-size-mb N]
     push:  --store DIR [--miss redirect|proxy] [--parent HOST:PORT] [--fill-port 8081]
     both:  [--redirect-to URL] [--capacity-mbps C] [--threshold U] [--max-connections N]
-           [--cmsd] [--duress-above U]
-           [--address A] [--port 80] [--interval S] [--events F] [--node N] [--epoch T]
+           [--cmsd] [--duress-above U] [--sibling URL …]
+           [--address A] [--port 80] [--interval S] [--window S] [--events F] [--node N]
+           [--epoch T]
 
 nginx serves on ADDRESS:PORT; the load monitor samples every interval; in push mode the
 fill endpoint listens on --fill-port. With --cmsd every response carries CMSD-Static and
-CMSD-Dynamic (etp, mb, and du while utilisation is over --duress-above, by default the
-threshold: nodes/edge/sites.py). Writes
+CMSD-Dynamic (etp, mb, and du while the cluster's utilisation over the last --window
+seconds, by default one interval, is over --duress-above, by default the threshold:
+nodes/edge/sites.py); the cluster is this server and each --sibling (another server's
+/load URL) that answers. Writes
 `<work>/nginx.pids` once serving (the engine records them), runs until SIGTERM. Bad
 arguments exit 2 with the reason.
 """
@@ -44,6 +47,8 @@ def check(args: argparse.Namespace) -> str | None:
         return "push mode with --miss proxy needs --parent HOST:PORT"
     if args.capacity_mbps <= 0 or args.threshold <= 0:
         return "--capacity-mbps and --threshold must be positive"
+    if args.interval <= 0 or (args.window is not None and args.window < args.interval):
+        return "--interval must be positive and --window at least one interval"
     if args.cmsd and not NJS_MODULE.exists():
         return (f"--cmsd needs nginx's JavaScript module {NJS_MODULE} (Debian: "
                 "libnginx-mod-http-js; `make setup` installs it)")
@@ -95,7 +100,8 @@ def serve(args: argparse.Namespace) -> int:
                           args.interval, f"http://127.0.0.1:{args.port}/nginx_status",
                           f"{args.redirect_to.rstrip('/')}/load" if args.redirect_to else None,
                           site.duress_flag if args.cmsd else None, args.duress_above,
-                          StreamShares(site.shares_file) if args.cmsd else None)
+                          StreamShares(site.shares_file) if args.cmsd else None,
+                          args.window, tuple(args.sibling))
     try:
         site.overload_flag.unlink(missing_ok=True)
         site.duress_flag.unlink(missing_ok=True)
@@ -151,9 +157,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cmsd", action="store_true", help="send CMSD-Static/CMSD-Dynamic")
     p.add_argument("--duress-above", type=float,
                    help="CMSD du (and mb's share) above this utilisation (default: --threshold)")
+    p.add_argument("--sibling", action="append", default=[],
+                   help="another server of the cluster: its /load URL (repeatable)")
     p.add_argument("--address", default="0.0.0.0")
     p.add_argument("--port", type=int, default=HTTP_PORT)
     p.add_argument("--interval", type=float, default=1.0)
+    p.add_argument("--window", type=float,
+                   help="seconds utilisation_window (and du) covers (default: --interval)")
     p.add_argument("--events")
     p.add_argument("--node", default="edge")
     p.add_argument("--epoch", type=float)

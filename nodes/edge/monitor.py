@@ -11,18 +11,28 @@ CMSD) that exists while the cluster is over its threshold.
     storage_bytes     bytes held in the cache or the filled store
     utilisation       egress_mbps / capacity_mbps — what the DNS redirector's load means
     span_s            the seconds the sample covers, up to its time
+    utilisation_window  egress over the last `window_s` (the scenario's segment duration)
+    window_s            over capacity, and the seconds it covers: a cluster's load over the
+                        time in which each playing session asks for about one segment
+    cluster_utilisation_window, cluster_capacity_mbps
+                        the same for the cluster: this server and its siblings that answer
 
 Overloaded = utilisation above `threshold` or connections above `max_connections`. The
 overload flag is raised only while the cluster the redirects go to is under its own
 threshold (its `/load`): redirecting to an overloaded cluster would only move the overload.
-The duress flag exists while utilisation is above `duress_above` (the cluster's threshold
-in a scenario) or connections above `max_connections`, with no condition on others: it
-tells the player, who chooses where to go.
+The duress flag exists while the cluster's `utilisation_window` is above `duress_above`
+(the cluster's threshold in a scenario) or this server's connections above
+`max_connections`, with no condition on others: it tells the player, who chooses where to
+go. The cluster's (this server's and the `sibling_load_urls` that answer: their egress over
+their capacity, `cluster_utilisation_window`), because a cluster's servers share its
+uplink: one server carrying most of its sessions is not a cluster under duress. Judged over
+a segment's time, not one sample's, because segments arrive in bursts: a server whose
+sessions fit its capacity still swings from idle to over it from one second to the next.
 A `capacity_mbps` file beside the load file, when present, replaces the capacity from the
 next sample on (a scenario's `cluster_capacity` event writes it).
 With CMSD, each sample also publishes the shares nginx's responses carry (etp, mb: the
-capacity in force per video stream, `nodes/edge/shares.py`), and adds `streams`,
-`etp_kbps` and `mb_kbps` to the sample.
+cluster's capacity in force per video stream of the cluster, `nodes/edge/shares.py`), and
+adds `streams` (this server's), `cluster_streams`, `etp_kbps` and `mb_kbps` to the sample.
 """
 
 from __future__ import annotations
@@ -33,6 +43,7 @@ import os
 import threading
 import time
 import urllib.request
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +74,39 @@ def directory_bytes(path: Path) -> int:
     return total
 
 
+class SentWindow:
+    """The send rate over the last `window_s`, from samples of the bytes sent so far taken
+    every `interval_s`: the window reaches back as many whole intervals as it holds (at
+    least one), to the sample that began them."""
+
+    def __init__(self, window_s: float, interval_s: float) -> None:
+        self._samples: deque[tuple[float, int]] = deque(
+            maxlen=max(round(window_s / interval_s), 1) + 1)
+
+    def add(self, t: float, sent: int) -> tuple[float, float]:
+        """Take the sample at `t`; (Mbit/s sent over the window up to it, the window's
+        seconds)."""
+        self._samples.append((t, sent))
+        began, sent_then = self._samples[0]
+        span = max(t - began, 1e-6)
+        return (sent - sent_then) * 8 / span / 1e6, span
+
+
+def cluster_figures(own: dict[str, Any], siblings: list[dict[str, Any]]) -> dict[str, Any]:
+    """The cluster's load from this server's sample and its siblings' latest: egress over
+    the window summed over capacity summed, and (with CMSD) the streams of all of them."""
+    servers = [own, *siblings]
+    capacity = sum(float(s["capacity_mbps"]) for s in servers)
+    figures: dict[str, Any] = {
+        "cluster_utilisation_window": round(sum(
+            float(s["utilisation_window"]) * float(s["capacity_mbps"]) for s in servers)
+            / capacity, 4),
+        "cluster_capacity_mbps": round(capacity, 6)}
+    if "streams" in own:
+        figures["cluster_streams"] = sum(int(s.get("streams") or 0) for s in servers)
+    return figures
+
+
 class LoadMonitor(threading.Thread):
     def __init__(self, cluster: str, access_log: Path, load_file: Path, flag: Path,
                  storage: Path, log: EventLog, capacity_mbps: float,
@@ -71,7 +115,8 @@ class LoadMonitor(threading.Thread):
                  status_url: str = "http://127.0.0.1/nginx_status",
                  redirect_load_url: str | None = None,
                  duress_flag: Path | None = None, duress_above: float | None = None,
-                 shares: StreamShares | None = None) -> None:
+                 shares: StreamShares | None = None, window_s: float | None = None,
+                 sibling_load_urls: tuple[str, ...] = ()) -> None:
         super().__init__(name="load-monitor", daemon=True)
         self.cluster = cluster
         self.access_log = access_log
@@ -89,6 +134,8 @@ class LoadMonitor(threading.Thread):
         self.duress_above = threshold if duress_above is None else duress_above
         self.capacity_file = load_file.with_name("capacity_mbps")
         self.shares = shares
+        self._window = SentWindow(window_s or interval_s, interval_s)
+        self.sibling_load_urls = sibling_load_urls  # the cluster's other servers' /load
         self.stopping = threading.Event()
         self._offset = 0
         self._totals = {"hits": 0, "requests": 0, "hit_bytes": 0, "bytes": 0}
@@ -135,9 +182,25 @@ class LoadMonitor(threading.Thread):
             return True
 
     def publish_shares(self) -> None:
-        """The shares before the first sample (nginx serves from the start)."""
+        """The shares before the first sample (nginx serves from the start): this
+        server's capacity, no stream yet."""
         if self.shares is not None:
-            self.shares.publish(self._capacity(), self.duress_above, time.time())
+            self.shares.publish(self._capacity(), self.duress_above, 0)
+
+    def _siblings(self) -> list[dict[str, Any]]:
+        """The figures `cluster_figures` adds up from the latest sample of each other
+        server of the cluster that answers."""
+        found = []
+        for url in self.sibling_load_urls:
+            try:
+                with urllib.request.urlopen(url, timeout=0.3) as response:
+                    sample = json.loads(response.read())
+                found.append({"capacity_mbps": float(sample["capacity_mbps"]),
+                              "utilisation_window": float(sample["utilisation_window"]),
+                              "streams": int(sample.get("streams") or 0)})
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+        return found
 
     def _capacity(self) -> float:
         """The capacity in force: the file's, once a cut wrote one, else the configured."""
@@ -149,6 +212,7 @@ class LoadMonitor(threading.Thread):
 
     def run(self) -> None:
         last_t, last_tx = time.monotonic(), tx_bytes()
+        self._window.add(last_t, last_tx)
         try:
             _active, last_requests = self._status()
         except OSError:
@@ -167,6 +231,7 @@ class LoadMonitor(threading.Thread):
                 self._totals[key] += value
             totals = self._totals
             capacity = self._capacity()
+            window_mbps, window = self._window.add(now, sent)
             sample = {
                 "cluster": self.cluster, "egress_mbps": round(egress, 3),
                 "connections": max(active - 1, 0),  # our own status request aside
@@ -179,13 +244,19 @@ class LoadMonitor(threading.Thread):
                 "utilisation": round(egress / capacity, 4),
                 "capacity_mbps": capacity, "threshold": self.threshold,
                 "span_s": round(span, 3),
+                "utilisation_window": round(window_mbps / capacity, 4),
+                "window_s": round(window, 3),
             }
             if self.shares is not None:
-                sample |= self.shares.publish(capacity, self.duress_above, time.time())
+                sample["streams"] = self.shares.count(time.time())
+            sample |= cluster_figures(sample, self._siblings())
+            if self.shares is not None:
+                sample |= self.shares.publish(sample["cluster_capacity_mbps"],
+                                              self.duress_above, sample["cluster_streams"])
             now_over = sample["utilisation"] > self.threshold or (
                 self.max_connections > 0 and sample["connections"] > self.max_connections)
             sample["overloaded"] = now_over
-            duress = sample["utilisation"] > self.duress_above or (
+            duress = sample["cluster_utilisation_window"] > self.duress_above or (
                 self.max_connections > 0 and sample["connections"] > self.max_connections)
             if self.duress_flag is not None and duress != self.duress_flag.exists():
                 if duress:
@@ -193,7 +264,7 @@ class LoadMonitor(threading.Thread):
                 else:
                     self.duress_flag.unlink(missing_ok=True)
                 self.log.emit("duress_on" if duress else "duress_off",
-                              utilisation=sample["utilisation"],
+                              cluster_utilisation_window=sample["cluster_utilisation_window"],
                               connections=sample["connections"])
             if now_over and not self._target_has_room():
                 sample["redirect_blocked"] = "the redirect target is over its threshold"

@@ -1,8 +1,11 @@
 """The CMSD shares an edge server hands out: how many video streams it carries, and from
-that and the capacity in force the `etp` and `mb` its responses say (CTA-5006 section 4:
-estimated throughput, maximum suggested bitrate, both kbit/s). The load monitor feeds it
-every request its access log gains and writes the result each sample to the file nginx
-reads per response (`nodes/edge/sites.py`).
+its cluster's streams and capacity in force the `etp` and `mb` its responses say (CTA-5006
+section 4: estimated throughput, maximum suggested bitrate, both kbit/s). The load monitor
+feeds it every request its access log gains, adds the streams its cluster's other servers
+count (their `/load`) and writes the result each sample to the file nginx reads per
+response (`nodes/edge/sites.py`). The cluster's, not the server's: a cluster's servers
+share its uplink (a capacity cut divides the capacity between them only for accounting),
+so sessions that happen to pick one server of two are not told to halve their bitrate.
 
 A stream is a session that asked this server for video (CMCD `ot=v`; the session is CMCD's
 `sid`, else the client's address), counted until STREAM_HELD_S after its last such request:
@@ -12,8 +15,8 @@ second time while its owner is briefly away, and the owner finds it on return. P
 keep to one address of a host (as browsers keep their connections; the Python player
 too), so a session is one server's stream, not a part of each.
 
-    streams  the sessions counted
-    etp      capacity / streams          the server's egress shared by its streams
+    streams  the sessions counted (this server's; the cluster's for etp and mb)
+    etp      capacity / streams          the cluster's egress shared by its streams
     mb       threshold × capacity / streams
                                          the share that keeps it under its threshold
 
@@ -53,12 +56,12 @@ class StreamShares:
                            if now - t <= STREAM_HELD_S}
         return len(self.last_asked)
 
-    def publish(self, capacity_mbps: float, threshold: float, now: float) -> dict[str, Any]:
-        """Write `etp=…;mb=…` for nginx (whole, by rename) and return the figures."""
-        streams = self.count(now)
+    def publish(self, capacity_mbps: float, threshold: float, streams: int) -> dict[str, Any]:
+        """Write `etp=…;mb=…` for `streams` sharing `capacity_mbps` for nginx (whole, by
+        rename) and return the figures."""
         etp = round(capacity_mbps * 1000 / max(streams, 1))
         mb = round(threshold * capacity_mbps * 1000 / max(streams, 1))
         written = self.path.with_suffix(".tmp")
         written.write_text(f"etp={etp};mb={mb}\n")
         os.replace(written, self.path)
-        return {"streams": streams, "etp_kbps": etp, "mb_kbps": mb}
+        return {"etp_kbps": etp, "mb_kbps": mb}

@@ -10,9 +10,10 @@ monitor's overload flag exists (once: a redirected request is never redirected a
 With `cmsd` every response carries CTA-5006 server data (`nodes/common/cmsd.py`):
 `CMSD-Static: ot=<type>,sf=d,st=v` (the type from the request's CMCD `ot`, else from the
 name: an MPD `m`, an init segment `i`, else `o`) and `CMSD-Dynamic: "<cluster>";etp=…;mb=…`
-with `;du` while the monitor's duress flag exists (utilisation over `threshold`). etp and
-mb are the shares of the capacity in force per video stream the server carries (a session
-asking it for video), which the load monitor writes each sample (`nodes/edge/shares.py`);
+with `;du` while the monitor's duress flag exists (the cluster's utilisation over a
+segment's time above `threshold`). etp and mb are the shares of the cluster's capacity in
+force per video stream it carries (a session asking one of its servers for video), which
+the load monitor writes each sample (`nodes/edge/shares.py`);
 nginx's JavaScript module (njs, NJS_MODULE) reads that file into each response's header.
 The request log adds: cache status, upstream time, and the
 reason of any redirect (`overload`, `not_filled`).
