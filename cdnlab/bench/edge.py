@@ -14,12 +14,16 @@ so no disk is read); every request is for a segment of one representation (750 k
              and cached; its rate is the misses over the time the edge's own access log
              spans from the first one's arrival to the last one's end (wrk keeps waiting
              for its duration after its threads are done, so its own clock would not do)
+    cmsd_hit a second pull edge sending CMSD (`nodes/edge/sites.py` with cmsd: njs
+             reads the shares file into every response), the same hot set as `hit`
+             after one pass, for `seconds`: what CMSD costs a hit is cmsd_hit against hit
 
 The load is wrk (C, epoll; Debian's `wrk`), WRK_THREADS threads × CONNECTIONS kept-alive
 connections, each thread walking its own share of the URLs (`edge_paths.lua`). The
 ratios say what the cache is worth on this machine: hit/origin near 1 means the edge's
 proxy layer costs little; miss/hit is the cost of a miss (an upstream fetch and a cache
-write). Ends with `edge: hit_rps=<n> miss_rps=<n> origin_rps=<n> hit_mbps=<n>`.
+write). Ends with `edge: hit_rps=<n> miss_rps=<n> origin_rps=<n> hit_mbps=<n>
+cmsd_hit_rps=<n>`.
 """
 
 from __future__ import annotations
@@ -28,15 +32,18 @@ import json
 import shutil
 import subprocess
 import tempfile
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cdnlab.errors import CdnlabError
 from cdnlab.net.controller import free_port
+from nodes.common import cmsd
 from nodes.common.ladder import DEFAULT_LADDER
 from nodes.common.nginx import Nginx, NginxSite
-from nodes.edge.sites import LOG_FIELDS, EdgeSite
+from nodes.edge.shares import StreamShares
+from nodes.edge.sites import LOG_FIELDS, NJS_MODULE, EdgeSite
 from nodes.origin.profiles import Profile, TitleSpec
 from nodes.origin.server import origin_site_body
 from nodes.origin.store import ContentStore
@@ -103,39 +110,71 @@ def _wrk(base: str, paths: list[str], seconds: float, once: bool, work: Path) ->
                  int(figures["misses"]))
 
 
+def _edge(work: Path, name: str, parent: str, with_cmsd: bool) -> tuple[Nginx, str]:
+    """A pull edge in front of `parent` on a free loopback port (not started), its URL."""
+    port = free_port()
+    site = EdgeSite(name, "pull", work / name, parent=parent, cache_size_mb=2048,
+                    cmsd=with_cmsd, capacity_mbps=100.0, threshold=0.8)
+    site.work.mkdir(parents=True, exist_ok=True)
+    if with_cmsd:
+        site.write_script()
+        StreamShares(site.shares_file).publish(100.0, 0.8, 4)  # a file, as in a run
+    return Nginx(NginxSite(name, f"127.0.0.1:{port}", site.work, work / f"{name}.jsonl",
+                           site.server_body(), site.http_extra(), dict(LOG_FIELDS),
+                           master=True, modules=site.modules)), f"http://127.0.0.1:{port}"
+
+
+def _carries_cmsd(url: str) -> bool:
+    """Whether a response of the edge carries the shares its file holds."""
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return "etp=25000;mb=20000" in (response.headers.get(cmsd.DYNAMIC) or "")
+
+
 def run(seconds: float) -> int:
     if shutil.which("wrk") is None:
         raise CdnlabError("bench edge needs wrk: sudo make setup installs it (Debian's wrk)")
+    if not NJS_MODULE.exists():
+        raise CdnlabError(f"bench edge needs nginx's JavaScript module {NJS_MODULE} for "
+                          "its CMSD phase: sudo make setup installs it (libnginx-mod-http-js)")
     with tempfile.TemporaryDirectory(prefix="cdnlab-bench-edge-") as tmp:
         work = Path(tmp)
         titles = (HOT_SET + MISS_REQUESTS) // SEGMENTS_PER_TITLE + 2
         paths = _catalog(work / "store", titles)
         hot, cold = paths[:HOT_SET], paths[HOT_SET:HOT_SET + MISS_REQUESTS]
-        origin_port, edge_port = free_port(), free_port()
+        origin_port = free_port()
         origin = Nginx(NginxSite("origin", f"127.0.0.1:{origin_port}", work / "origin",
                                  work / "origin.jsonl",
                                  origin_site_body((work / "store").resolve())))
-        site = EdgeSite("edge", "pull", work / "edge", parent=f"127.0.0.1:{origin_port}",
-                        cache_size_mb=2048)
-        edge = Nginx(NginxSite("edge", f"127.0.0.1:{edge_port}", site.work,
-                               work / "edge.jsonl", site.server_body(), site.http_extra(),
-                               dict(LOG_FIELDS), master=True))
+        edge, edge_url = _edge(work, "edge", f"127.0.0.1:{origin_port}", False)
+        signalling, signalling_url = _edge(work, "cmsd", f"127.0.0.1:{origin_port}", True)
         origin.start()
         try:
             edge.start()
             try:
-                phases = _measure(f"http://127.0.0.1:{origin_port}",
-                                  f"http://127.0.0.1:{edge_port}", hot, cold, seconds, work,
-                                  work / "edge.jsonl")
+                phases = _measure(f"http://127.0.0.1:{origin_port}", edge_url, hot, cold,
+                                  seconds, work, work / "edge.jsonl")
             finally:
                 edge.stop()
+            signalling.start()
+            try:
+                _wrk(signalling_url, hot, seconds, True, work)  # one pass: cached
+                phases["cmsd_hit"] = _named("cmsd_hit", _wrk(signalling_url, hot, seconds,
+                                                              False, work))
+                sends_cmsd = _carries_cmsd(signalling_url + hot[0])
+            finally:
+                signalling.stop()
         finally:
             origin.stop()
     _print(phases, seconds)
-    # what each phase claims to measure: origin and hits never missed, misses all missed
+    # what each phase claims to measure: origin and hits never missed, misses all missed,
+    # the CMSD edge's responses carried its shares
     honest = phases["origin"].misses == 0 and phases["hit"].misses == 0 and \
-        phases["miss"].requests == len(cold)
+        phases["cmsd_hit"].misses == 0 and phases["miss"].requests == len(cold) and sends_cmsd
     return 0 if honest and all(p.requests and not p.errors for p in phases.values()) else 1
+
+
+def _named(name: str, phase: Phase) -> Phase:
+    return Phase(name, phase.requests, phase.bytes, phase.seconds, phase.errors, phase.misses)
 
 
 def _measure(origin: str, edge: str, hot: list[str], cold: list[str], seconds: float,
@@ -151,8 +190,7 @@ def _measure(origin: str, edge: str, hot: list[str], cold: list[str], seconds: f
         if misses else 0.0
     phases["miss"] = Phase("miss", len(misses), sum(r["bytes"] for r in misses), span,
                            asked.errors, len(misses))
-    return {name: Phase(name, p.requests, p.bytes, p.seconds, p.errors, p.misses)
-            for name, p in phases.items()}
+    return {name: _named(name, p) for name, p in phases.items()}
 
 
 def _print(phases: dict[str, Phase], seconds: float) -> None:
@@ -162,10 +200,11 @@ def _print(phases: dict[str, Phase], seconds: float) -> None:
           f"(miss: {MISS_REQUESTS} new segments at most)")
     print(f"{'phase':<8}{'requests':>10}{'MISS':>7}{'errors':>8}{'req/s':>10}{'Mbit/s':>10}"
           f"{'vs origin':>11}")
-    for name in ("origin", "hit", "miss"):
+    for name in ("origin", "hit", "miss", "cmsd_hit"):
         phase = phases[name]
         ratio = phase.rps / origin.rps if origin.rps else float("nan")
         print(f"{name:<8}{phase.requests:>10}{phase.misses:>7}{phase.errors:>8}"
               f"{phase.rps:>10.0f}{phase.mbps:>10.0f}{ratio:>11.2f}")
     print(f"edge: hit_rps={phases['hit'].rps:.0f} miss_rps={phases['miss'].rps:.0f} "
-          f"origin_rps={origin.rps:.0f} hit_mbps={phases['hit'].mbps:.0f}")
+          f"origin_rps={origin.rps:.0f} hit_mbps={phases['hit'].mbps:.0f} "
+          f"cmsd_hit_rps={phases['cmsd_hit'].rps:.0f}")
