@@ -110,8 +110,10 @@ def _wrk(base: str, paths: list[str], seconds: float, once: bool, work: Path) ->
                  int(figures["misses"]))
 
 
-def _edge(work: Path, name: str, parent: str, with_cmsd: bool) -> tuple[Nginx, str]:
-    """A pull edge in front of `parent` on a free loopback port (not started), its URL."""
+def _edge(work: Path, name: str, parent: str,
+          with_cmsd: bool) -> tuple[Nginx, str, EdgeSite]:
+    """A pull edge in front of `parent` on a free loopback port (not started), its URL,
+    its site."""
     port = free_port()
     site = EdgeSite(name, "pull", work / name, parent=parent, cache_size_mb=2048,
                     cmsd=with_cmsd, capacity_mbps=100.0, threshold=0.8)
@@ -121,13 +123,14 @@ def _edge(work: Path, name: str, parent: str, with_cmsd: bool) -> tuple[Nginx, s
         StreamShares(site.shares_file).publish(100.0, 0.8, 4)  # a file, as in a run
     return Nginx(NginxSite(name, f"127.0.0.1:{port}", site.work, work / f"{name}.jsonl",
                            site.server_body(), site.http_extra(), dict(LOG_FIELDS),
-                           master=True, modules=site.modules)), f"http://127.0.0.1:{port}"
+                           master=True, modules=site.modules)), \
+        f"http://127.0.0.1:{port}", site
 
 
-def _carries_cmsd(url: str) -> bool:
+def _carries_cmsd(url: str, shares_file: Path) -> bool:
     """Whether a response of the edge carries the shares its file holds."""
     with urllib.request.urlopen(url, timeout=5) as response:
-        return "etp=25000;mb=20000" in (response.headers.get(cmsd.DYNAMIC) or "")
+        return shares_file.read_text().strip() in (response.headers.get(cmsd.DYNAMIC) or "")
 
 
 def run(seconds: float) -> int:
@@ -145,8 +148,9 @@ def run(seconds: float) -> int:
         origin = Nginx(NginxSite("origin", f"127.0.0.1:{origin_port}", work / "origin",
                                  work / "origin.jsonl",
                                  origin_site_body((work / "store").resolve())))
-        edge, edge_url = _edge(work, "edge", f"127.0.0.1:{origin_port}", False)
-        signalling, signalling_url = _edge(work, "cmsd", f"127.0.0.1:{origin_port}", True)
+        edge, edge_url, _ = _edge(work, "edge", f"127.0.0.1:{origin_port}", False)
+        signalling, signalling_url, signalling_site = _edge(
+            work, "cmsd", f"127.0.0.1:{origin_port}", True)
         origin.start()
         try:
             edge.start()
@@ -160,7 +164,8 @@ def run(seconds: float) -> int:
                 _wrk(signalling_url, hot, seconds, True, work)  # one pass: cached
                 phases["cmsd_hit"] = _named("cmsd_hit", _wrk(signalling_url, hot, seconds,
                                                               False, work))
-                sends_cmsd = _carries_cmsd(signalling_url + hot[0])
+                sends_cmsd = _carries_cmsd(signalling_url + hot[0],
+                                           signalling_site.shares_file)
             finally:
                 signalling.stop()
         finally:
