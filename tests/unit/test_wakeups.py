@@ -111,23 +111,29 @@ def test_off_starts_nothing_and_auto_records_its_measure() -> None:
 
 
 def test_steal_is_what_the_host_took_from_a_guest_kept_busy() -> None:
-    """/proc/stat's steal, as the monitor and `confirm` read it: every CPU busy for a few
-    seconds on a host that caps its guests' CPU (this one) loses some of it."""
+    """/proc/stat's steal, as the monitor and `confirm` read it: with every CPU kept busy
+    for a few seconds, the spinners' own CPU time and the steal together account for the
+    cores' time (the kernel charges a stolen tick to steal, not to the task). A host that
+    caps its guests' CPU (this machine's, at times) takes a visible share; one that does
+    not takes little or none, and the sum holds either way."""
     busy = [subprocess.Popen(["sh", "-c", "while :; do :; done"])
             for _ in range(len(os.sched_getaffinity(0)))]
     try:
+        time.sleep(0.2)  # the shells are past exec and spinning
         before = procfs.steal_ticks()
+        spun_before = sum(procfs.process_ticks(p.pid) for p in busy)
         time.sleep(2.5)
         after = procfs.steal_ticks()
+        spun_after = sum(procfs.process_ticks(p.pid) for p in busy)
     finally:
         for process in busy:
             process.kill()
             process.wait()
     share = procfs.steal_share(before, after)
+    spun = (spun_after - spun_before) / (after[1] - before[1])
     assert after[1] > before[1] and 0 <= share <= 1
-    if share == 0:
-        pytest.skip("this host took nothing from a busy guest (no CPU cap)")
-    assert share > cpu_awake.STEAL_TOLERATED, share
+    # the rest (this test, the kernel's own work, any other process) is a few percent
+    assert 0.9 <= spun + share <= 1.02, (spun, share)
 
 
 def test_an_unknown_mode_is_refused_by_name() -> None:
