@@ -178,6 +178,7 @@ class Sampler:
         self.stopping = threading.Event()
         self._out: TextIO | None = None
         self._lowest: dict[str, int] = {}
+        self._last_spun: dict[int, int] = {}
 
     def run(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -252,7 +253,12 @@ class Sampler:
             return {}
 
     def _spun(self) -> dict[int, int]:
-        return {cpu: process_ticks(pid) for cpu, pid in self.spinners.items()}
+        """Each spinner's ticks so far; a spinner stopped mid-run (`CpuAwake.watch`) keeps
+        its last reading, so its CPU counts as idle up to that reading and not after."""
+        spun = {cpu: process_ticks(pid) or self._last_spun.get(cpu, 0)
+                for cpu, pid in self.spinners.items()}
+        self._last_spun = spun
+        return spun
 
     def _write(self, record: dict[str, Any]) -> None:
         assert self._out is not None

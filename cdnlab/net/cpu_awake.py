@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from typing import Any
 
@@ -21,6 +22,9 @@ SPINNER_START_S = 5.0  # at most, for the spinners' interpreters to start
 # network is up, seconds later): a host with a CPU quota lets an idle guest burst first
 STEAL_PROBE_S = 2.0
 STEAL_TOLERATED = 0.01  # of all cores' time: more, and the host is throttling the guest
+# after `confirm`, `auto` reads the steal this often for as long as the CPUs are kept awake:
+# a host whose quota a quiet bring-up never used up can run out of it under the workload
+WATCH_S = 1.0
 MODES = ("auto", "on", "off")
 
 
@@ -47,6 +51,10 @@ class CpuAwake:
         self.steal_awake: float | None = None  # the host's share of CPU time while spinning
         self.host_throttles: bool | None = None  # that share over STEAL_TOLERATED
         self._trial: tuple[int, int] | None = None  # steal_ticks() when kept awake by auto
+        self.idle_after_s: float | None = None  # seconds after `confirm` that `watch` gave up
+        self._watching: threading.Thread | None = None
+        self._lock = threading.Lock()  # `stop` from the engine and from the watch
+        self._stopping = threading.Event()
         self.kept_awake = False  # the decision, which `describe` reports also after `stop`
         self.spinners: list[subprocess.Popen[bytes]] = []
         self.pinned: dict[int, int] = {}  # CPU → the PID of the spinner on it
@@ -91,6 +99,41 @@ class CpuAwake:
                            "time while they were kept awake (it throttles a busy guest)")
             self.stop()
 
+    def watch(self, period_s: float = WATCH_S) -> None:
+        """`auto`, after `confirm` kept the CPUs awake: read the steal every `period_s`
+        in a thread and, the first time the host took over `STEAL_TOLERATED` of a
+        period's CPU time, leave the CPUs to idle for the rest of the network's life
+        (`idle_after_s` says when). `bench scale` met this: a bring-up that confirmed
+        the spinners, then steal at 16 viewers with both vCPUs kept busy."""
+        if self.mode != "auto" or not self.spinners or self._watching is not None:
+            return
+        since = time.monotonic()
+        self._stopping.clear()
+
+        def loop() -> None:
+            before = steal_ticks()
+            while not self._stopping.wait(period_s):
+                now = steal_ticks()
+                share = steal_share(before, now)
+                before = now
+                if share > STEAL_TOLERATED:
+                    self._give_up(share, time.monotonic() - since)
+                    return
+
+        self._watching = threading.Thread(target=loop, name="cpu-awake-watch", daemon=True)
+        self._watching.start()
+
+    def _give_up(self, share: float, after_s: float) -> None:
+        with self._lock:
+            if not self.spinners:
+                return
+            self.kept_awake, self.host_throttles = False, True
+            self.steal_awake, self.idle_after_s = share, round(after_s, 1)
+            self.reason = (f"left to idle {after_s:.0f} s after the network came up: the host "
+                           f"took {share:.0%} of a second's CPU time while they were kept "
+                           "awake (it throttles a busy guest)")
+            self._kill()
+
     def _spin(self) -> None:
         """One spinner per CPU; returns once every spinner has reached its idle class."""
         parent = os.getpid()
@@ -130,6 +173,13 @@ class CpuAwake:
                 spinner.send_signal(signum)
 
     def stop(self) -> None:
+        self._stopping.set()
+        if self._watching is not None and self._watching is not threading.current_thread():
+            self._watching.join()
+        with self._lock:
+            self._kill()
+
+    def _kill(self) -> None:
         for spinner in self.spinners:
             if spinner.poll() is None:
                 spinner.kill()
@@ -141,5 +191,6 @@ class CpuAwake:
         """For run.json and the fidelity report: the mode, the decision and the measures."""
         return {"mode": self.mode, "active": self.kept_awake, "reason": self.reason,
                 "steal_share_awake": self.steal_awake, "host_throttles": self.host_throttles,
+                "idle_after_s": self.idle_after_s,
                 "idle_wake_latency": self.idle.to_dict() if self.idle else None,
                 "awake_wake_latency": self.awake.to_dict() if self.awake else None}

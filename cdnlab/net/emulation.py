@@ -177,6 +177,7 @@ class Emulation:
                 self.bgp.start()  # and the routes read back again, BGP's
                 self.route_differences = build.read_back_routes()
             self.awake.confirm()  # `auto`: unless the host throttled the spinning CPUs
+            self.awake.watch()  # and, while they spin, unless it starts to
         except BaseException:
             self.stop()
             raise

@@ -156,6 +156,7 @@ class Run:
                     self.say("interrupted: stopping and writing what there is")
                 finally:
                     self._stop_players()
+                    meta["cpu_awake"] = emu.awake.describe()  # `watch` may have changed it
         finally:
             meta |= self._environment()
             meta["interrupted"] = self.interrupted

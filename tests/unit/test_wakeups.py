@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from cdnlab.errors import CdnlabError
-from cdnlab.measure import lateness
+from cdnlab.measure import lateness, monitor
 from cdnlab.net import cpu_awake, sched
 from cdnlab.net.ledger import process_start_time
 from nodes.common import procfs
@@ -75,7 +75,8 @@ def test_off_starts_nothing_and_auto_records_its_measure() -> None:
     off.start()
     assert not off.active and off.describe() == {
         "mode": "off", "active": False, "reason": "off as asked", "steal_share_awake": None,
-        "host_throttles": None, "idle_wake_latency": None, "awake_wake_latency": None}
+        "host_throttles": None, "idle_after_s": None, "idle_wake_latency": None,
+        "awake_wake_latency": None}
     auto = cpu_awake.CpuAwake("auto")
     auto.start()
     try:
@@ -134,6 +135,68 @@ def test_steal_is_what_the_host_took_from_a_guest_kept_busy() -> None:
     assert after[1] > before[1] and 0 <= share <= 1
     # the rest (this test, the kernel's own work, any other process) is a few percent
     assert 0.9 <= spun + share <= 1.02, (spun, share)
+
+
+def _kept_awake_on_trial() -> cpu_awake.CpuAwake:
+    """`auto` past its decision and `confirm`, the CPUs kept awake, whatever this host's
+    wake-ups would have decided."""
+    awake = cpu_awake.CpuAwake("auto")
+    awake._spin()
+    awake.kept_awake = True
+    return awake
+
+
+def test_watch_leaves_the_cpus_to_idle_once_the_host_takes_a_period(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any steal at all counts here (the tolerance below zero), so the first period ends
+    the trial: the spinners are gone, the decision and its reason say when and why."""
+    monkeypatch.setattr(cpu_awake, "STEAL_TOLERATED", -1.0)
+    awake = _kept_awake_on_trial()
+    pids = [s.pid for s in awake.spinners]
+    try:
+        awake.watch(period_s=0.2)
+        deadline = time.monotonic() + 5
+        while awake.spinners and time.monotonic() < deadline:
+            time.sleep(0.05)
+        described = awake.describe()
+        assert not awake.spinners and not awake.active and not described["active"]
+        assert described["host_throttles"] and 0.1 <= described["idle_after_s"] <= 1.0
+        assert described["reason"].startswith("left to idle") and "the host took" in (
+            described["reason"])
+        assert not any(Path(f"/proc/{pid}").exists() for pid in pids)
+    finally:
+        awake.stop()
+
+
+def test_watch_keeps_the_cpus_awake_while_the_host_takes_nothing(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cpu_awake, "STEAL_TOLERATED", 1.0)  # no share is over it
+    awake = _kept_awake_on_trial()
+    try:
+        awake.watch(period_s=0.1)
+        time.sleep(0.5)
+        assert awake.active and awake.describe()["idle_after_s"] is None
+        assert all(s.poll() is None for s in awake.spinners)
+    finally:
+        awake.stop()  # joins the watch
+    assert not awake.spinners and awake._watching is not None
+    assert not awake._watching.is_alive()
+
+
+def test_a_spinner_stopped_mid_run_keeps_its_last_ticks_in_the_monitor(
+        tmp_path: Path) -> None:
+    """Once `watch` stops a spinner its ticks read 0; the monitor keeps the last reading,
+    so the interval it died in counts no spinning, not minus all of it."""
+    spinner = subprocess.Popen(["sh", "-c", "while :; do :; done"])
+    try:
+        sampler = monitor.Sampler(tmp_path / "f.jsonl", time.time(), None, {0: spinner.pid})
+        time.sleep(0.3)
+        first = sampler._spun()
+        assert first[0] > 0
+    finally:
+        spinner.kill()
+        spinner.wait()
+    assert sampler._spun() == first
 
 
 def test_an_unknown_mode_is_refused_by_name() -> None:
