@@ -17,8 +17,11 @@ Fixtures:
         fails if the run left anything on the machine or its summary disagrees with the
         schema. `faithful=True`, for a test whose assertions hold only when the emulator
         kept up: when the run's own verdict says it did not (fidelity.ok false), the run
-        is made once more, into `<out>-again`, and that one is returned; "verdicts" lists
-        every attempt's verdict, for the test's message
+        is made once more, into `<out>-again`, and that one is returned; while every
+        violation of the last attempt is the host's own (`HOST_INVARIANTS`: the hypervisor
+        took the CPU time, which comes and goes with the host's other guests and which
+        cdnlab cannot give back), up to `HOST_ATTEMPTS` attempts in all (`<out>-again2`,
+        …); "verdicts" lists every attempt's verdict, for the test's message
     cdnlab_results → that temporary directory's bundles (one per `out` name)
 Marker:
     root: needs root and a real network; skipped, with the reason, when not root
@@ -35,6 +38,27 @@ import pytest
 
 RunScenario = Callable[..., dict[str, Any]]
 NOT_ROOT = "needs root and a real network (run it with sudo)"
+HOST_INVARIANTS = frozenset({"host_steal"})  # cdnlab/measure/verdict.py
+HOST_ATTEMPTS = 3  # a run the emulator itself let down is made twice at most
+
+
+def limited_by_host(summary: dict[str, Any]) -> bool:
+    """Whether a run was judged unfaithful for the host's reasons alone: every violation
+    of its verdict is one of `HOST_INVARIANTS` (and its RTTs were right at the end)."""
+    fidelity = summary.get("fidelity") or {}
+    violations = fidelity.get("violations") or []
+    return (fidelity.get("ok") is False and fidelity.get("rtt_ok") is not False
+            and bool(violations)
+            and all(v.get("invariant") in HOST_INVARIANTS for v in violations))
+
+
+def run_again(summary: dict[str, Any], attempts: int) -> bool:
+    """Whether `run_scenario(faithful=True)` makes a run judged unfaithful once more, after
+    `attempts` attempts: a second time always, up to `HOST_ATTEMPTS` while the host alone
+    was to blame."""
+    if (summary.get("fidelity") or {}).get("ok"):
+        return False
+    return attempts < 2 or (attempts < HOST_ATTEMPTS and limited_by_host(summary))
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -82,8 +106,9 @@ def run_scenario(cdnlab_results: Path) -> RunScenario:
             pytest.skip(NOT_ROOT)
         summary = once(name, overrides, out)
         verdicts = [(summary.get("fidelity") or {}).get("verdict")]
-        if faithful and not (summary.get("fidelity") or {}).get("ok"):
-            summary = once(name, overrides, f"{out}-again")
+        while faithful and run_again(summary, len(verdicts)):
+            suffix = "again" if len(verdicts) == 1 else f"again{len(verdicts)}"
+            summary = once(name, overrides, f"{out}-{suffix}")
             verdicts.append((summary.get("fidelity") or {}).get("verdict"))
         return summary | {"verdicts": verdicts}
 

@@ -30,7 +30,7 @@ def ledger_of(run: subprocess.Popen[Any]) -> Ledger | None:
 
 def assert_faithful(summary: dict[str, Any]) -> None:
     """The run's own verdict: RTTs right and no invariant broken all along (a run judged
-    emulator-limited was made once more: `run_scenario(..., faithful=True)`), and where the
+    emulator-limited was made again: `run_scenario(..., faithful=True)`), and where the
     CPU went, by part of the run."""
     fidelity = summary["fidelity"]
     assert fidelity["ok"], summary.get("verdicts")

@@ -1,12 +1,16 @@
 """cdnlab's pytest plugin, tested with pytest's own pytester: its fixtures and marker are
 there for a test file that knows nothing of this repository, and a root test is skipped
-with the reason when not root."""
+with the reason when not root; and how often `run_scenario(faithful=True)` makes a run
+judged unfaithful again, by whom the verdict blames."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 
 from cdnlab import pytest_plugin
+from cdnlab.measure import verdict
 
 
 def test_a_user_test_file_gets_the_fixtures_and_the_marker(pytester: pytest.Pytester) -> None:
@@ -39,3 +43,24 @@ def test_root_tests_are_skipped_with_the_reason_when_not_root(
     result = pytester.runpytest_inprocess("-p", "cdnlab.pytest_plugin", "-rs")
     result.assert_outcomes(passed=1, skipped=1)
     result.stdout.fnmatch_lines([f"*{pytest_plugin.NOT_ROOT}*"])
+
+
+def judged(steal: float, wake_us: float) -> dict[str, Any]:
+    """A summary's `fidelity` as the real verdict judges four seconds of samples."""
+    found = [v.to_dict() for v in verdict.judge(
+        [{"t": 10.0 + n, "cpu_busy_mean": 0.3, "wake_p99_us": wake_us, "steal_share": steal}
+         for n in range(4)], [], [], 0.0)]
+    return {"fidelity": {"ok": not found, "rtt_ok": True, "violations": found}}
+
+
+def test_a_run_the_host_alone_let_down_is_made_up_to_three_times() -> None:
+    host, own, both = judged(0.05, 50.0), judged(0.0, 1500.0), judged(0.05, 1500.0)
+    assert pytest_plugin.limited_by_host(host)
+    assert not pytest_plugin.limited_by_host(own) and not pytest_plugin.limited_by_host(both)
+    assert not pytest_plugin.run_again(judged(0.0, 50.0), 1), "a faithful run stands"
+    # the emulator's own failure: once more, never a third time
+    assert [pytest_plugin.run_again(s, 1) for s in (host, own, both)] == [True] * 3
+    assert [pytest_plugin.run_again(s, 2) for s in (host, own, both)] == [True, False, False]
+    assert not pytest_plugin.run_again(host, pytest_plugin.HOST_ATTEMPTS)
+    wrong_rtts = host | {"fidelity": host["fidelity"] | {"rtt_ok": False}}
+    assert not pytest_plugin.run_again(wrong_rtts, 2), "RTTs wrong at the end: not the host"
