@@ -18,9 +18,9 @@ Fixtures:
         schema. `faithful=True`, for a test whose assertions hold only when the emulator
         kept up: when the run's own verdict says it did not (fidelity.ok false), the run
         is made once more, into `<out>-again`, and that one is returned; while every
-        violation of the last attempt is the host's own (`HOST_INVARIANTS`: the hypervisor
+        violation of the last attempt is the host's own (`host_steal`: the hypervisor
         took the CPU time, which comes and goes with the host's other guests and which
-        cdnlab cannot give back), up to `HOST_ATTEMPTS` attempts in all (`<out>-again2`,
+        cdnlab cannot give back), up to three attempts in all (`<out>-again2`,
         …); "verdicts" lists every attempt's verdict, for the test's message
     cdnlab_results → that temporary directory's bundles (one per `out` name)
 Marker:
@@ -38,27 +38,18 @@ import pytest
 
 RunScenario = Callable[..., dict[str, Any]]
 NOT_ROOT = "needs root and a real network (run it with sudo)"
-HOST_INVARIANTS = frozenset({"host_steal"})  # cdnlab/measure/verdict.py
-HOST_ATTEMPTS = 3  # a run the emulator itself let down is made twice at most
-
-
-def limited_by_host(summary: dict[str, Any]) -> bool:
-    """Whether a run was judged unfaithful for the host's reasons alone: every violation
-    of its verdict is one of `HOST_INVARIANTS` (and its RTTs were right at the end)."""
-    fidelity = summary.get("fidelity") or {}
-    violations = fidelity.get("violations") or []
-    return (fidelity.get("ok") is False and fidelity.get("rtt_ok") is not False
-            and bool(violations)
-            and all(v.get("invariant") in HOST_INVARIANTS for v in violations))
 
 
 def run_again(summary: dict[str, Any], attempts: int) -> bool:
     """Whether `run_scenario(faithful=True)` makes a run judged unfaithful once more, after
     `attempts` attempts: a second time always, up to `HOST_ATTEMPTS` while the host alone
-    was to blame."""
-    if (summary.get("fidelity") or {}).get("ok"):
+    was to blame (`cdnlab.measure.verdict.limited_by_host`)."""
+    from cdnlab.measure.verdict import HOST_ATTEMPTS, limited_by_host
+
+    fidelity = summary.get("fidelity") or {}
+    if fidelity.get("ok"):
         return False
-    return attempts < 2 or (attempts < HOST_ATTEMPTS and limited_by_host(summary))
+    return attempts < 2 or (attempts < HOST_ATTEMPTS and limited_by_host(fidelity))
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -5,6 +5,9 @@ once (a closed-loop workload split over both ISPs, arriving within 2 s, 20 s of 
 doubling from 2 until the run's own fidelity verdict (`cdnlab.measure.verdict`) finds an
 invariant broken. The baseline is the first step, measured in the same run: each row says
 its CPU, timer lateness and QoE beside it. `--quick` stops at 32 viewers and plays 12 s.
+A step the host alone broke (`cdnlab.measure.verdict.limited_by_host`: the hypervisor took
+the CPU time, which comes and goes with its other guests) is measured again, up to
+`HOST_ATTEMPTS` times in all, and its row says how many (`attempts`).
 The last line: `scale: viewers_max=<n> backend=<name> limit=<invariant>` — the most
 viewers judged faithful, and what broke first above it (`none` if nothing did).
 """
@@ -15,6 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from cdnlab.measure.verdict import HOST_ATTEMPTS, limited_by_host
 from cdnlab.results.report import write_report
 from cdnlab.scenario.runner import Run
 from cdnlab.scenario.spec import load_scenario
@@ -40,6 +44,7 @@ def step(viewers: int, play_s: float, shaping: str, cpu_awake: str,
     return {"viewers": viewers, "playing_peak": players["concurrent_peak"],
             "ok": fidelity.get("ok"), "backend": fidelity.get("backend"),
             "limit": (fidelity.get("violations") or [{}])[0].get("invariant"),
+            "host_only": limited_by_host(fidelity),
             "cpu_busy_max": monitor.get("cpu_busy_mean_max"),
             "wake_p99_us_max": monitor.get("wake_p99_us_max"),
             "qoe_per_s": players["qoe_per_s_mean"],
@@ -59,14 +64,20 @@ def run(quick: bool, shaping: str, cpu_awake: str, most: int | None = None) -> i
     largest = min(largest, most) if most else largest
     rows: list[dict[str, Any]] = []
     columns = ("viewers", "playing_peak", "ok", "cpu_busy_max", "wake_p99_us_max",
-               "qoe_per_s", "rebuffer_s", "completed")
+               "qoe_per_s", "rebuffer_s", "completed", "attempts")
     print(f"scale: {SCENARIO}, closed loop, {play_s:g} s of playing per step; "
           "baseline: the first step")
     print("".join(f"{c:>16}" for c in columns))
     with tempfile.TemporaryDirectory(prefix="cdnlab-scale-") as scratch:
         viewers = 2
         while viewers <= largest:
-            row = step(viewers, play_s, shaping, cpu_awake, Path(scratch))
+            row = step(viewers, play_s, shaping, cpu_awake, Path(scratch)) | {"attempts": 1}
+            while row["host_only"] and row["attempts"] < HOST_ATTEMPTS:
+                print(f"scale: {viewers} viewers again: the host alone broke the step "
+                      f"({row['limit']})", flush=True)
+                again = row["attempts"] + 1
+                row = step(viewers, play_s, shaping, cpu_awake,
+                           Path(scratch) / f"attempt-{again}") | {"attempts": again}
             rows.append(row)
             print("".join(f"{_cell(row[c]):>16}" for c in columns), flush=True)
             if not row["ok"]:

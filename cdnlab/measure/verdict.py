@@ -235,6 +235,22 @@ WORDS = {"cpu_saturated": "CPU saturated (busy {worst:.0%})",
          "rate_short": "link {where} sent {worst:.0%} under its rate while backlogged"}
 
 
+HOST_INVARIANTS = frozenset({"host_steal"})  # the host's doing, not the emulator's
+HOST_ATTEMPTS = 3  # a run the host alone let down is worth making up to this many times
+
+
+def limited_by_host(fidelity: dict[str, Any]) -> bool:
+    """Whether a run's `fidelity` (summary.json) judged it unfaithful for the host's
+    reasons alone: every violation one of `HOST_INVARIANTS` and its RTTs right at the end.
+    The steal comes and goes with the host's other guests, so such a run may be made again
+    (`run_scenario(faithful=True)`, `bench scale`); one the emulator itself let down is
+    cdnlab's to mend."""
+    violations = fidelity.get("violations") or []
+    return (fidelity.get("ok") is False and fidelity.get("rtt_ok") is not False
+            and bool(violations)
+            and all(v.get("invariant") in HOST_INVARIANTS for v in violations))
+
+
 def describe(violations: list[dict[str, Any]]) -> str:
     """`emulator-limited from 21 s to 40 s: CPU saturated (busy 100%), …`, or `faithful`."""
     if not violations:

@@ -55,12 +55,13 @@ def judged(steal: float, wake_us: float) -> dict[str, Any]:
 
 def test_a_run_the_host_alone_let_down_is_made_up_to_three_times() -> None:
     host, own, both = judged(0.05, 50.0), judged(0.0, 1500.0), judged(0.05, 1500.0)
-    assert pytest_plugin.limited_by_host(host)
-    assert not pytest_plugin.limited_by_host(own) and not pytest_plugin.limited_by_host(both)
+    assert verdict.limited_by_host(host["fidelity"])
+    assert not verdict.limited_by_host(own["fidelity"])
+    assert not verdict.limited_by_host(both["fidelity"])
     assert not pytest_plugin.run_again(judged(0.0, 50.0), 1), "a faithful run stands"
     # the emulator's own failure: once more, never a third time
     assert [pytest_plugin.run_again(s, 1) for s in (host, own, both)] == [True] * 3
     assert [pytest_plugin.run_again(s, 2) for s in (host, own, both)] == [True, False, False]
-    assert not pytest_plugin.run_again(host, pytest_plugin.HOST_ATTEMPTS)
+    assert not pytest_plugin.run_again(host, verdict.HOST_ATTEMPTS)
     wrong_rtts = host | {"fidelity": host["fidelity"] | {"rtt_ok": False}}
     assert not pytest_plugin.run_again(wrong_rtts, 2), "RTTs wrong at the end: not the host"
