@@ -37,9 +37,13 @@ PROBE_METHOD = "icmp"
 # -- Viewers -----------------------------------------------------------------------------
 ABR_ALGORITHMS = ("throughput", "bba", "bola", "mpc", "dynamic", "fixed")
 ABR_DEFAULT = "bola"
-# CPU niceness of the node programs' heavy work (ffmpeg transcodes, browser viewers'
-# Chromium): on a small machine the emulator's timers, delay processes and servers come first
+# CPU niceness of browser viewers' Chromium: on a small machine the emulator's timers,
+# delay processes and servers come first, and the viewer still gets its fair share
 BATCH_NICE = 10
+# ffmpeg transcodes run in SCHED_IDLE: on CPU time nothing else wants, taken from them the
+# moment a timer, server or player wakes (at nice 10 they delayed a 1 ms sleep's wake-up by
+# 2.4-3.2 ms p99; in SCHED_IDLE by 0.06-0.09 ms; README, "Timers that fire on time")
+TRANSCODE_IDLE = True
 # a viewer that is dash.js itself in headless Chromium (nodes/browser), its ABR dash.js's own
 BROWSER_ABR = "dashjs"
 AUDIO_KBPS = 128  # a title's AAC audio unless its spec says otherwise (0: no audio)

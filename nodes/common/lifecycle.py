@@ -25,12 +25,18 @@ def die_with_parent(signum: int = signal.SIGKILL) -> None:
     _libc.prctl(_PR_SET_PDEATHSIG, signum)
 
 
-def spawn_child(argv: Sequence[str], nice: int = 0, **popen: Any) -> subprocess.Popen[Any]:
-    """A child that dies with this process; `nice` above 0 lowers its CPU priority."""
+def spawn_child(argv: Sequence[str], nice: int = 0, idle: bool = False,
+                **popen: Any) -> subprocess.Popen[Any]:
+    """A child that dies with this process; `nice` above 0 lowers its CPU priority, and
+    `idle` puts it in SCHED_IDLE: it runs only on CPU time no other process wants, and any
+    other process that wakes takes its CPU at once (niceness alone let a busy child keep
+    a core for milliseconds: README, "Timers that fire on time")."""
     def prepare() -> None:
         die_with_parent()
         if nice:
             os.nice(nice)
+        if idle:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
 
     return subprocess.Popen(list(argv), preexec_fn=prepare, **popen)
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import ffmpeg
 
-from nodes.common.conventions import BATCH_NICE
+from nodes.common.conventions import TRANSCODE_IDLE
 from nodes.common.lifecycle import spawn_child
 from nodes.origin.errors import ContentError, disk_full
 from nodes.origin.ffprobe import SourceInfo
@@ -86,7 +86,7 @@ def _tail(text: str, lines: int = 3) -> str:
 def run_ffmpeg(argv: list[str], duration_s: float, progress: Progress | None) -> None:
     """Run ffmpeg to completion, reporting progress; a failure raises ContentError."""
     with tempfile.TemporaryFile(mode="w+") as errors:
-        process = spawn_child(argv, BATCH_NICE, stdout=subprocess.PIPE, stderr=errors,
+        process = spawn_child(argv, idle=TRANSCODE_IDLE, stdout=subprocess.PIPE, stderr=errors,
                               text=True)
         try:
             assert process.stdout is not None
