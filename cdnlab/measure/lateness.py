@@ -37,18 +37,43 @@ class WakeLatency:
 def lateness_us(samples: int, sleep_s: float = 0.001) -> list[float]:
     """Sleep `samples` times for `sleep_s`; how late each wake-up was. Timer slack is 1 ns
     meanwhile, so the figures are the machine's, not the default slack's."""
+    return [late for late, _queued in timed_sleeps(samples, sleep_s, queued=False)]
+
+
+def run_queue_wait_ns() -> int | None:
+    """The nanoseconds this thread has spent runnable but waiting for a CPU
+    (/proc/thread-self/schedstat, its second field: the scheduler's `run_delay`); None
+    where the kernel keeps no such account (no CONFIG_SCHED_INFO)."""
+    try:
+        with open("/proc/thread-self/schedstat", "rb") as stat:
+            return int(stat.read().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def timed_sleeps(samples: int, sleep_s: float = 0.001,
+                 queued: bool = True) -> list[tuple[float, float | None]]:
+    """Sleep `samples` times for `sleep_s`: per sleep, how late it woke (µs) and, with
+    `queued`, how much of that it spent woken but waiting in this machine's run queue
+    (µs; `run_queue_wait_ns`, None where unknown). Lateness the run queue does not explain
+    happened before the wake-up reached the scheduler: in a VM, the hypervisor running
+    the virtual CPU late (it took the core, or woke a halted one late)."""
     previous = prctl(PR_GET_TIMERSLACK, 0)
     precise_timers()
-    late: list[float] = []
+    found: list[tuple[float, float | None]] = []
     try:
         for _ in range(samples):
+            waited = run_queue_wait_ns() if queued else None
             started = time.monotonic()
             time.sleep(sleep_s)
-            late.append((time.monotonic() - started - sleep_s) * 1e6)
+            late = (time.monotonic() - started - sleep_s) * 1e6
+            now = run_queue_wait_ns() if waited is not None else None
+            found.append((late, None if now is None or waited is None
+                          else (now - waited) / 1000))
     finally:
         if previous > 0:
             prctl(PR_SET_TIMERSLACK, previous)
-    return late
+    return found
 
 
 def wake_latency(samples: int = 300, sleep_s: float = 0.001) -> WakeLatency:

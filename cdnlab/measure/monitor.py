@@ -28,6 +28,10 @@ the node programs) writes one `sample` line to `events/fidelity.jsonl`:
     wake_p99_us, wake_max_us
                       how late `WAKE_SAMPLES` sleeps of 1 ms woke in this process (the
                       figure `bench wakeups` measures), p99 and max over the interval
+    wake_host_p99_us  the p99 of the same sleeps' lateness less what each spent woken but
+                      waiting in this machine's run queue (`lateness.timed_sleeps`): what
+                      the guest's own scheduler does not explain, so the host's (it ran
+                      the virtual CPU late); None where the kernel keeps no such account
     queues            per shaped link direction with a rate (`<link>:<direction>`), its
                       kernel queue (`cdnlab.measure.qdisc`, htb over a FIFO or netem):
                       sent_mbps (what left it over the interval), told_mbps (its htb
@@ -58,7 +62,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TextIO
 
-from cdnlab.measure.lateness import lateness_us
+from cdnlab.measure.lateness import timed_sleeps
 from cdnlab.measure.qdisc import QdiscReader, QueueStats, Target
 from cdnlab.net.cgroup import ENGINE, RunCgroup
 from cdnlab.net.shaping.base import machine_of
@@ -192,7 +196,7 @@ class Sampler:
             parts = part_usage_us(self.cgroup)
             queued = self._queues()
             while not self._wait_reading_backlogs(queued):
-                late = lateness_us(WAKE_SAMPLES)
+                slept = timed_sleeps(WAKE_SAMPLES)
                 now_cores, runnable = cpu_times()
                 now_stolen = steal_ticks()
                 now_idle = core_idle_us()
@@ -204,7 +208,8 @@ class Sampler:
                 share = None if usage is None or now_usage is None else round(max(
                     (now_usage - usage) / 1e6 - spinning_s, 0.0) /
                     ((now - at) * max(len(busy), 1)), 4)
-                late.sort()
+                late = sorted(x for x, _ in slept)
+                host = sorted(max(x - q, 0.0) for x, q in slept if q is not None)
                 now_queued = self._queues()
                 by_queue = queue_figures(queued, now_queued, now - at)
                 by_part = {} if usage is None or now_usage is None else {
@@ -221,7 +226,9 @@ class Sampler:
                              "runnable": runnable, "run_cpu_share": share,
                              "interval_s": round(now - at, 3)} | by_part | {
                              "wake_p99_us": round(late[int(0.99 * (len(late) - 1))], 1),
-                             "wake_max_us": round(late[-1], 1)}
+                             "wake_max_us": round(late[-1], 1),
+                             "wake_host_p99_us": round(host[int(0.99 * (len(host) - 1))], 1)
+                             if len(host) == len(late) else None}
                             | ({"queues": by_queue} if self.queues is not None else {}))
                 cores, usage, at, spun, parts = now_cores, now_usage, now, now_spun, now_parts
                 idle, stolen = now_idle, now_stolen

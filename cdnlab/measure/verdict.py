@@ -17,6 +17,11 @@ limits, in one place:
                     lone busy second is not
     timer_late      a 1 ms sleep's p99 lateness in the monitor over 1000 µs for ≥ 3 s: a
                     timer is then late by as much as the shortest link delay
+    host_late       the same, but in every second of it the lateness less each sleep's
+                    wait in the guest's run queue (the monitor's `wake_host_p99_us`) was
+                    over the limit by itself: the wake-ups reached the guest's scheduler
+                    late, so the hypervisor ran the virtual CPU late (the host's doing, as
+                    `host_steal` is, when its steal accounting misses it)
     delay_late      a userspace delay queue (nfqueue backend) releasing packets a mean of
                     over 500 µs late for ≥ 3 s
     kernel_drops    the kernel dropped packets queued for the delay process (the queue
@@ -118,6 +123,13 @@ def _held(points: Iterable[tuple[float, float]], limit: float, hold_s: float,
     return runs
 
 
+def _host_alone(samples: list[dict[str, Any]], start: float, end: float) -> bool:
+    """Whether, in every sample ending in (start, end], the timers' lateness less their
+    run-queue wait was over the limit by itself (unknown counts as not)."""
+    inside = [s.get("wake_host_p99_us") for s in samples if start < s["t"] <= end + 1e-9]
+    return bool(inside) and all(v is not None and v > WAKE_P99_LIMIT_US for v in inside)
+
+
 def down_windows(events_applied: list[dict[str, Any]]) -> list[tuple[float, float]]:
     """Scenario seconds during which a link or a cluster was down by the timeline's hand."""
     windows: list[tuple[float, float]] = []
@@ -159,9 +171,11 @@ def judge(samples: list[dict[str, Any]], queue_stats: list[dict[str, Any]],
                                           if s.get("steal_share") is not None],
                                          STEAL_LIMIT, HOLD_S, interval_s),
             STEAL_LIMIT, "share of CPU time taken by the host")
-        add("timer_late", machine, _held([(s["t"], s["wake_p99_us"]) for s in own],
-                                         WAKE_P99_LIMIT_US, HOLD_S, interval_s),
-            WAKE_P99_LIMIT_US, "µs")
+        for a, b, worst in _held([(s["t"], s["wake_p99_us"]) for s in own],
+                                 WAKE_P99_LIMIT_US, HOLD_S, interval_s):
+            late = "host_late" if _host_alone(own, a, b) else "timer_late"
+            found.append(Violation(late, machine, round(a - offset, 1), round(b - offset, 1),
+                                   round(worst, 4), WAKE_P99_LIMIT_US, "µs"))
     lags: dict[str, list[tuple[float, float]]] = defaultdict(list)
     drops: dict[str, list[tuple[float, int]]] = defaultdict(list)
     for record in queue_stats:
@@ -228,6 +242,8 @@ def shortfalls(samples: list[dict[str, Any]]) -> dict[str, list[tuple[float, flo
 WORDS = {"cpu_saturated": "CPU saturated (busy {worst:.0%})",
          "timer_late": "timer lateness p99 {worst_ms:.1f} ms",
          "host_steal": "the host took {worst:.0%} of the CPU time (steal)",
+         "host_late": "timer lateness p99 {worst_ms:.1f} ms, none of it queued in the guest "
+                      "(the host ran its CPUs late)",
          "delay_late": "delay queue {where} releasing {worst_ms:.1f} ms late",
          "kernel_drops": "kernel dropped {worst:.0f} packets queued at {where}",
          "event_late": "event {where} begun {worst:.1f} s late",
@@ -235,7 +251,7 @@ WORDS = {"cpu_saturated": "CPU saturated (busy {worst:.0%})",
          "rate_short": "link {where} sent {worst:.0%} under its rate while backlogged"}
 
 
-HOST_INVARIANTS = frozenset({"host_steal"})  # the host's doing, not the emulator's
+HOST_INVARIANTS = frozenset({"host_steal", "host_late"})  # the host's doing, not the emulator's
 HOST_ATTEMPTS = 3  # a run the host alone let down is worth making up to this many times
 
 
@@ -251,6 +267,9 @@ def limited_by_host(fidelity: dict[str, Any]) -> bool:
             and all(v.get("invariant") in HOST_INVARIANTS for v in violations))
 
 
+MACHINE_WIDE = ("cpu_saturated", "timer_late", "host_late", "host_steal")  # where: a machine
+
+
 def describe(violations: list[dict[str, Any]]) -> str:
     """`emulator-limited from 21 s to 40 s: CPU saturated (busy 100%), …`, or `faithful`."""
     if not violations:
@@ -264,7 +283,7 @@ def describe(violations: list[dict[str, Any]]) -> str:
         if v["invariant"] == "cpu_saturated" and v.get("parts"):
             text += ": " + ", ".join(f"{PARTS.get(part, part)} {share:.0%}"
                                      for part, share in v["parts"].items())
-        if v["invariant"] in ("cpu_saturated", "timer_late", "host_steal") and v["where"]:
+        if v["invariant"] in MACHINE_WIDE and v["where"]:
             text += f" on {v['where']}"  # another machine of a split run
         if text not in seen:
             seen.append(text)

@@ -67,7 +67,8 @@ BOUNDARIES = Maybe({
     "into_isp": {"*": f(int, "bytes entering the ISP router from the IXP, transit or "
                              "another ISP")},
 })
-VIOLATION = {"invariant": f(str, "cpu_saturated, host_steal, timer_late, delay_late, "
+VIOLATION = {"invariant": f(str, "cpu_saturated, host_steal, timer_late, host_late, "
+                                 "delay_late, "
                                  "kernel_drops, rate_short, event_late or probe_loss "
                                  "(cdnlab/measure/verdict.py)"),
              "where": f(Maybe(str), "a delay queue, an event kind or a probing cluster"),

@@ -52,6 +52,25 @@ def test_the_host_taking_cpu_time_for_three_seconds() -> None:
     assert verdict.judge(samples([0.3] * 3), [], [], 0.0) == [], "older samples have none"
 
 
+def test_late_timers_the_guest_did_not_queue_are_the_hosts() -> None:
+    def late(host_us: list[float | None]) -> list[dict[str, Any]]:
+        return [{"t": 10.0 + n, "cpu_busy_mean": 0.3, "wake_p99_us": 3000.0,
+                 "wake_host_p99_us": h} for n, h in enumerate(host_us)]
+
+    (host,) = verdict.judge(late([2900.0, 2500.0, 1800.0]), [], [], 0.0)
+    assert (host.invariant, host.from_s, host.to_s, host.worst) == \
+        ("host_late", 9.0, 12.0, 3000.0)
+    assert verdict.describe([host.to_dict()]) == (
+        "emulator-limited from 9 s to 12 s: timer lateness p99 3.0 ms, none of it queued in "
+        "the guest (the host ran its CPUs late)")
+    # one second the guest's own run queue explains, or one unmeasured: the emulator's
+    for mixed in ([2900.0, 40.0, 1800.0], [2900.0, None, 1800.0]):
+        (found,) = verdict.judge(late(mixed), [], [], 0.0)
+        assert found.invariant == "timer_late", mixed
+    assert verdict.limited_by_host({"ok": False, "violations": [host.to_dict()]})
+    assert not verdict.limited_by_host({"ok": False, "violations": [found.to_dict()]})
+
+
 def test_the_words() -> None:
     assert verdict.describe([]).startswith("faithful")
     text = verdict.describe([v.to_dict() for v in verdict.judge(

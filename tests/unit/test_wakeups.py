@@ -3,6 +3,7 @@ timer lateness (cdnlab.measure.lateness): real processes, no root."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -249,3 +250,54 @@ def test_headers_say_whether_the_cpus_were_kept_awake() -> None:
         "fidelity (nfqueue shaping, bridge switches, CPUs kept awake; wake-ups over 100 µs "
         "late: 21.3 % idle, 0.3 % awake)")
     assert report.summary()["cpu_awake"] == awake
+
+
+
+HOG = ("import os, sys, time\n"
+       "os.sched_setaffinity(0, {int(sys.argv[1])})\n"
+       "os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))\n"
+       "print('ready', flush=True)\n"
+       "while True:\n"
+       "    end = time.monotonic() + 0.003\n"
+       "    while time.monotonic() < end:\n"
+       "        pass\n"
+       "    time.sleep(0.003)\n")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a SCHED_FIFO hog needs root")
+def test_lateness_the_run_queue_explains_is_told_apart(tmp_path: Path) -> None:
+    """Beside a real-time hog on the same CPU (3 ms busy, 3 ms asleep), a late wake-up
+    waited in the run queue: `timed_sleeps` puts the lateness there, and so the run
+    monitor's samples, pinned there too, carry a `wake_host_p99_us` (lateness less that
+    wait) far below their `wake_p99_us`."""
+    import threading
+
+    cpu = min(os.sched_getaffinity(0))
+    hog = subprocess.Popen([sys.executable, "-c", HOG, str(cpu)], stdout=subprocess.PIPE,
+                           text=True)
+    before = os.sched_getaffinity(0)
+    sampler = monitor.Sampler(tmp_path / "f.jsonl", time.time(), None, interval_s=0.2)
+    thread = threading.Thread(target=sampler.run)
+    try:
+        assert hog.stdout is not None and hog.stdout.readline().strip() == "ready"
+        os.sched_setaffinity(0, {cpu})  # this thread, and the sampler's, which inherits it
+        thread.start()
+        slept = lateness.timed_sleeps(300)
+        time.sleep(0.6)
+    finally:
+        sampler.stopping.set()
+        thread.join(timeout=10)
+        os.sched_setaffinity(0, before)
+        hog.kill()
+        hog.wait()
+    assert all(queued is not None for _, queued in slept), "no run_delay account here"
+    late = [(x, q) for x, q in slept if q is not None and x > 1000]
+    assert len(late) >= 30, sorted(x for x, _ in slept)[-10:]  # the hog held the CPU
+    queued = sum(q for _, q in late)
+    assert queued >= 0.8 * sum(x for x, _ in late), (queued, sum(x for x, _ in late))
+    samples = [json.loads(line) for line in (tmp_path / "f.jsonl").read_text().splitlines()]
+    samples = [s for s in samples if s.get("event") == "sample"]
+    assert len(samples) >= 3, samples
+    for sample in samples:
+        assert sample["wake_p99_us"] > 1000, sample
+        assert 0 <= sample["wake_host_p99_us"] < sample["wake_p99_us"] / 2, sample
