@@ -2,7 +2,8 @@
 headless Chromium and half cdnlab's Python player, through pull edges and through push
 edges. Each browser must play the uploaded title to dash.js's own end event (PLAYBACK_ENDED,
 read from its raw log) with no error, having resolved the service name through the emulated
-DNS, and both kinds must be in the summary, the report and the edges' CMCD."""
+DNS, and both kinds must be in the summary, the report and the edges' CMCD; and the run
+must be judged faithful (one run again if not)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.scenarios.conftest import RunScenario
+from tests.scenarios.conftest import RunScenario, assert_faithful
 
 pytestmark = pytest.mark.root
 
@@ -29,16 +30,13 @@ def lines(path: Path) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("mode", ["pull", "push"])
 def test_dashjs_plays_to_its_end_through_the_edges(run_scenario: RunScenario,
                                                    mode: str) -> None:
-    summary = run_scenario("browser_mix", {"cdn.mode": mode}, out=f"browser-{mode}")
-    # Two headless Chromiums saturate this machine's two cores (measured: browsers 80-89 %
-    # of the run's CPU), so this run is not asserted faithful; whether it was, and which
-    # part took the CPU when it was not, is in its verdict
+    summary = run_scenario("browser_mix", {"cdn.mode": mode}, out=f"browser-{mode}",
+                           faithful=True)
+    # two headless Chromiums take up to 0.9 of both cores for a second or two as they
+    # start, under the verdict's 3 s hold; the run must be judged faithful all along
+    assert_faithful(summary)
     parts = summary["fidelity"]["monitor"]["cpu_by_part"]
     assert parts["browsers"]["cpu_s"] > 0, parts
-    for violation in summary["fidelity"]["violations"]:
-        # before second 0 the origin transcodes the upload (ffmpeg): not the browsers'
-        if violation["invariant"] == "cpu_saturated" and violation["from_s"] >= 0:
-            assert next(iter(violation["parts"])) == "browsers", violation
     bundle = Path(summary["bundle"])
     raws = raw_logs(bundle)
     assert len(raws) == 2, raws.keys()
