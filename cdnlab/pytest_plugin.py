@@ -18,10 +18,11 @@ Fixtures:
         schema. `faithful=True`, for a test whose assertions hold only when the emulator
         kept up: when the run's own verdict says it did not (fidelity.ok false), the run
         is made once more, into `<out>-again`, and that one is returned; while every
-        violation of the last attempt is the host's own (`host_steal`: the hypervisor
-        took the CPU time, which comes and goes with the host's other guests and which
-        cdnlab cannot give back), up to three attempts in all (`<out>-again2`,
-        …); "verdicts" lists every attempt's verdict, for the test's message
+        violation of the last attempt is the host's own (`host_steal` or `host_late`:
+        the hypervisor took the CPU time or ran the CPUs late, which comes and goes with
+        the host's other guests and which cdnlab cannot give back), up to three attempts
+        in all (`<out>-again2`); "verdicts" lists every attempt's verdict, for the test's
+        message
     cdnlab_results → that temporary directory's bundles (one per `out` name)
 Marker:
     root: needs root and a real network; skipped, with the reason, when not root

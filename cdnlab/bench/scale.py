@@ -6,8 +6,8 @@ doubling from 2 until the run's own fidelity verdict (`cdnlab.measure.verdict`) 
 invariant broken. The baseline is the first step, measured in the same run: each row says
 its CPU, timer lateness and QoE beside it. `--quick` stops at 32 viewers and plays 12 s.
 A step the host alone broke (`cdnlab.measure.verdict.limited_by_host`: the hypervisor took
-the CPU time, which comes and goes with its other guests) is measured again, up to
-`HOST_ATTEMPTS` times in all, and its row says how many (`attempts`).
+the CPU time or ran the CPUs late, which comes and goes with its other guests) is measured
+again, up to `HOST_ATTEMPTS` times in all, and its row says how many (`attempts`).
 The last line: `scale: viewers_max=<n> backend=<name> limit=<invariant>` — the most
 viewers judged faithful, and what broke first above it (`none` if nothing did).
 """

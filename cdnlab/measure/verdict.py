@@ -258,7 +258,7 @@ HOST_ATTEMPTS = 3  # a run the host alone let down is worth making up to this ma
 def limited_by_host(fidelity: dict[str, Any]) -> bool:
     """Whether a run's `fidelity` (summary.json) judged it unfaithful for the host's
     reasons alone: every violation one of `HOST_INVARIANTS` and its RTTs right at the end.
-    The steal comes and goes with the host's other guests, so such a run may be made again
+    The host's share comes and goes with its other guests, so such a run may be made again
     (`run_scenario(faithful=True)`, `bench scale`); one the emulator itself let down is
     cdnlab's to mend."""
     violations = fidelity.get("violations") or []

@@ -68,9 +68,8 @@ BOUNDARIES = Maybe({
                              "another ISP")},
 })
 VIOLATION = {"invariant": f(str, "cpu_saturated, host_steal, timer_late, host_late, "
-                                 "delay_late, "
-                                 "kernel_drops, rate_short, event_late or probe_loss "
-                                 "(cdnlab/measure/verdict.py)"),
+                                 "delay_late, kernel_drops, rate_short, event_late or "
+                                 "probe_loss (cdnlab/measure/verdict.py)"),
              "where": f(Maybe(str), "a delay queue, an event kind or a probing cluster"),
              "from_s": f(NUM, "scenario second it began"), "to_s": f(NUM, "and ended"),
              "worst": f(NUM, "the worst value"), "limit": f(NUM, "the limit"),

@@ -86,8 +86,8 @@ def _tail(text: str, lines: int = 3) -> str:
 def run_ffmpeg(argv: list[str], duration_s: float, progress: Progress | None) -> None:
     """Run ffmpeg to completion, reporting progress; a failure raises ContentError."""
     with tempfile.TemporaryFile(mode="w+") as errors:
-        process = spawn_child(argv, idle=TRANSCODE_IDLE, stdout=subprocess.PIPE, stderr=errors,
-                              text=True)
+        process = spawn_child(argv, idle=TRANSCODE_IDLE, stdout=subprocess.PIPE,
+                              stderr=errors, text=True)
         try:
             assert process.stdout is not None
             for line in process.stdout:
