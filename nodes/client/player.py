@@ -335,13 +335,15 @@ class Session:
             if choice.wait_s > 0 and buffer.playing:
                 await asyncio.sleep(min(choice.wait_s, buffer.level_of(VIDEO)))
                 buffer.advance(clock())
-            quality = self._capped(choice.quality, bitrates)
+            decided = time.monotonic()  # the pathway asked is the one capped for
+            quality = self._capped(choice.quality, bitrates, decided)
             rep = reps[quality]
             starved = len(buffer.stalls) > stalls_seen
             stalls_seen = len(buffer.stalls)
             got = await self._download(rep, index, buffer, VIDEO, clock, self.http, {
                 "ot": "v", "br": round(rep.bandwidth / 1000), "tb": round(bitrates[-1]),
-                "mtp": self._last_kbps and round(self._last_kbps, -2), "bs": starved})
+                "mtp": self._last_kbps and round(self._last_kbps, -2), "bs": starved},
+                decided)
             if isinstance(got, Failure):
                 return got
             response, server, asked = got
@@ -400,10 +402,12 @@ class Session:
 
     async def _download(self, rep: Representation, index: int, buffer: PlaybackBuffer,
                         track: str, clock: Callable[[], float], http: HttpClient,
-                        request: dict[str, Any]) -> tuple[Any, str, float] | str:
+                        request: dict[str, Any], decided: float | None = None
+                        ) -> tuple[Any, str, float] | str:
         """One segment into the track's buffer: (response, server asked, when asked), or the
         error that ends the session (and stops the other track). `request`: its CMCD keys
-        (the buffer, duration, startup and next-object keys are added here)."""
+        (the buffer, duration, startup and next-object keys are added here); `decided`:
+        when its quality was capped for the pathway steering ranked first then."""
         path = f"/{self.spec.title}/{rep.segment_path(rep.start_number + index)}"
         asked = clock()
         data = self._cmcd(request | {
@@ -414,7 +418,8 @@ class Session:
             # a segment's size and timing are what a player needs: its bytes are not kept
             if self.steering is not None:
                 response, server = await self._fetch_steered(
-                    rep.segment_path(rep.start_number + index), cmcd.query(data), http)
+                    rep.segment_path(rep.start_number + index), cmcd.query(data), http,
+                    decided=decided)
             else:
                 response, server = await self.fetch(f"{path}?{cmcd.query(data)}", http,
                                                     keep_body=False)
@@ -488,10 +493,12 @@ class Session:
         return kept
 
     async def _fetch_steered(self, relative: str, query: str, http: HttpClient,
-                             attempts: int = 6) -> tuple[Any, str]:
-        """GET a segment from the pathway steering ranks first; on failure the next one
-        (the failed pathway is passed over for a while), backing off as `fetch` does, until
-        every pathway has failed it and `attempts` are spent."""
+                             attempts: int = 6, decided: float | None = None
+                             ) -> tuple[Any, str]:
+        """GET a segment from the pathway steering ranks first (as at `decided`, for the
+        first attempt); on failure the next one (the failed pathway is passed over for a
+        while), backing off as `fetch` does, until every pathway has failed it and
+        `attempts` are spent."""
         steering = self.steering
         assert steering is not None
         last: Exception | None = None
@@ -502,7 +509,7 @@ class Session:
             if attempt:
                 await asyncio.sleep(RETRY_BACKOFF_S[min(attempt, len(RETRY_BACKOFF_S)) - 1])
             attempt += 1
-            pathway = steering.choose()
+            pathway = steering.choose(decided if attempt == 1 else None)
             server = None
             try:
                 server = await self._address_of(pathway.host, "pathway")
@@ -529,19 +536,21 @@ class Session:
         raise SessionError(f"/{relative}: {last}", failures.reason_of(last))
 
     # -- CMSD (nodes/common/cmsd.py) ---------------------------------------------------------
-    def _next_cluster(self) -> str | None:
+    def _next_cluster(self, at: float | None = None) -> str | None:
         """The cluster the next segment will be asked of, when known: the pathway
-        steering will use, or the server DNS gave (None once it is being left)."""
+        steering will use (`peek(at)`), or the server DNS gave (None once it is being
+        left)."""
         if self.steering is not None:
-            return self._cluster_at.get(self.steering.peek())
+            return self._cluster_at.get(self.steering.peek(at))
         if self.server is None or self._server_failed:
             return None
         return self._cluster_at.get(self.server) or self.clusters.get(self.server)
 
-    def _capped(self, quality: int, bitrates: list[float]) -> int:
-        """The ABR's choice under the `mb` of the cluster asked next, the audio bitrate
-        taken off; uncapped when no rung fits (dash.js AbrController._filterByCmsdMaxBitrate)."""
-        cluster = self._next_cluster()
+    def _capped(self, quality: int, bitrates: list[float], at: float | None = None) -> int:
+        """The ABR's choice under the `mb` of the cluster asked next (as at `at`), the audio
+        bitrate taken off; uncapped when no rung fits (dash.js
+        AbrController._filterByCmsdMaxBitrate)."""
+        cluster = self._next_cluster(at)
         mb = self._mb_kbps.get(cluster) if cluster is not None else None
         if mb is None:
             return quality

@@ -162,10 +162,14 @@ class SteeringClient:
             if isinstance(params, dict) else None)
 
     # -- choosing --------------------------------------------------------------------------
-    def choose(self) -> Pathway:
+    def choose(self, at: float | None = None) -> Pathway:
         """The pathway for the next request: the first in priority not failed lately
-        (all failed: the first); a change of pathway is reported with its reason."""
-        now = time.monotonic()
+        (all failed: the first); a change of pathway is reported with its reason. `at`
+        (a `time.monotonic()` reading, default now): judge the holds as at that moment, the
+        one a `peek(at)` looked at, so a hold that ends in between does not send the
+        request elsewhere than the one the player capped its choice for (a failure or a
+        ranking that comes in between still counts)."""
+        now = time.monotonic() if at is None else at
         name = self._first_usable(now)
         if name != self.current:
             reason = "start" if self.current is None else \
@@ -180,9 +184,10 @@ class SteeringClient:
             self.used.append(name)
         return self.pathways[name]
 
-    def peek(self) -> str:
-        """The pathway the next request will use, nothing changed or reported."""
-        return self._first_usable(time.monotonic())
+    def peek(self, at: float | None = None) -> str:
+        """The pathway the next request will use (`choose(at)`), nothing changed or
+        reported."""
+        return self._first_usable(time.monotonic() if at is None else at)
 
     def _first_usable(self, now: float) -> str:
         fresh = [p for p in self.priority if now - self.failed_at.get(p, -1e9) >= AVOID_S]
