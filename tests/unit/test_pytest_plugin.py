@@ -65,3 +65,21 @@ def test_a_run_the_host_alone_let_down_is_made_up_to_three_times() -> None:
     assert not pytest_plugin.run_again(host, verdict.HOST_ATTEMPTS)
     wrong_rtts = host | {"fidelity": host["fidelity"] | {"rtt_ok": False}}
     assert not pytest_plugin.run_again(wrong_rtts, 2), "RTTs wrong at the end: not the host"
+
+
+def test_a_run_the_host_let_down_every_time_is_reported_not_failed() -> None:
+    """`assert_faithful` (tests/scenarios/conftest.py): the emulator's own failure fails the
+    test; a run the host alone let down at every one of its attempts is a warning."""
+    from tests.scenarios.conftest import HostLimited, assert_faithful
+
+    monitor = {"steal_share_max": 0.05, "cpu_by_part": {
+        part: {"cpu_s": 1.0, "peak_share": 0.2} for part in ("edges", "engine", "players")}}
+    host, own = ({"fidelity": s["fidelity"] | {"monitor": monitor}}
+                 for s in (judged(0.05, 50.0), judged(0.0, 1500.0)))
+    tries = ["emulator-limited …"] * verdict.HOST_ATTEMPTS
+    with pytest.warns(HostLimited, match="let the run down 3 times"):
+        assert_faithful(host | {"verdicts": tries})
+    with pytest.raises(AssertionError):
+        assert_faithful(own | {"verdicts": tries})
+    with pytest.raises(AssertionError):  # attempts left: not yet the host's alone
+        assert_faithful(host | {"verdicts": tries[:2]})
