@@ -12,13 +12,11 @@ import pytest
 
 from cdnlab.bench import scale
 from cdnlab.measure import verdict
+from tests.unit.test_pytest_plugin import judged
 
 
 def fidelity(steal: float, wake_us: float) -> dict[str, Any]:
-    found = [v.to_dict() for v in verdict.judge(
-        [{"t": 10.0 + n, "cpu_busy_mean": 0.3, "wake_p99_us": wake_us, "steal_share": steal}
-         for n in range(4)], [], [], 0.0)]
-    return {"ok": not found, "rtt_ok": True, "violations": found}
+    return judged(steal, wake_us)["fidelity"]
 
 
 def steps(monkeypatch: pytest.MonkeyPatch, script: dict[int, list[dict[str, Any]]]
