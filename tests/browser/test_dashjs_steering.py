@@ -24,7 +24,15 @@ from nodes.origin.profiles import parse_title_spec
 from nodes.origin.store import STEERING, ContentStore
 from nodes.origin.testsource import make_test_master
 from tests.client.test_player_cmsd import edge
-from tests.client.test_player_loopback import LIVE, LIVE2, log_of, put_cluster, stop_all, wait_for
+from tests.client.test_player_loopback import (
+    LIVE,
+    LIVE2,
+    accepts,
+    log_of,
+    put_cluster,
+    stop_all,
+    wait_for,
+)
 from tests.client.test_player_steering import start_steering_redirector
 from tests.dns.conftest import free_port
 
@@ -76,6 +84,7 @@ def test_dashjs_follows_steering_and_leaves_on_duress(tmp_path: Path) -> None:
     try:
         wait_for(lambda: all((tmp_path / f"edge-{c}" / "nginx.pids").exists() for c in ports),
                  "the edges serve")
+        wait_for(lambda: accepts(origin_port), "the origin serves")
         wait_for(lambda: (tmp_path / "decisions.jsonl").exists(), "the redirector runs")
         for cluster, rtt_ms in (("a", 5), ("b", 20)):
             put_cluster(rest_port, cluster, "rtt", {"network": "127.0.0.0/8", "rtt_ms": rtt_ms})

@@ -24,6 +24,7 @@ from nodes.origin.profiles import DEFAULT_LADDER
 from tests.client.test_player_loopback import (
     LIVE,
     LIVE2,
+    accepts,
     log_of,
     put_cluster,
     segments_from,
@@ -72,6 +73,7 @@ def test_duress_moves_the_session_and_mb_caps_it(tmp_path: Path) -> None:
     try:
         wait_for(lambda: all((tmp_path / f"edge-{c}" / "nginx.pids").exists() for c in ports),
                  "the edges serve")
+        wait_for(lambda: accepts(origin_port), "the origin serves")  # else the edge says 502
         mpd = headers_of(f"http://{LIVE}:{ports['a']}/synth-0001/{STEERED_MPD}")
         assert cmsd.decode_static(mpd["cmsd-static"]) == {"ot": "m", "sf": "d", "st": "v"}
         (name, params), = cmsd.decode_dynamic(mpd["cmsd-dynamic"])
@@ -150,6 +152,7 @@ def test_mb_follows_the_capacity_in_force(tmp_path: Path) -> None:
     url = f"http://{LIVE}:{port}/synth-0001/{STEERED_MPD}"
     try:
         wait_for(lambda: (tmp_path / "edge-a" / "nginx.pids").exists(), "the edge serves")
+        wait_for(lambda: accepts(origin_port), "the origin serves")
         assert cmsd.nearest(headers_of(url)) == {"etp": 1000, "mb": 500}
         (tmp_path / "edge-a" / "capacity_mbps").write_text("0.25\n")
         wait_for(lambda: cmsd.nearest(headers_of(url)) == {"etp": 250, "mb": 125},

@@ -73,6 +73,15 @@ def wait_for(ready: Any, what: str, timeout_s: float = 20) -> None:
         time.sleep(0.05)
 
 
+def accepts(port: int, address: str = "127.0.0.1") -> bool:
+    """Whether something accepts TCP connections on address:port (a server that is up)."""
+    try:
+        socket.create_connection((address, port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
 def start_dns_and_origin(tmp_path: Path, store: Path, dns_port: int, http_port: int,
                          ttl: int, clusters: dict[str, Any], origins: tuple[str, ...] = (LIVE,),
                          rest: dict[str, Any] | None = None) -> list[subprocess.Popen[bytes]]:
