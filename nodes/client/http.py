@@ -6,6 +6,17 @@ timeout is for silence (no byte for that long), not for a whole download.
 A player needs a segment's size and timing, not its bytes: a body not kept
 (`keep_body=False`) is received into one reused buffer (`loop.sock_recv_into`) and only
 counted, so a delivered megabit costs one kernel copy and no Python object.
+
+A body is read in batches: while more than `BATCH` bytes of it are still to come, the
+socket is not readable until `BATCH` of them are queued (`SO_RCVLOWAT`, socket(7); TCP's
+poll honours it), so on a shaped link, where packets arrive one by one, the loop wakes
+once per batch, not once per packet. The last read asks for exactly what is left, so a
+body's last byte is seen when it comes. `BATCH` is at most half the initial receive buffer
+(`tcp_rmem`'s default, 87380 or 131072 bytes), so setting it never grows the buffer or
+clamps the window (tcp_set_rcvlowat in net/ipv4/tcp.c does both only above that). A
+wait that times out with bytes queued, fewer than a batch, takes them and waits again, so
+silence is still what ends a download, noticed at most twice the timeout after the last
+byte.
 """
 
 from __future__ import annotations
@@ -19,6 +30,7 @@ from urllib.parse import urlsplit
 
 RECEIVE_BUFFER = 256 * 1024
 HEAD_LIMIT = 64 * 1024
+BATCH = 32 * 1024  # body bytes queued before a read wakes (SO_RCVLOWAT)
 
 
 class HttpError(Exception):
@@ -43,6 +55,8 @@ class Connection:
         self.sock: socket.socket | None = None
         self.buffer = memoryview(bytearray(RECEIVE_BUFFER))
         self.pending = bytearray()  # received, not yet consumed (headers, chunk lines)
+        self.low_water = 1  # the socket's SO_RCVLOWAT
+        self.reads = 0  # reads from the socket (wake-ups of the loop for this connection)
 
     async def open(self, timeout_s: float) -> None:
         loop = asyncio.get_running_loop()
@@ -57,6 +71,7 @@ class Connection:
             raise
         self.sock = sock
         self.pending.clear()
+        self.low_water = 1
 
     @property
     def writer(self) -> socket.socket | None:
@@ -69,13 +84,28 @@ class Connection:
         self.sock = None
         self.pending.clear()
 
-    async def _receive(self, limit: int, idle_s: float) -> int:
-        """Up to `limit` bytes into the buffer; 0 at the peer's close."""
+    async def _receive(self, limit: int, idle_s: float, batch: int = 1) -> int:
+        """Up to `limit` bytes into the buffer, waking when `batch` of them are queued (or
+        the peer closed); 0 at the peer's close. TimeoutError after `idle_s` without a
+        byte."""
         sock = self.sock  # kept: a close meanwhile ends the read, it does not crash it
         if sock is None:
             raise ConnectionResetError("connection closed")
+        if batch != self.low_water:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, batch)
+            self.low_water = batch
+        self.reads += 1
         loop = asyncio.get_running_loop()
-        return await asyncio.wait_for(loop.sock_recv_into(sock, self.buffer[:limit]), idle_s)
+        try:
+            return await asyncio.wait_for(loop.sock_recv_into(sock, self.buffer[:limit]),
+                                          idle_s)
+        except TimeoutError:
+            if batch == 1:
+                raise
+            try:  # fewer than a batch came: that is not silence, unless none did
+                return sock.recv_into(self.buffer[:limit])
+            except BlockingIOError:
+                raise TimeoutError(f"no byte for {idle_s:g} s") from None
 
     async def _more(self, idle_s: float) -> None:
         got = await self._receive(RECEIVE_BUFFER, idle_s)
@@ -134,7 +164,7 @@ class Connection:
             del self.pending[:early]
         left = length - early
         while left:
-            got = await self._receive(min(left, RECEIVE_BUFFER), idle_s)
+            got = await self._receive(min(left, RECEIVE_BUFFER), idle_s, min(left, BATCH))
             if not got:
                 raise asyncio.IncompleteReadError(b"", length)
             if kept is not None:
