@@ -27,6 +27,7 @@ from cdnlab.errors import EnvironmentProblem
 from cdnlab.machines.placement import Placement
 from cdnlab.machines.placement import place as place_machines
 from cdnlab.machines.spec import HEAD, MachineSet
+from cdnlab.net import autogroups
 from cdnlab.net.build import NetworkBuilder
 from cdnlab.net.changes import LinkChanges
 from cdnlab.net.cpu_awake import CpuAwake
@@ -88,6 +89,7 @@ class Emulation:
         self.datapath = choose_datapath(datapath, caps, openflow=controller is not None)
         self.controller_kind = controller
         self.awake = CpuAwake(cpu_awake)  # started with the network: see cdnlab.net.cpu_awake
+        self.autogroups: str | None = None  # cdnlab.net.autogroups.describe, once started
         self.controller: Any = None  # cdnlab.net.controller.Controller once started
         self.seed = seed
         self.dynamic_links = dynamic_links or set()
@@ -150,6 +152,8 @@ class Emulation:
             self.ledger.add_directory(self.run_dir)
         try:
             self.ledger.contain()  # from here on every process started is in the run's cgroup
+            # one CPU group for every process the run starts, so their priorities hold
+            self.autogroups = autogroups.describe(self.ledger.switch_autogroups_off())
             self.awake.start(self.ledger)  # `auto` measures first, on a still quiet machine
             build = NetworkBuilder(self)
             build.refuse_name_clashes()

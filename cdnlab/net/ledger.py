@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cdnlab.net import autogroups
 from cdnlab.net.cgroup import RunCgroup
 
 LEDGER_DIR = Path(os.environ.get("CDNLAB_LEDGER_DIR", "/var/lib/cdnlab/ledgers"))
@@ -79,6 +80,9 @@ class LedgerRecord:
     # the other machines of a split run (cdnlab.machines): per machine its ssh user and
     # connection directory, the run's cgroup there, and its bridges and interfaces
     machines: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # the run relies on cdnlab having switched the kernel's autogroups off
+    # (cdnlab.net.autogroups): the last such run's undo switches them back
+    autogroups_off: bool = False
 
     @property
     def this_boot(self) -> bool:
@@ -120,6 +124,14 @@ class Ledger:
             self.save()
             return False
         return True
+
+    def switch_autogroups_off(self) -> bool:
+        """The kernel's per-session CPU groups off for this run (`cdnlab.net.autogroups`),
+        recorded so the undo of the last run relying on it switches them back; whether
+        they are off now because of cdnlab."""
+        self.record.autogroups_off = autogroups.switch_off(self.path.parent)
+        self.save()
+        return self.record.autogroups_off
 
     def join_part(self, pid: int, part: str) -> None:
         """Account process `pid` (started a moment ago, before it forked) to `part` of
@@ -190,9 +202,16 @@ class Ledger:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX)
             removed = self._end_processes() if self.record.this_boot else []
+            if self.record.autogroups_off:
+                back = autogroups.switch_back(self.path.parent, self._others_rely)
+                removed += [back] if back else []
             return removed + self._undo_machines() + self._remove_network_and_files()
         finally:
             os.close(lock)
+
+    def _others_rely(self) -> bool:
+        """Whether another live run on this machine relies on autogroups being off."""
+        return any(other.path != self.path for other in relying_runs(self.path.parent))
 
     def _end_processes(self) -> list[str]:
         removed: list[str] = []
@@ -304,12 +323,26 @@ def stale_ledgers(directory: Path = LEDGER_DIR) -> tuple[list[Ledger], list[Path
     return stale, unreadable
 
 
+def relying_runs(directory: Path) -> list[Ledger]:
+    """The live runs whose ledgers say they rely on autogroups being off."""
+    found = []
+    for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
+        with contextlib.suppress(OSError, ValueError, TypeError):
+            ledger = Ledger.load(path)
+            if ledger.record.autogroups_off and ledger.owner_alive:
+                found.append(ledger)
+    return found
+
+
 def clean_stale(directory: Path = LEDGER_DIR) -> list[str]:
-    """Undo every ledger whose owner is gone (an interrupted run); what was removed."""
+    """Undo every ledger whose owner is gone (an interrupted run); what was removed. The
+    autogroups come back too when no live run relies on them being off, also when the run
+    that switched them off died before its ledger said so."""
     stale, unreadable = stale_ledgers(directory)
     removed = [f"unreadable ledger {path} left in place" for path in unreadable]
     for ledger in stale:
         if not ledger.path.exists():  # undone meanwhile by another cleaner
             continue
         removed += [f"{ledger.record.run_id}: {line}" for line in ledger.close()]
-    return removed
+    back = autogroups.switch_back(directory, lambda: bool(relying_runs(directory)))
+    return removed + ([back] if back else [])

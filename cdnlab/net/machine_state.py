@@ -1,6 +1,7 @@
 """A snapshot of everything a run could leave on the machine — network interfaces, Open
 vSwitch bridges, run ledgers, named network namespaces, iptables rules and chains, run
-cgroups, mounts — so a test can compare before and after and prove a run left nothing behind."""
+cgroups, mounts, the kernel's autogroups switch — so a test can compare before and after
+and prove a run left nothing behind."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import subprocess
 from dataclasses import dataclass
 
+from cdnlab.net import autogroups
 from cdnlab.net.cgroup import PARENT, cgroup2_mount
 from cdnlab.net.ledger import LEDGER_DIR
 
@@ -21,6 +23,8 @@ class MachineState:
     iptables: tuple[str, ...]
     cgroups: frozenset[str]
     mounts: frozenset[str]
+    autogroups: bool | None
+
 
 
 def _iptables_rules() -> tuple[str, ...]:
@@ -51,4 +55,4 @@ def machine_state() -> MachineState:
     ledgers = [p.name for p in LEDGER_DIR.glob("*.json")] if LEDGER_DIR.is_dir() else []
     return MachineState(frozenset(os.listdir("/sys/class/net")), frozenset(ovs),
                         frozenset(ledgers), frozenset(netns), _iptables_rules(),
-                        _run_cgroups(), _mount_points())
+                        _run_cgroups(), _mount_points(), autogroups.enabled())

@@ -76,7 +76,7 @@ def settings(run: dict[str, Any]) -> dict[str, Any]:
     datapath, the CPU-awake decision, kernel, Python and package versions."""
     flat: dict[str, Any] = {"seed": run.get("seed"), "shaping": run.get("shaping"),
                             "datapath": run.get("datapath"), "kernel": run.get("kernel"),
-                            "python": run.get("python")}
+                            "python": run.get("python"), "autogroups": run.get("autogroups")}
     awake = run.get("cpu_awake") or {}
     flat |= {"cpu_awake.mode": awake.get("mode"), "cpu_awake.kept_awake": awake.get("active")}
     flat |= {f"versions.{k}": v for k, v in (run.get("versions") or {}).items()}

@@ -139,7 +139,7 @@ class Run:
                            controller=scenario.controller, cpu_awake=self.cpu_awake,
                            machines=scenario.topology.machines) as emu:
                 meta |= {"shaping": emu.shaping, "datapath": emu.datapath, "epoch": emu.t0,
-                         "cpu_awake": emu.awake.describe(),
+                         "cpu_awake": emu.awake.describe(), "autogroups": emu.autogroups,
                          "route_differences": emu.route_differences,
                          "bgp": emu.bgp.describe() if emu.bgp is not None else None,
                          "cluster_of_ip": {emu.ip(s): c for c, servers in

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from cdnlab.net import autogroups
 from cdnlab.net.emulation import Emulation
 from cdnlab.net.ledger import LEDGER_DIR, Ledger, process_start_time
 from cdnlab.services.router import FRR_BASE
@@ -34,10 +35,14 @@ HOLD_UP = textwrap.dedent("""
 
 
 def test_an_exception_inside_a_run_tears_everything_down(nothing_left_behind: None) -> None:
+    on = autogroups.enabled()
     with pytest.raises(RuntimeError, match="boom"), \
             Emulation(load_topology("minimal")) as emu:
         processes = recorded_processes(emu)
         assert len(processes) > 5 and alive(processes) != []
+        # the run's processes share one CPU group; `nothing_left_behind` sees it back
+        assert emu.autogroups == ("off for the run" if on else "off" if on is False else None)
+        assert not autogroups.enabled()
         raise RuntimeError("boom")
     assert alive(processes) == []
 
