@@ -9,7 +9,8 @@ A step the host alone broke (`cdnlab.measure.verdict.limited_by_host`: the hyper
 the CPU time or ran the CPUs late, which comes and goes with its other guests) is measured
 again, up to `HOST_ATTEMPTS` times in all, and its row says how many (`attempts`).
 The last line: `scale: viewers_max=<n> backend=<name> limit=<invariant>` — the most
-viewers judged faithful, and what broke first above it (`none` if nothing did).
+viewers judged faithful, and what broke first above it (`rtt_check` when only the RTTs
+measured at the end were wrong, `none` if nothing broke).
 """
 
 from __future__ import annotations
@@ -43,13 +44,22 @@ def step(viewers: int, play_s: float, shaping: str, cpu_awake: str,
     monitor = fidelity.get("monitor") or {}
     return {"viewers": viewers, "playing_peak": players["concurrent_peak"],
             "ok": fidelity.get("ok"), "backend": fidelity.get("backend"),
-            "limit": (fidelity.get("violations") or [{}])[0].get("invariant"),
+            "limit": limit_of(fidelity),
             "host_only": limited_by_host(fidelity),
             "cpu_busy_max": monitor.get("cpu_busy_mean_max"),
             "wake_p99_us_max": monitor.get("wake_p99_us_max"),
             "qoe_per_s": players["qoe_per_s_mean"],
             "rebuffer_s": players["rebuffer_s_total"],
             "completed": f"{players['completed']}/{players['sessions']}"}
+
+
+def limit_of(fidelity: dict[str, Any]) -> str | None:
+    """What broke a step: its first violated invariant, or `rtt_check` when the only fault
+    was the end-of-run RTT check (`cdnlab.measure.fidelity`); None when nothing did."""
+    violations = fidelity.get("violations") or []
+    if violations:
+        return str(violations[0]["invariant"])
+    return "rtt_check" if fidelity.get("rtt_ok") is False else None
 
 
 def _cell(value: Any) -> str:

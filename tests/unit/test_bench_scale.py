@@ -30,8 +30,8 @@ def steps(monkeypatch: pytest.MonkeyPatch, script: dict[int, list[dict[str, Any]
         made.append((viewers, out.name))
         judged = script[viewers].pop(0)
         return {"viewers": viewers, "playing_peak": viewers, "ok": judged["ok"],
-                "backend": "nfqueue", "limit": (judged["violations"] or [{}])[0].get(
-                    "invariant"), "host_only": verdict.limited_by_host(judged),
+                "backend": "nfqueue", "limit": scale.limit_of(judged),
+                "host_only": verdict.limited_by_host(judged),
                 "cpu_busy_max": 0.3, "wake_p99_us_max": 50.0, "qoe_per_s": 1.0,
                 "rebuffer_s": 0.0, "completed": f"{viewers}/{viewers}"}
 
@@ -61,3 +61,12 @@ def test_the_host_gets_three_attempts_and_the_emulator_one(
     assert [v for v, _ in made] == [2, 4], "the emulator's own failure ends the steps"
     assert capsys.readouterr().out.splitlines()[-1] == \
         "scale: viewers_max=2 backend=nfqueue limit=timer_late"
+
+
+def test_a_step_with_wrong_rtts_at_its_end_names_the_rtt_check(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    wrong = fidelity(0.0, 50.0) | {"ok": False, "rtt_ok": False}  # no invariant broken
+    made = steps(monkeypatch, {2: [fidelity(0.0, 50.0)], 4: [wrong]})
+    assert [v for v, _ in made] == [2, 4]
+    assert capsys.readouterr().out.splitlines()[-1] == \
+        "scale: viewers_max=2 backend=nfqueue limit=rtt_check"
