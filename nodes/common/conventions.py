@@ -42,7 +42,9 @@ ABR_DEFAULT = "bola"
 BATCH_NICE = 10
 # ffmpeg transcodes run in SCHED_IDLE: on CPU time nothing else wants, taken from them the
 # moment a timer, server or player wakes (at nice 10 they delayed a 1 ms sleep's wake-up by
-# 2.4-3.2 ms p99; in SCHED_IDLE by 0.06-0.09 ms; README, "Timers that fire on time")
+# 2.4-3.2 ms p99; in SCHED_IDLE by 0.06-0.09 ms; README, "Timers that fire on time").
+# Niceness and SCHED_IDLE count against other sessions' programs only because a run
+# switches the kernel's autogroups off (cdnlab/net/autogroups.py)
 TRANSCODE_IDLE = True
 # a viewer that is dash.js itself in headless Chromium (nodes/browser), its ABR dash.js's own
 BROWSER_ABR = "dashjs"
