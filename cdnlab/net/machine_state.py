@@ -26,7 +26,6 @@ class MachineState:
     autogroups: bool | None
 
 
-
 def _iptables_rules() -> tuple[str, ...]:
     """Every iptables rule and chain of the root namespace, without counters."""
     saved = subprocess.run(["iptables-save"], capture_output=True, text=True,
