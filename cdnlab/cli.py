@@ -246,7 +246,12 @@ def _bench(args: argparse.Namespace) -> int:
         from cdnlab.bench import scale as bench_scale
 
         shaping = "auto" if args.shaping == "all" else args.shaping
-        return bench_scale.run(args.quick, shaping, args.cpu_awake, args.max_viewers)
+        keep = Path(args.keep) if args.keep else None
+        try:
+            return bench_scale.run(args.quick, shaping, args.cpu_awake, args.max_viewers, keep)
+        except ValueError as error:
+            print(f"cdnlab bench scale: {error}", file=sys.stderr)
+            return 2
     if args.what == "edge":
         from cdnlab.bench import edge as bench_edge
 
@@ -612,6 +617,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="fidelity: " + CPU_AWAKE_HELP)
     bench.add_argument("--samples", type=int, default=2000, help="wakeups: sleeps per row")
     bench.add_argument("--max-viewers", type=int, help="scale: the last step at most")
+    bench.add_argument("--keep", metavar="DIR",
+                       help="scale: keep each step's results bundle in DIR (a new directory)")
     bench.add_argument("--json", action="store_true",
                        help="print the result lines as JSON (see cdnlab/jsonout.py)")
     bench.set_defaults(func=cmd_bench)

@@ -11,11 +11,15 @@ again, up to `HOST_ATTEMPTS` times in all, and its row says how many (`attempts`
 The last line: `scale: viewers_max=<n> backend=<name> limit=<invariant>` — the most
 viewers judged faithful, and what broke first above it (`rtt_check` when only the RTTs
 measured at the end were wrong, `none` if nothing broke).
+`--keep DIR` keeps each step's results bundle (`DIR/viewers-<n>`, a step measured again in
+`DIR/attempt-<k>/viewers-<n>`) to read why a step broke; otherwise they go with the run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -68,8 +72,31 @@ def _cell(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
-def run(quick: bool, shaping: str, cpu_awake: str, most: int | None = None) -> int:
-    """`most`: stop after this many viewers (the steps double from 2)."""
+@contextlib.contextmanager
+def _steps_dir(keep: Path | None) -> Iterator[Path]:
+    """Where the steps' bundles go: `keep`, or a scratch directory removed afterwards."""
+    if keep is None:
+        with tempfile.TemporaryDirectory(prefix="cdnlab-scale-") as scratch:
+            yield Path(scratch)
+        return
+    yield keep
+
+
+def check_keep(keep: Path) -> None:
+    """Refuse a `--keep` directory that already holds files (a step's bundle would be
+    mixed with, or written over, an earlier run's)."""
+    if keep.exists() and (not keep.is_dir() or any(keep.iterdir())):
+        raise ValueError(f"--keep {keep}: exists and is not an empty directory; "
+                         "name a new directory (it is created)")
+
+
+def run(quick: bool, shaping: str, cpu_awake: str, most: int | None = None,
+        keep: Path | None = None) -> int:
+    """`most`: stop after this many viewers (the steps double from 2); `keep`: where the
+    steps' bundles are kept (see the module's docstring)."""
+    if keep is not None:
+        check_keep(keep)
+        keep.mkdir(parents=True, exist_ok=True)
     largest, play_s = (32, 12.0) if quick else (256, 20.0)
     largest = min(largest, most) if most else largest
     rows: list[dict[str, Any]] = []
@@ -78,16 +105,16 @@ def run(quick: bool, shaping: str, cpu_awake: str, most: int | None = None) -> i
     print(f"scale: {SCENARIO}, closed loop, {play_s:g} s of playing per step; "
           "baseline: the first step")
     print("".join(f"{c:>16}" for c in columns))
-    with tempfile.TemporaryDirectory(prefix="cdnlab-scale-") as scratch:
+    with _steps_dir(keep) as scratch:
         viewers = 2
         while viewers <= largest:
-            row = step(viewers, play_s, shaping, cpu_awake, Path(scratch)) | {"attempts": 1}
+            row = step(viewers, play_s, shaping, cpu_awake, scratch) | {"attempts": 1}
             while row["host_only"] and row["attempts"] < HOST_ATTEMPTS:
                 print(f"scale: {viewers} viewers again: the host alone broke the step "
                       f"({row['limit']})", flush=True)
                 again = row["attempts"] + 1
                 row = step(viewers, play_s, shaping, cpu_awake,
-                           Path(scratch) / f"attempt-{again}") | {"attempts": again}
+                           scratch / f"attempt-{again}") | {"attempts": again}
             rows.append(row)
             print("".join(f"{_cell(row[c]):>16}" for c in columns), flush=True)
             if not row["ok"]:
@@ -102,4 +129,6 @@ def run(quick: bool, shaping: str, cpu_awake: str, most: int | None = None) -> i
               f"{base['viewers']} (baseline)")
     print(f"scale: viewers_max={max(faithful) if faithful else 0} "
           f"backend={base['backend']} limit={broken['limit'] if broken else 'none'}")
+    if keep is not None:
+        print(f"scale: each step's bundle is in {keep}")
     return 0

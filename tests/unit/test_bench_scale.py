@@ -19,15 +19,15 @@ def fidelity(steal: float, wake_us: float) -> dict[str, Any]:
     return judged(steal, wake_us)["fidelity"]
 
 
-def steps(monkeypatch: pytest.MonkeyPatch, script: dict[int, list[dict[str, Any]]]
-          ) -> list[tuple[int, str]]:
+def steps(monkeypatch: pytest.MonkeyPatch, script: dict[int, list[dict[str, Any]]],
+          keep: Path | None = None) -> list[tuple[int, str]]:
     """Run `bench scale` with each step's verdicts, in order, taken from `script`; the
     (viewers, bundle directory) of every step made."""
     made: list[tuple[int, str]] = []
 
     def step(viewers: int, play_s: float, shaping: str, cpu_awake: str,
              out: Path) -> dict[str, Any]:
-        made.append((viewers, out.name))
+        made.append((viewers, str(out)))
         judged = script[viewers].pop(0)
         return {"viewers": viewers, "playing_peak": viewers, "ok": judged["ok"],
                 "backend": "nfqueue", "limit": scale.limit_of(judged),
@@ -36,7 +36,7 @@ def steps(monkeypatch: pytest.MonkeyPatch, script: dict[int, list[dict[str, Any]
                 "rebuffer_s": 0.0, "completed": f"{viewers}/{viewers}"}
 
     monkeypatch.setattr(scale, "step", step)
-    assert scale.run(quick=True, shaping="auto", cpu_awake="auto", most=8) == 0
+    assert scale.run(quick=True, shaping="auto", cpu_awake="auto", most=8, keep=keep) == 0
     return made
 
 
@@ -70,3 +70,16 @@ def test_a_step_with_wrong_rtts_at_its_end_names_the_rtt_check(
     assert [v for v, _ in made] == [2, 4]
     assert capsys.readouterr().out.splitlines()[-1] == \
         "scale: viewers_max=2 backend=nfqueue limit=rtt_check"
+
+
+def test_keep_puts_every_step_in_the_named_directory(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        tmp_path: Path) -> None:
+    good, host = fidelity(0.0, 50.0), fidelity(0.05, 50.0)
+    kept = tmp_path / "kept"
+    made = steps(monkeypatch, {2: [good], 4: [host, good], 8: [good]}, keep=kept)
+    assert [out for _, out in made] == [str(kept), str(kept), str(kept / "attempt-2"),
+                                        str(kept)]
+    assert capsys.readouterr().out.splitlines()[-1] == f"scale: each step's bundle is in {kept}"
+    with pytest.raises(ValueError, match="not an empty directory"):
+        steps(monkeypatch, {2: [good]}, keep=tmp_path)
