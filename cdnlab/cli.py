@@ -174,7 +174,7 @@ def _topo_check(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
         if not report.ok:  # a busy moment spoils what it meets; a wrong shape misses again
             missed = sum(not s.ok for s in report.rtt) + sum(not r.ok for r in report.rate)
             print(f"measured again: the {missed} sample(s) that missed their bounds")
-            report.rtt = fidelity.rtt_remeasured_on_miss(emu, report.rtt)
+            fidelity.rtt_misses_remeasured(emu, report)
             report.rate = fidelity.rate_remeasured_on_miss(emu, report.rate)
             print(report.table())
         if args.controller:

@@ -121,6 +121,9 @@ class FidelityReport:
     rate: list[RateSample] = field(default_factory=list)
     loss: list[LossSample] = field(default_factory=list)
     cpu_awake: dict[str, Any] | None = None  # CpuAwake.describe() of the emulation
+    # the first samples of the RTT pairs that missed their bound and were measured once
+    # more (`rtt_misses_remeasured`); `rtt` holds the second
+    rtt_first: list[RttSample] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -134,6 +137,7 @@ class FidelityReport:
             "rtt_err_max_ms": max((abs(s.error_ms) for s in self.rtt), default=None),
             "rate_err_max_pct": max((abs(s.error_pct) for s in self.rate), default=None),
             "loss_err_max_pp": max((abs(s.error_pp) for s in self.loss), default=None),
+            "rtt_remeasured": len(self.rtt_first) if self.rtt else None,
             "cpu_awake": self.cpu_awake,
         }
 
@@ -142,7 +146,8 @@ class FidelityReport:
                 "rtt": [asdict(s) | {"ok": s.ok} for s in self.rtt],
                 "rate": [asdict(s) | {"ideal_mbps": s.ideal_mbps, "ok": s.ok}
                          for s in self.rate],
-                "loss": [asdict(s) | {"ok": s.ok} for s in self.loss]}
+                "loss": [asdict(s) | {"ok": s.ok} for s in self.loss],
+                "rtt_first": [asdict(s) | {"ok": s.ok} for s in self.rtt_first]}
 
     def table(self) -> str:
         lines = [f"fidelity ({setup_text(self.backend, self.datapath, self.cpu_awake)})"]
@@ -312,6 +317,26 @@ def rtt_remeasured_on_miss(emu: Any, samples: list[RttSample]) -> list[RttSample
     if len(unicast) < len(missed):
         again |= {(s.src, s.dst): s for s in measure_anycast_rtt(emu)}
     return [again.get((s.src, s.dst), s) for s in samples]
+
+
+def rtt_misses_remeasured(emu: Any, report: FidelityReport) -> int:
+    """Measure once more every RTT pair of `report` that missed its bound, keeping the
+    first samples in `report.rtt_first` (the second replace them in `report.rtt`); how many
+    pairs were measured again. A check's one chance to meet a busy moment: a pair missed
+    twice is a wrong network, and both samples stay on record."""
+    first = {(s.src, s.dst): s for s in report.rtt if not s.ok}
+    if first:
+        report.rtt = rtt_remeasured_on_miss(emu, report.rtt)
+        report.rtt_first = list(first.values())
+    return len(first)
+
+
+def end_check(emu: Any) -> FidelityReport:
+    """A scenario run's check of the network as the run ends (players stopped): the
+    bring-up check's RTTs, no goodput, each pair that missed measured once more."""
+    report = check(emu, goodput_samples=0)
+    rtt_misses_remeasured(emu, report)
+    return report
 
 
 def rate_remeasured_on_miss(emu: Any, samples: list[RateSample],

@@ -157,5 +157,7 @@ def _fidelity_words(fidelity: dict[str, Any] | None) -> str:
         return "Not measured."
     rtt = {True: "RTTs as configured", False: "RTTs off their configured values",
            None: "RTTs not measured"}[fidelity.get("rtt_ok")]
-    return f"{rtt} (max error {_text(fidelity.get('rtt_err_max_pct'))} %); " \
+    again = fidelity.get("rtt_remeasured")
+    again_text = f"; {again} pair(s) measured again after a miss" if again else ""
+    return f"{rtt} (max error {_text(fidelity.get('rtt_err_max_pct'))} %{again_text}); " \
         f"{fidelity.get('verdict', 'not monitored')}."

@@ -168,6 +168,9 @@ SCHEMA: dict[str, Any] = {
         "ok": f(Maybe(bool), "RTTs right at the end and no invariant broken all along"),
         "rtt_err_max_pct?": f(Maybe(NUM), "largest RTT error at the end, %"),
         "rtt_err_max_ms?": f(Maybe(NUM), "and in ms"),
+        "rtt_remeasured?": f(Maybe(int), "RTT pairs that missed their bound at the end and "
+                                         "were measured once more (the first samples: "
+                                         "events/fidelity.json rtt_first; null: no RTTs)"),
         "rate_err_max_pct?": f(Maybe(NUM), "largest goodput error, % (null: not measured)"),
         "loss_err_max_pp?": f(Maybe(NUM), "largest loss error, points (null: not measured)"),
         "cpu_awake?": f(Maybe(dict), "the CPU-awake decision and its measurements"),

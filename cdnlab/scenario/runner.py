@@ -400,7 +400,7 @@ class Run:
     def _results(self, emu: Emulation, meta: dict[str, Any], timeline: Timeline,
                  watchers: Watchers, log: EventLog, monitors: list[Any]) -> None:
         """Everything stopped; the monitors' and the program watch's watch ended; fidelity
-        (RTT) measured on the network as it ends."""
+        (RTT) measured on the network as it ends (a pair that missed, once more)."""
         timeline.stopping.set()
         for timer in self.fault_timers:
             timer.cancel()
@@ -412,7 +412,7 @@ class Run:
             watchers.fill.stop()
         watchers.counters.stop()
         self.phase = "results"
-        report = fidelity.check(emu, goodput_samples=0)
+        report = fidelity.end_check(emu)
         (Path(emu.run_dir) / "events" / "fidelity.json").write_text(
             json.dumps(report.to_dict(), indent=1))
         meta["timeline_errors"] = timeline.errors

@@ -9,6 +9,7 @@ import re
 import signal
 import statistics
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -269,3 +270,47 @@ def test_the_run_keeps_timers_prompt(pair: Emulation) -> None:
     ready = [json.loads(line) for line in pair.link("src", "dst").log_path.read_text()
              .splitlines() if '"ready"' in line]
     assert ready[-1]["scheduling"] == f"fifo:{sched.DELAY_PRIORITY}"
+
+
+def test_a_miss_is_measured_once_more_and_both_samples_kept(pair: Emulation) -> None:
+    """The delay process paused for a quarter of a second (a busy moment, as on a shared
+    CPU) spoils the RTT sample it meets; measured once more the pair is right, and the first
+    sample stays on record (`rtt_first`). Paused through both samples (a delay path that
+    stopped), the pair misses twice and the check fails."""
+    process = pair.link("src", "dst").process
+    if process is None:
+        pytest.skip("the netem backend has no delay process to pause")
+    reshape(pair, LinkShape(delay=10.0))
+    pid = process.pid
+
+    def pause_at(start_s: float, length_s: float) -> threading.Timer:
+        def pause() -> None:
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                time.sleep(length_s)
+            finally:
+                os.kill(pid, signal.SIGCONT)
+        timer = threading.Timer(start_s, pause)
+        timer.start()
+        return timer
+
+    report = fidelity.FidelityReport(pair.shaping, pair.datapath)
+    busy = pause_at(0.5, 0.25)
+    try:
+        report.rtt = fidelity.measure_rtt(pair, [("dst", "src")])
+    finally:
+        busy.join()
+    assert not report.ok, report.table()
+    assert fidelity.rtt_misses_remeasured(pair, report) == 1
+    assert report.ok and report.summary()["rtt_remeasured"] == 1, report.table()
+    assert [(s.src, s.ok) for s in report.rtt_first] == [("dst", False)]
+    assert report.to_dict()["rtt_first"][0]["measured_ms"] > report.rtt[0].measured_ms
+
+    report = fidelity.FidelityReport(pair.shaping, pair.datapath)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        report.rtt = fidelity.measure_rtt(pair, [("dst", "src")], count=5)
+        assert fidelity.rtt_misses_remeasured(pair, report) == 1
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert not report.ok and len(report.rtt_first) == 1, report.table()
