@@ -36,12 +36,15 @@ cluster last gave it (dash.js keeps one mb for all servers: one that returns bri
 other cluster's),
 and `du` (duress) makes the session leave that cluster at the next segment: the pathway
 is passed over as after a failure (steering), or the server avoided and DNS asked again
-(DNS routing). Each duress seen is a `cmsd_duress` event; segments carry the `cmsd` data.
+(DNS routing). Under DNS routing a new answer that is due is asked for before the cap, so
+the cap is always the cluster's the segment goes to. Each duress seen is a `cmsd_duress`
+event; segments carry the `cmsd` data.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import math
 import random
@@ -335,6 +338,8 @@ class Session:
             if choice.wait_s > 0 and buffer.playing:
                 await asyncio.sleep(min(choice.wait_s, buffer.level_of(VIDEO)))
                 buffer.advance(clock())
+            if self.steering is None and self.spec.cmsd:
+                await self._answer_before_cap()
             decided = time.monotonic()  # the pathway asked is the one capped for
             quality = self._capped(choice.quality, bitrates, decided)
             rep = reps[quality]
@@ -545,6 +550,14 @@ class Session:
         if self.server is None or self._server_failed:
             return None
         return self._cluster_at.get(self.server) or self.clusters.get(self.server)
+
+    async def _answer_before_cap(self) -> None:
+        """DNS routing with CMSD: where a new answer is due (the TTL expired, or the
+        server is being left), ask for it before the cap, so that the `mb` capping a segment
+        is that of the cluster the segment is then asked of (not the one the session is
+        leaving). A failure is left to the request, which retries it (`fetch`)."""
+        with contextlib.suppress(ResolveError):
+            await self._server()
 
     def _capped(self, quality: int, bitrates: list[float], at: float | None = None) -> int:
         """The ABR's choice under the `mb` of the cluster asked next (as at `at`), the audio

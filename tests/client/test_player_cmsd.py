@@ -18,6 +18,8 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import yaml
+
 from nodes.common import cmsd
 from nodes.common.conventions import STEERED_MPD
 from nodes.origin.profiles import DEFAULT_LADDER
@@ -26,6 +28,7 @@ from tests.client.test_player_loopback import (
     LIVE2,
     accepts,
     log_of,
+    port_free_on_all,
     put_cluster,
     segments_from,
     stop_all,
@@ -39,12 +42,12 @@ CAPACITY_MBPS = {"a": 1.0, "b": 8.0}  # b's mb: at most 4000 kbit/s, under the t
 
 
 def edge(tmp_path: Path, cluster: str, port: int, origin_port: int,
-         max_connections: int) -> subprocess.Popen[bytes]:
-    """A real pull edge with CMSD on, in tmp_path/edge-<cluster>, on 0.0.0.0:port."""
+         max_connections: int, address: str = "0.0.0.0") -> subprocess.Popen[bytes]:
+    """A real pull edge with CMSD on, in tmp_path/edge-<cluster>, on address:port."""
     return subprocess.Popen([
         sys.executable, "-m", "nodes.edge", "serve", "--cluster", cluster, "--mode", "pull",
         "--parent", f"127.0.0.1:{origin_port}", "--work", str(tmp_path / f"edge-{cluster}"),
-        "--address", "0.0.0.0", "--port", str(port), "--cmsd", "--interval", "0.5",
+        "--address", address, "--port", str(port), "--cmsd", "--interval", "0.5",
         "--capacity-mbps", f"{CAPACITY_MBPS[cluster]:g}", "--threshold", f"{THRESHOLD:g}",
         "--max-connections", str(max_connections)])
 
@@ -159,3 +162,65 @@ def test_mb_follows_the_capacity_in_force(tmp_path: Path) -> None:
                  "etp and mb of the cut capacity", timeout_s=5)
     finally:
         stop_all(processes)
+
+
+def test_under_dns_the_cap_is_the_mb_of_the_cluster_asked(tmp_path: Path) -> None:
+    """DNS routing (TTL 1 s, the real redirector's min_rtt ranking moved over REST): the
+    session plays from a (mb 500), then b (mb about 4000), then a again. Each segment's
+    bitrate fits the mb its own cluster last said: on coming back to a, the new answer is
+    asked for before the cap, so the first segment is capped by a's 500 and not by the b
+    the session is leaving."""
+    port, origin_port, dns_port, rest_port = (port_free_on_all(), free_port(), free_port(),
+                                              free_port())
+    store = tmp_path / "store"
+    steered_title(store, free_port(), {"a": f"a.cluster.cdn.lab:{port}"}, DEFAULT_LADDER,
+                  duration_s=30)
+    config = tmp_path / "dns.yaml"
+    config.write_text(yaml.safe_dump({
+        "zone": "cdn.lab.", "listen": {"address": "127.0.0.1", "port": dns_port},
+        "services": {"video": {"policy": "min_rtt", "ttl": 1}}, "stale_after_s": 60,
+        "clusters": {"a": {"addresses": [LIVE]}, "b": {"addresses": [LIVE2]}},
+        "rest": {"port": rest_port, "token": "t"}}))
+    processes = [
+        subprocess.Popen([sys.executable, "-m", "nodes.dns", "--config", str(config)]),
+        subprocess.Popen([sys.executable, "-m", "nodes.origin", "serve", "--store", str(store),
+                          "--address", "127.0.0.1", "--http-port", str(origin_port),
+                          "--ingest-port", str(free_port()), "--work", str(tmp_path / "o")]),
+        edge(tmp_path, "a", port, origin_port, max_connections=0, address=LIVE),
+        edge(tmp_path, "b", port, origin_port, max_connections=0, address=LIVE2)]
+    events = tmp_path / "players.jsonl"
+
+    def nearest(a_ms: int, b_ms: int) -> None:
+        for cluster, rtt_ms in (("a", a_ms), ("b", b_ms)):
+            put_cluster(rest_port, cluster, "rtt", {"network": "127.0.0.0/8", "rtt_ms": rtt_ms})
+
+    try:
+        wait_for(lambda: all((tmp_path / f"edge-{c}" / "nginx.pids").exists() for c in "ab"),
+                 "the edges serve")
+        wait_for(lambda: accepts(origin_port) and accepts(rest_port), "origin and redirector")
+        nearest(5, 20)
+        player = subprocess.Popen(
+            [sys.executable, "-m", "nodes.client", "--service", "video.cdn.lab", "--resolver",
+             f"127.0.0.1:{dns_port}", "--port", str(port), "--title", "synth-0001",
+             "--algo", "throughput", "--max-buffer", "3", "--cmsd", "--cluster", f"a={LIVE}",
+             "--cluster", f"b={LIVE2}", "--events", str(events),
+             "--summary", str(tmp_path / "s.json")], stderr=subprocess.PIPE, text=True)
+        wait_for(lambda: segments_from(events, LIVE) >= 3, "a served")
+        nearest(20, 5)
+        wait_for(lambda: segments_from(events, LIVE2) >= 3, "b served")
+        nearest(5, 20)
+        _, stderr = player.communicate(timeout=90)
+        assert player.returncode == 0, stderr
+    finally:
+        stop_all(processes)
+    segments = [e for e in log_of(events) if e["event"] == "segment"]
+    clusters = [c for c, _ in itertools.groupby(s["cluster"] for s in segments)]
+    assert clusters == ["a", "b", "a"], clusters
+    ladder = [r.kbps for r in DEFAULT_LADDER]
+    last_mb: dict[str, int] = {}
+    for segment in segments:
+        mb = last_mb.get(segment["cluster"])
+        if mb is not None and any(kbps <= mb for kbps in ladder):
+            assert segment["bitrate_kbps"] <= mb, (mb, segment)
+        last_mb[segment["cluster"]] = segment["cmsd"]["mb"]
+    assert last_mb["a"] < min(ladder[1:]) <= last_mb["b"], last_mb
