@@ -95,6 +95,7 @@ def test_duress_moves_the_session_and_mb_caps_it(tmp_path: Path) -> None:
              "--manifest", STEERED_MPD, "--algo", "throughput", "--max-buffer", "3",
              "--cmsd", "--events", str(events), "--summary", str(tmp_path / "s.json")],
             stderr=subprocess.PIPE, text=True)
+        processes.insert(0, player)  # stopped too if the test fails
         wait_for(lambda: segments_from(events, LIVE) >= 2, "pathway a served")
         crowd = [socket.create_connection((LIVE, ports["a"])) for _ in range(2)]
         _, stderr = player.communicate(timeout=90)
@@ -205,6 +206,7 @@ def test_under_dns_the_cap_is_the_mb_of_the_cluster_asked(tmp_path: Path) -> Non
              "--algo", "throughput", "--max-buffer", "3", "--cmsd", "--cluster", f"a={LIVE}",
              "--cluster", f"b={LIVE2}", "--events", str(events),
              "--summary", str(tmp_path / "s.json")], stderr=subprocess.PIPE, text=True)
+        processes.insert(0, player)  # stopped too if the test fails
         wait_for(lambda: segments_from(events, LIVE) >= 3, "a served")
         nearest(20, 5)
         wait_for(lambda: segments_from(events, LIVE2) >= 3, "b served")

@@ -254,6 +254,7 @@ def test_dns_naming_a_dead_server_moves_the_player_to_a_cluster_it_knows(
              "--algo", "throughput", "--max-buffer", "3", "--events", str(events),
              "--cluster", f"a={LIVE}", "--cluster", f"b={LIVE2}",
              "--summary", str(tmp_path / "s.json")], stderr=subprocess.PIPE, text=True)
+        processes.insert(0, player)  # stopped too if the test fails
         wait_for(lambda: served_by(LIVE2), "b's server served a segment")
         health("a", True)
         health("b", False)

@@ -95,10 +95,11 @@ def test_a_steered_session_moves_with_the_ranking_and_on_failure(tmp_path: Path)
              "--manifest", STEERED_MPD, "--algo", "throughput", "--max-buffer", "3",
              "--events", str(events), "--summary", str(tmp_path / "s.json")],
             stderr=subprocess.PIPE, text=True)
+        processes.insert(0, player)  # stopped too if the test fails
         wait_for(lambda: segments_from(events, LIVE) >= 2, "pathway a served")
         rtt("a", 40)  # steering ranks b first at its next reload
         wait_for(lambda: segments_from(events, LIVE2) >= 2, "the session moved to pathway b")
-        stop_all(processes[2:])  # b's origin dies: back to a
+        stop_all(processes[-1:])  # b's origin dies: back to a
         _, stderr = player.communicate(timeout=60)
         assert player.returncode == 0, stderr
     finally:
