@@ -17,6 +17,7 @@ import subprocess
 import sys
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -56,6 +57,19 @@ def headers_of(url: str) -> dict[str, str]:
     with urllib.request.urlopen(url, timeout=5) as response:
         response.read()
         return {k.lower(): v for k, v in response.headers.items()}
+
+
+def assert_within_their_clusters_mb(segments: list[dict[str, Any]]) -> dict[str, int]:
+    """Each segment's bitrate fits the mb its cluster's last video response carried (when a
+    rung fits); each cluster's last mb."""
+    ladder = [r.kbps for r in DEFAULT_LADDER]
+    last_mb: dict[str, int] = {}
+    for segment in segments:
+        mb = last_mb.get(segment["cluster"])
+        if mb is not None and any(kbps <= mb for kbps in ladder):
+            assert segment["bitrate_kbps"] <= mb, (mb, segment)
+        last_mb[segment["cluster"]] = segment["cmsd"]["mb"]
+    return last_mb
 
 
 def test_duress_moves_the_session_and_mb_caps_it(tmp_path: Path) -> None:
@@ -119,13 +133,7 @@ def test_duress_moves_the_session_and_mb_caps_it(tmp_path: Path) -> None:
     # mb: each choice fits the mb its cluster's last video response carried (when a rung
     # fits), and on b (mb about 4000) the throughput rule's choice of the top rung (4300)
     # was capped
-    ladder = [r.kbps for r in DEFAULT_LADDER]
-    last_mb: dict[str, int] = {}
-    for segment in segments:
-        mb = last_mb.get(segment["cluster"])
-        if mb is not None and any(kbps <= mb for kbps in ladder):
-            assert segment["bitrate_kbps"] <= mb, (mb, segment)
-        last_mb[segment["cluster"]] = segment["cmsd"]["mb"]
+    last_mb = assert_within_their_clusters_mb(segments)
     capped = [s for s in segments if "abr_quality" in s]
     assert any(s["pathway"] == "b" and s["abr_quality"] > s["quality"] for s in capped), \
         [(s["pathway"], s["quality"], s["cmsd"]) for s in segments]
@@ -218,11 +226,6 @@ def test_under_dns_the_cap_is_the_mb_of_the_cluster_asked(tmp_path: Path) -> Non
     segments = [e for e in log_of(events) if e["event"] == "segment"]
     clusters = [c for c, _ in itertools.groupby(s["cluster"] for s in segments)]
     assert clusters == ["a", "b", "a"], clusters
+    last_mb = assert_within_their_clusters_mb(segments)
     ladder = [r.kbps for r in DEFAULT_LADDER]
-    last_mb: dict[str, int] = {}
-    for segment in segments:
-        mb = last_mb.get(segment["cluster"])
-        if mb is not None and any(kbps <= mb for kbps in ladder):
-            assert segment["bitrate_kbps"] <= mb, (mb, segment)
-        last_mb[segment["cluster"]] = segment["cmsd"]["mb"]
     assert last_mb["a"] < min(ladder[1:]) <= last_mb["b"], last_mb
